@@ -1,0 +1,1 @@
+"""chatgate: Claude behind the OpenAI Chat Completions API, over gRPC and HTTP."""

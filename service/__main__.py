@@ -1,0 +1,5 @@
+"""``python -m service`` is the ``chatgate`` command."""
+
+from .cli import main
+
+main()

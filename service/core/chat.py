@@ -1,0 +1,247 @@
+"""The use case: validate a request, resolve its model, call the provider, whole or streamed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from chatgate.v1 import chat_pb2, chat_service_pb2
+
+from .compat import Adjustment, CompatReport
+from .errors import DeadlineExceeded, InvalidRequest
+from .models import ModelCatalog, ModelInfo
+from .provider import ChatProvider, ProviderCall, UpstreamInfo
+
+Request = chat_service_pb2.ChatCompletionRequest
+Chunk = chat_pb2.ChatCompletionChunk
+STRICT = chat_pb2.COMPATIBILITY_STRICT
+LENIENT = chat_pb2.COMPATIBILITY_LENIENT
+
+
+@dataclass(slots=True)
+class ChatResult:
+    """A whole completion and what the edges report beside it."""
+
+    completion: chat_pb2.ChatCompletion
+    adjustments: list[Adjustment]
+    upstream: UpstreamInfo
+    started: float
+
+    def overhead_ms(self) -> float:
+        """The gateway's own time: total minus time spent waiting on the upstream."""
+        return max(0.0, (time.monotonic() - self.started - self.upstream.seconds) * 1000)
+
+
+class ChatStream:
+    """A streamed completion. Iterate it for chunks; ``aclose`` releases the upstream.
+
+    The first ``__anext__`` starts the upstream call, so errors before generation
+    surface there, before an edge has sent anything.
+    """
+
+    def __init__(self, chunks: AsyncIterator[Chunk], report: CompatReport, upstream: UpstreamInfo) -> None:
+        self._chunks = chunks
+        self._report = report
+        self.upstream = upstream
+        self.started = time.monotonic()
+
+    @property
+    def adjustments(self) -> list[Adjustment]:
+        return self._report.items
+
+    def __aiter__(self) -> ChatStream:
+        return self
+
+    async def __anext__(self) -> Chunk:
+        return await anext(self._chunks)
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+class ChatService:
+    """Chat completions over one provider, the same for every edge."""
+
+    def __init__(
+        self,
+        catalog: ModelCatalog,
+        provider: ChatProvider,
+        *,
+        strict_by_default: bool = False,
+        max_choices: int = 8,
+    ) -> None:
+        self.catalog = catalog
+        self.provider = provider
+        self.strict_by_default = strict_by_default
+        self.max_choices = max_choices
+
+    def list_models(self) -> list[ModelInfo]:
+        return list(self.catalog)
+
+    def get_model(self, name: str) -> ModelInfo:
+        return self.catalog.resolve(name)
+
+    async def complete(self, request: Request, *, deadline: float | None = None) -> ChatResult:
+        started = time.monotonic()
+        calls = self._prepare(request, deadline)
+        if len(calls) == 1:
+            completion = await self.provider.complete(calls[0])
+        else:
+            replies = await asyncio.gather(*(self.provider.complete(c) for c in calls))
+            completion = merge_completions(replies)
+        return ChatResult(completion, calls[0].report.items, calls[0].upstream, started)
+
+    def stream(self, request: Request, *, deadline: float | None = None) -> ChatStream:
+        calls = self._prepare(request, deadline)
+        include_usage = request.stream_options.include_usage
+        if len(calls) == 1:
+            chunks = self.provider.stream(calls[0])
+        else:
+            chunks = merge_streams([self.provider.stream(c) for c in calls])
+        return ChatStream(with_usage_policy(chunks, include_usage), calls[0].report, calls[0].upstream)
+
+    def _prepare(self, request: Request, deadline: float | None) -> list[ProviderCall]:
+        validate(request, self.max_choices)
+        if deadline is not None and deadline <= time.monotonic():
+            raise DeadlineExceeded("The request's deadline passed before it reached the upstream.")
+        model = self.catalog.resolve(request.model)
+        strict = request.compatibility == STRICT or (
+            request.compatibility != LENIENT and self.strict_by_default
+        )
+        report = CompatReport(strict=strict)
+        n = request.n if request.HasField("n") else 1
+        # All fan-out calls share one report, so each adjustment is listed once.
+        return [ProviderCall(request, model, report, deadline) for _ in range(n)]
+
+
+def validate(request: Request, max_choices: int) -> None:
+    """Checks that hold whatever the upstream; the provider checks Claude's own rules."""
+    if not request.model:
+        raise InvalidRequest("You must provide a model parameter.", param="model", code="missing_required_parameter")
+    if not request.messages:
+        raise InvalidRequest(
+            "`messages` must contain at least one message.", param="messages", code="missing_required_parameter"
+        )
+    for i, message in enumerate(request.messages):
+        if message.role == chat_pb2.ROLE_UNSPECIFIED:
+            raise InvalidRequest(f"messages[{i}] has no role.", param=f"messages[{i}].role")
+    if request.HasField("n") and not 1 <= request.n <= max_choices:
+        raise InvalidRequest(f"`n` must be between 1 and {max_choices} on this gateway.", param="n")
+    for name in ("max_completion_tokens", "max_tokens"):
+        if request.HasField(name) and getattr(request, name) < 1:
+            raise InvalidRequest(f"`{name}` must be at least 1.", param=name)
+    _check_range(request, "temperature", 0.0, 2.0)
+    _check_range(request, "top_p", 0.0, 1.0)
+    if request.HasField("top_k") and request.top_k < 0:
+        raise InvalidRequest("`top_k` must not be negative.", param="top_k")
+
+
+def _check_range(request: Request, name: str, low: float, high: float) -> None:
+    if request.HasField(name) and not low <= getattr(request, name) <= high:
+        raise InvalidRequest(f"`{name}` must be between {low:g} and {high:g}.", param=name)
+
+
+def merge_completions(replies: Sequence[chat_pb2.ChatCompletion]) -> chat_pb2.ChatCompletion:
+    """Joins fan-out replies into one completion with choices 0..n-1 and summed usage.
+
+    Usage is the sum of every upstream call, because each one is billed.
+    """
+    merged = chat_pb2.ChatCompletion()
+    merged.CopyFrom(replies[0])
+    del merged.choices[:]
+    for index, reply in enumerate(replies):
+        choice = merged.choices.add()
+        choice.CopyFrom(reply.choices[0])
+        choice.index = index
+    merged.usage.CopyFrom(sum_usage(r.usage for r in replies))
+    return merged
+
+
+def sum_usage(usages: object) -> chat_pb2.Usage:
+    total = chat_pb2.Usage()
+    for usage in usages:  # type: ignore[attr-defined]
+        total.prompt_tokens += usage.prompt_tokens
+        total.completion_tokens += usage.completion_tokens
+        total.total_tokens += usage.total_tokens
+        details = total.prompt_tokens_details
+        details.cached_tokens += usage.prompt_tokens_details.cached_tokens
+        details.cache_creation_tokens += usage.prompt_tokens_details.cache_creation_tokens
+        total.completion_tokens_details.reasoning_tokens += usage.completion_tokens_details.reasoning_tokens
+    return total
+
+
+async def with_usage_policy(chunks: AsyncIterator[Chunk], include_usage: bool) -> AsyncIterator[Chunk]:
+    """Moves the usage that providers attach to finishing chunks into OpenAI's
+    separate usage-only last chunk, or drops it when the client did not ask."""
+    usages: list[chat_pb2.Usage] = []
+    template: Chunk | None = None
+    try:
+        async for chunk in chunks:
+            if chunk.HasField("usage"):
+                usages.append(chat_pb2.Usage())
+                usages[-1].CopyFrom(chunk.usage)
+                chunk.ClearField("usage")
+            template = chunk
+            yield chunk
+    finally:
+        with contextlib.suppress(RuntimeError):
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+    if include_usage and template is not None:
+        yield Chunk(id=template.id, created=template.created, model=template.model, usage=sum_usage(usages))
+
+
+_DONE = object()
+
+
+async def merge_streams(streams: Sequence[AsyncIterator[Chunk]]) -> AsyncIterator[Chunk]:
+    """Interleaves fan-out streams as choices 0..n-1 of one completion.
+
+    The first failure cancels every other stream and is raised; closing the
+    merged stream closes them all.
+    """
+    queue: asyncio.Queue[object] = asyncio.Queue(maxsize=4 * len(streams))
+
+    async def pump(index: int, stream: AsyncIterator[Chunk]) -> None:
+        try:
+            async for chunk in stream:
+                for choice in chunk.choices:
+                    choice.index = index
+                await queue.put(chunk)
+        except Exception as exc:
+            await queue.put(exc)
+        finally:
+            await queue.put(_DONE)
+
+    tasks = [asyncio.create_task(pump(i, s)) for i, s in enumerate(streams)]
+    identity: Chunk | None = None
+    try:
+        running = len(tasks)
+        while running:
+            item = await queue.get()
+            if item is _DONE:
+                running -= 1
+            elif isinstance(item, Exception):
+                raise item
+            else:
+                assert isinstance(item, Chunk)
+                if identity is None:
+                    identity = item
+                else:  # one id, time and model for the whole completion
+                    item.id, item.created, item.model = identity.id, identity.created, identity.model
+                yield item
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for stream in streams:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()

@@ -1,0 +1,56 @@
+"""The compatibility policy: every request field Claude cannot honour exactly is
+either adjusted and reported (lenient) or rejected naming the field (strict)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .errors import InvalidRequest
+
+Action = Literal["dropped", "adjusted"]
+
+
+@dataclass(frozen=True, slots=True)
+class Adjustment:
+    """One change the gateway made to a request, for the response header and the log."""
+
+    param: str
+    action: Action
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.param}={self.action}: {self.detail}"
+
+
+class CompatReport:
+    """Collects adjustments for one request, or raises at the first one when strict."""
+
+    __slots__ = ("items", "strict")
+
+    def __init__(self, *, strict: bool) -> None:
+        self.strict = strict
+        self.items: list[Adjustment] = []
+
+    def drop(self, param: str, detail: str) -> None:
+        """The field has no Claude equivalent and is left out."""
+        self._record(Adjustment(param, "dropped", detail))
+
+    def adjust(self, param: str, detail: str) -> None:
+        """The field is sent in a changed form that Claude accepts."""
+        self._record(Adjustment(param, "adjusted", detail))
+
+    def _record(self, item: Adjustment) -> None:
+        if self.strict:
+            raise InvalidRequest(
+                f"`{item.param}` cannot be honoured exactly by Claude ({item.detail}); "
+                "the request uses strict compatibility, so it was rejected.",
+                param=item.param,
+                code="unsupported_parameter",
+            )
+        if item not in self.items:
+            self.items.append(item)
+
+    def header_value(self) -> str:
+        """A compact, ASCII-only list for the `x-chatgate-adjusted` header."""
+        return ", ".join(f"{a.param}={a.action}" for a in self.items)

@@ -1,0 +1,17 @@
+"""Whether the process should receive traffic; read by readiness probes on both edges."""
+
+from __future__ import annotations
+
+
+class Lifecycle:
+    """Ready once both listeners are up; not ready again once draining begins."""
+
+    __slots__ = ("draining", "started")
+
+    def __init__(self) -> None:
+        self.started = False
+        self.draining = False
+
+    @property
+    def ready(self) -> bool:
+        return self.started and not self.draining

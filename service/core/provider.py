@@ -1,0 +1,52 @@
+"""The provider protocol: the one seam between the use case and an upstream API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from chatgate.v1 import chat_pb2, chat_service_pb2
+
+from .compat import CompatReport
+from .models import ModelInfo
+
+
+@dataclass(slots=True)
+class UpstreamInfo:
+    """What the provider learned from the upstream response, for the edges."""
+
+    # Headers safe to pass to the client (rate limits, upstream request id).
+    headers: dict[str, str] = field(default_factory=dict)
+    # Seconds spent waiting on the upstream, for the gateway's own overhead.
+    seconds: float = 0.0
+
+
+@dataclass(slots=True)
+class ProviderCall:
+    """Everything a provider needs for one upstream call."""
+
+    request: chat_service_pb2.ChatCompletionRequest
+    model: ModelInfo
+    report: CompatReport
+    # `time.monotonic()` value after which the call must be abandoned, if any.
+    deadline: float | None = None
+    upstream: UpstreamInfo = field(default_factory=UpstreamInfo)
+
+
+class ChatProvider(Protocol):
+    """An upstream that completes chats.
+
+    ``complete`` returns one whole completion with a single choice (index 0).
+    ``stream`` yields chunks for a single choice (index 0): the first carries
+    ``delta.role``, the last carries ``finish_reason`` and the whole call's
+    ``usage``. Either raises a ``GatewayError``; a stream that cannot reach its
+    natural end raises rather than stopping early. Closing the stream iterator
+    (or cancelling its task) must release the upstream request at once.
+    """
+
+    async def complete(self, call: ProviderCall) -> chat_pb2.ChatCompletion: ...
+
+    def stream(self, call: ProviderCall) -> AsyncIterator[chat_pb2.ChatCompletionChunk]: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,121 @@
+"""The composition root: builds the core, the provider and both edges, and runs them in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import uvicorn
+
+from .config import Settings
+from .core import ChatService, ModelCatalog
+from .core.auth import KeyChecker
+from .core.lifecycle import Lifecycle
+from .grpc_api import GrpcSettings, build_grpc_server
+from .http_api import HttpSettings, create_app
+from .providers.anthropic import AnthropicProvider, AnthropicSettings
+from .simulator import Simulator
+
+log = logging.getLogger("chatgate")
+SIMULATOR_KEY = "sk-ant-simulator"
+
+
+class QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the gateway shuts both listeners down together."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, reuse_port=True, backlog=2048)
+
+
+def uvicorn_server(app: object, log_level: str, grace: float) -> QuietServer:
+    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off", http="httptools",
+                            timeout_graceful_shutdown=int(grace), server_header=False, date_header=False)
+    return QuietServer(config)
+
+
+@dataclass(slots=True)
+class Upstream:
+    base_url: str
+    api_key: str
+    simulator: QuietServer | None = None
+
+
+async def start_upstream(settings: Settings) -> Upstream:
+    """The real Anthropic API when a key is set; otherwise the simulator, in-process on a loopback port."""
+    if not settings.uses_simulator:
+        return Upstream(settings.anthropic_base_url, settings.anthropic_api_key)
+    sock = bind("127.0.0.1", 0)
+    server = uvicorn_server(Simulator(), "warning", 0)
+    asyncio.create_task(server.serve(sockets=[sock]))
+    port = sock.getsockname()[1]
+    log.warning("=" * 72)
+    log.warning("ANTHROPIC_API_KEY is not set: serving from the built-in SIMULATOR on 127.0.0.1:%d.", port)
+    log.warning("Replies are deterministic stand-ins, not Claude. Set ANTHROPIC_API_KEY to call Anthropic.")
+    log.warning("=" * 72)
+    return Upstream(f"http://127.0.0.1:{port}", SIMULATOR_KEY, server)
+
+
+def build_chat(settings: Settings, upstream: Upstream) -> ChatService:
+    catalog = (ModelCatalog.from_config(settings.models, replace_defaults=settings.replace_default_models)
+               if settings.models or settings.replace_default_models else ModelCatalog.default())
+    provider = AnthropicProvider(AnthropicSettings(base_url=upstream.base_url, api_key=upstream.api_key,
+                                                   read_timeout=settings.read_timeout))
+    return ChatService(catalog, provider, strict_by_default=settings.compatibility == "strict",
+                       max_choices=settings.max_choices)
+
+
+async def serve(settings: Settings) -> None:
+    upstream = await start_upstream(settings)
+    chat = build_chat(settings, upstream)
+    keys = KeyChecker(settings.api_keys)
+    lifecycle = Lifecycle()
+    grpc_server = build_grpc_server(chat, keys, f"{settings.host}:{settings.grpc_port}",
+                                    GrpcSettings(reflection=settings.reflection,
+                                                 max_message_bytes=settings.max_body_bytes))
+    http_socket = bind(settings.host, settings.http_port)
+    http_server = uvicorn_server(create_app(chat, keys, lifecycle, HttpSettings(settings.max_body_bytes)),
+                                 settings.log_level, settings.shutdown_grace)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await grpc_server.start()
+    http_task = asyncio.create_task(http_server.serve(sockets=[http_socket]))
+    while not http_server.started and not http_task.done():
+        await asyncio.sleep(0.01)
+    lifecycle.started = True
+    log.info("chatgate serving HTTP on http://%s:%d and gRPC on %s:%d%s", settings.host,
+             http_socket.getsockname()[1], settings.host, grpc_server.port,
+             "" if keys.enabled else " (no API keys configured: authentication is off)")
+    await asyncio.wait([asyncio.ensure_future(stop.wait()), http_task], return_when=asyncio.FIRST_COMPLETED)
+    log.info("shutting down: draining for up to %.0f s", settings.shutdown_grace)
+    lifecycle.draining = True
+    http_server.should_exit = True
+    await asyncio.gather(grpc_server.stop(settings.shutdown_grace), http_task, return_exceptions=True)
+    await chat.provider.aclose()
+    if upstream.simulator is not None:
+        upstream.simulator.should_exit = True
+    log.info("chatgate stopped")
+
+
+async def simulate(host: str, port: int, api_key: str | None, replay_dir: str | None) -> None:
+    from pathlib import Path
+
+    sock = bind(host, port)
+    server = uvicorn_server(Simulator(api_key=api_key, replay_dir=Path(replay_dir) if replay_dir else None),
+                            "info", 0)
+    log.warning("chatgate SIMULATOR of Anthropic's Messages API on http://%s:%d (not Claude)", host,
+                sock.getsockname()[1])
+    server.config.install_signal_handlers = True
+    await uvicorn.Server.serve(server, sockets=[sock])

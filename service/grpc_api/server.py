@@ -1,0 +1,66 @@
+"""Builds the grpc.aio server: the chat service, standard health checking, optional reflection."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from chatgate.v1 import chat_service_pb2, chat_service_pb2_grpc
+from service.core import ChatService
+from service.core.auth import KeyChecker
+
+from .servicer import ChatCompletionServicer
+
+SERVICE_NAME = chat_service_pb2.DESCRIPTOR.services_by_name["ChatCompletionService"].full_name
+
+
+@dataclass(frozen=True, slots=True)
+class GrpcSettings:
+    reflection: bool = True
+    # Matches the HTTP body limit; larger messages fail with RESOURCE_EXHAUSTED.
+    max_message_bytes: int = 8 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class GrpcServer:
+    server: grpc.aio.Server
+    health: health.aio.HealthServicer
+    port: int
+
+    async def start(self) -> None:
+        await self.server.start()
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def stop(self, grace: float) -> None:
+        """Marks every service NOT_SERVING, then lets in-flight calls finish within ``grace``."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+
+
+def build_grpc_server(
+    chat: ChatService, keys: KeyChecker, address: str, settings: GrpcSettings | None = None
+) -> GrpcServer:
+    settings = settings or GrpcSettings()
+    options = [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        # Allow clients that ping every 10 s, even between calls, without GOAWAY.
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.so_reuseport", 1),
+    ]
+    server = grpc.aio.server(options=options)
+    chat_service_pb2_grpc.add_ChatCompletionServiceServicer_to_server(ChatCompletionServicer(chat, keys), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    if settings.reflection:
+        names = (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(names, server)
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"could not bind the gRPC listener to {address}")
+    return GrpcServer(server, health_servicer, port)

@@ -1,0 +1,61 @@
+"""GatewayError -> HTTP status, headers and OpenAI error JSON, in one place."""
+
+from __future__ import annotations
+
+import math
+
+import orjson
+
+from service.core import errors
+
+# Most specific class first is not needed: lookup walks each error's MRO.
+STATUS: dict[type[errors.GatewayError], int] = {
+    errors.InvalidRequest: 400,
+    errors.AuthenticationFailed: 401,
+    errors.PermissionDenied: 403,
+    errors.ModelNotFound: 404,
+    errors.RequestTooLarge: 413,
+    errors.ClientError: 400,
+    errors.RateLimited: 429,
+    errors.UpstreamAuthFailed: 502,
+    errors.UpstreamError: 502,
+    errors.UpstreamOverloaded: 503,
+    errors.UpstreamUnavailable: 502,
+    errors.UpstreamTimeout: 504,
+    errors.IncompleteStream: 502,
+    errors.DeadlineExceeded: 504,
+    errors.InternalError: 500,
+    errors.GatewayError: 500,
+}
+
+
+def http_status(error: errors.GatewayError) -> int:
+    if isinstance(error, errors.UpstreamRejected) and error.upstream_status:
+        return error.upstream_status
+    if isinstance(error, errors.UpstreamUnavailable) and error.upstream_status in (502, 503, 504):
+        return error.upstream_status
+    for cls in type(error).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+def error_body(error: errors.GatewayError) -> dict[str, object]:
+    return {"error": {"message": error.message, "type": error.type, "param": error.param, "code": error.code}}
+
+
+def error_json(error: errors.GatewayError) -> bytes:
+    return orjson.dumps(error_body(error))
+
+
+def error_headers(error: errors.GatewayError) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    if error.retry_after is not None:
+        headers["retry-after"] = str(math.ceil(error.retry_after))
+        headers["retry-after-ms"] = str(int(error.retry_after * 1000))
+    if not error.retryable and http_status(error) >= 429:
+        # The OpenAI SDK retries 429 and 5xx by status alone; this stops a futile retry.
+        headers["x-should-retry"] = "false"
+    if error.upstream_request_id:
+        headers["x-request-id"] = error.upstream_request_id
+    return headers

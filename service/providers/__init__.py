@@ -1,0 +1,1 @@
+"""Upstream providers; each implements ``service.core.ChatProvider``."""

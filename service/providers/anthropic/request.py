@@ -1,0 +1,473 @@
+"""OpenAI-shaped request (chatgate.v1) -> Anthropic Messages API body. Pure functions.
+
+Each rule of WIRE.md's request table is one small function here; anything Claude
+cannot honour exactly goes through the call's ``CompatReport``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from google.protobuf import json_format, struct_pb2
+
+from chatgate.v1 import chat_pb2, chat_service_pb2
+from service.core import CompatReport, ModelInfo, ProviderCall
+from service.core.errors import InvalidRequest
+
+Request = chat_service_pb2.ChatCompletionRequest
+JsonObject = dict[str, Any]
+
+IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+# The forced tool that carries JSON-mode output on models without native
+# structured output; its input becomes the message content.
+JSON_TOOL_NAME = "chatgate_json_response"
+EMPTY_SCHEMA: JsonObject = {"type": "object", "properties": {}}
+THINKING_MIN_BUDGET = 1024
+ADAPTIVE_EFFORTS = {"minimal": "low", "low": "low", "medium": "medium", "high": "high"}
+EFFORT_NAMES = {
+    chat_pb2.REASONING_EFFORT_MINIMAL: "minimal",
+    chat_pb2.REASONING_EFFORT_LOW: "low",
+    chat_pb2.REASONING_EFFORT_MEDIUM: "medium",
+    chat_pb2.REASONING_EFFORT_HIGH: "high",
+}
+
+# Request fields with no Claude equivalent: dropped (lenient) or rejected (strict).
+UNSUPPORTED_OPTIONAL = ("seed", "logprobs", "top_logprobs", "presence_penalty", "frequency_penalty", "store",
+                        "service_tier")
+UNSUPPORTED_COLLECTIONS = ("logit_bias", "metadata")
+UNSUPPORTED_MESSAGES = ("audio", "prediction")
+
+
+@dataclass(slots=True)
+class AnthropicRequest:
+    """The upstream body plus what the response mapping must know about it."""
+
+    body: JsonObject
+    betas: list[str] = field(default_factory=list)
+    json_tool: str | None = None
+
+
+def to_anthropic(call: ProviderCall, *, stream: bool) -> AnthropicRequest:
+    request, model, report = call.request, call.model, call.report
+    system, messages = map_messages(request.messages, report)
+    body: JsonObject = {"model": model.upstream_id, "messages": messages}
+    if system:
+        body["system"] = system
+    body["max_tokens"] = max_tokens(request, model, report)
+    map_sampling(request, model, report, body)
+    stop = stop_sequences(request.stop, report)
+    if stop:
+        body["stop_sequences"] = stop
+    if stream:
+        body["stream"] = True
+    if request.user:
+        body["metadata"] = {"user_id": request.user}
+    mapped = AnthropicRequest(body, betas=list(request.anthropic_beta))
+    map_tools(request, body, report)
+    map_thinking(request, model, report, body)
+    map_response_format(request, model, report, mapped)
+    report_unsupported(request, report)
+    return mapped
+
+
+# --- messages ---------------------------------------------------------------
+
+
+def map_messages(messages: Sequence[chat_pb2.ChatMessage], report: CompatReport) -> tuple[list[JsonObject], list[JsonObject]]:
+    """Hoists system and developer messages, in order, into ``system`` blocks and
+    turns the rest into alternating Anthropic turns. Consecutive turns of one
+    role (for example several tool results) are merged into one turn."""
+    system: list[JsonObject] = []
+    turns: list[JsonObject] = []
+    for i, message in enumerate(messages):
+        role = message.role
+        if message.name:
+            report.drop(f"messages[{i}].name", "Claude has no participant names")
+        if role in (chat_pb2.ROLE_SYSTEM, chat_pb2.ROLE_DEVELOPER):
+            system.extend(system_blocks(message, i))
+            continue
+        if role == chat_pb2.ROLE_USER:
+            blocks = content_blocks(message.content, f"messages[{i}]")
+            if not blocks:
+                raise InvalidRequest(f"messages[{i}] has no content.", param=f"messages[{i}].content")
+            append_turn(turns, "user", blocks)
+        elif role == chat_pb2.ROLE_ASSISTANT:
+            blocks = assistant_blocks(message, i)
+            if not blocks:
+                report.drop(f"messages[{i}]", "an assistant message with no content or tool calls")
+                continue
+            append_turn(turns, "assistant", blocks)
+        elif role == chat_pb2.ROLE_TOOL:
+            append_turn(turns, "user", [tool_result_block(message, i)])
+        else:
+            raise InvalidRequest(f"messages[{i}] has an unknown role.", param=f"messages[{i}].role")
+    if not turns:
+        raise InvalidRequest(
+            "The conversation needs at least one user, assistant or tool message besides system messages.",
+            param="messages",
+        )
+    return system, turns
+
+
+def append_turn(turns: list[JsonObject], role: str, blocks: list[JsonObject]) -> None:
+    if turns and turns[-1]["role"] == role:
+        turns[-1]["content"].extend(blocks)
+    else:
+        turns.append({"role": role, "content": blocks})
+
+
+def system_blocks(message: chat_pb2.ChatMessage, i: int) -> list[JsonObject]:
+    blocks = content_blocks(message.content, f"messages[{i}]")
+    for j, block in enumerate(blocks):
+        if block["type"] != "text":
+            raise InvalidRequest(
+                "System and developer messages may only contain text.", param=f"messages[{i}].content[{j}]"
+            )
+    return blocks
+
+
+def content_blocks(parts: Sequence[chat_pb2.ContentPart], where: str) -> list[JsonObject]:
+    """Maps content parts to Anthropic blocks, dropping empty text (which Claude rejects)."""
+    blocks: list[JsonObject] = []
+    for j, part in enumerate(parts):
+        block = content_block(part, f"{where}.content[{j}]")
+        if block is None:
+            continue
+        if part.HasField("cache_control"):
+            block["cache_control"] = cache_control(part.cache_control)
+        blocks.append(block)
+    return blocks
+
+
+def content_block(part: chat_pb2.ContentPart, param: str) -> JsonObject | None:
+    kind = part.WhichOneof("part")
+    if kind == "text":
+        return {"type": "text", "text": part.text} if part.text else None
+    if kind == "image_url":
+        return image_block(part.image_url.url, f"{param}.image_url")
+    if kind == "file":
+        return document_block(part.file, f"{param}.file")
+    if kind == "input_audio":
+        raise InvalidRequest("Claude does not accept audio input.", param=f"{param}.input_audio")
+    raise InvalidRequest("A content part is empty.", param=param)
+
+
+def image_block(url: str, param: str) -> JsonObject:
+    if url.startswith("data:"):
+        media_type, data = parse_data_url(url, param)
+        if media_type not in IMAGE_MEDIA_TYPES:
+            raise InvalidRequest(
+                f"Image type `{media_type}` is not supported; use JPEG, PNG, GIF or WebP.", param=param
+            )
+        return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+    if url.startswith(("https://", "http://")):
+        # Passed by reference: Anthropic fetches it; the gateway never does (no SSRF surface).
+        return {"type": "image", "source": {"type": "url", "url": url}}
+    raise InvalidRequest("An image URL must be a `data:` URL or an http(s) URL.", param=param)
+
+
+def document_block(file: chat_pb2.FileInput, param: str) -> JsonObject:
+    if file.file_id:
+        raise InvalidRequest("Uploaded file ids are not supported; send the file as `file_data`.", param=param)
+    if not file.file_data:
+        raise InvalidRequest("A file part needs `file_data`.", param=param)
+    media_type, data = parse_data_url(file.file_data, f"{param}.file_data")
+    if media_type == "application/pdf":
+        source: JsonObject = {"type": "base64", "media_type": media_type, "data": data}
+    elif media_type == "text/plain":
+        text = base64.b64decode(data).decode("utf-8", "replace")
+        source = {"type": "text", "media_type": media_type, "data": text}
+    else:
+        raise InvalidRequest(f"File type `{media_type}` is not supported; use PDF or plain text.", param=param)
+    block: JsonObject = {"type": "document", "source": source}
+    if file.filename:
+        block["title"] = file.filename
+    return block
+
+
+def parse_data_url(url: str, param: str) -> tuple[str, str]:
+    header, sep, data = url.partition(",")
+    if not sep or not header.endswith(";base64"):
+        raise InvalidRequest("A data URL must have the form `data:<type>;base64,<data>`.", param=param)
+    media_type = header[len("data:") : -len(";base64")].strip().lower()
+    try:
+        base64.b64decode(data[:64].ljust(4 * ((min(len(data), 64) + 3) // 4), "="), validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequest("The data URL's payload is not valid base64.", param=param) from None
+    return media_type, data
+
+
+def cache_control(control: chat_pb2.CacheControl) -> JsonObject:
+    out: JsonObject = {"type": control.type or "ephemeral"}
+    if control.ttl:
+        out["ttl"] = control.ttl
+    return out
+
+
+def assistant_blocks(message: chat_pb2.ChatMessage, i: int) -> list[JsonObject]:
+    """Thinking first and verbatim (Claude verifies signatures), then text, then tool calls."""
+    blocks = [thinking_block(b, f"messages[{i}].thinking_blocks[{k}]") for k, b in enumerate(message.thinking_blocks)]
+    blocks += content_blocks(message.content, f"messages[{i}]")
+    blocks += [tool_use_block(call, f"messages[{i}].tool_calls[{k}]") for k, call in enumerate(message.tool_calls)]
+    return blocks
+
+
+def thinking_block(block: chat_pb2.ThinkingBlock, param: str) -> JsonObject:
+    if block.type == "redacted_thinking":
+        return {"type": "redacted_thinking", "data": block.data}
+    if block.type in ("thinking", ""):
+        return {"type": "thinking", "thinking": block.thinking, "signature": block.signature}
+    raise InvalidRequest(f"Unknown thinking block type `{block.type}`.", param=f"{param}.type")
+
+
+def tool_use_block(call: chat_pb2.ToolCall, param: str) -> JsonObject:
+    if not call.id:
+        raise InvalidRequest("A tool call needs an `id`.", param=f"{param}.id")
+    if not call.function.name:
+        raise InvalidRequest("A tool call needs a function name.", param=f"{param}.function.name")
+    return {"type": "tool_use", "id": call.id, "name": call.function.name,
+            "input": parse_arguments(call.function.arguments, f"{param}.function.arguments")}
+
+
+def parse_arguments(arguments: str, param: str) -> JsonObject:
+    """OpenAI sends arguments as JSON text; Claude wants the object. ``""`` means ``{}``."""
+    if not arguments.strip():
+        return {}
+    try:
+        value = orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("Tool call arguments are not valid JSON.", param=param) from None
+    if not isinstance(value, dict):
+        raise InvalidRequest("Tool call arguments must be a JSON object.", param=param)
+    return value
+
+
+def tool_result_block(message: chat_pb2.ChatMessage, i: int) -> JsonObject:
+    if not message.tool_call_id:
+        raise InvalidRequest("A tool message needs `tool_call_id`.", param=f"messages[{i}].tool_call_id")
+    block: JsonObject = {"type": "tool_result", "tool_use_id": message.tool_call_id}
+    content = content_blocks(message.content, f"messages[{i}]")
+    if content:
+        only_text = all(b["type"] == "text" and "cache_control" not in b for b in content)
+        block["content"] = "".join(b["text"] for b in content) if only_text else content
+    return block
+
+
+# --- generation settings ----------------------------------------------------
+
+
+def max_tokens(request: Request, model: ModelInfo, report: CompatReport) -> int:
+    """OpenAI's "no limit" is the model's maximum output, never a small default."""
+    if request.HasField("max_completion_tokens"):
+        wanted, name = request.max_completion_tokens, "max_completion_tokens"
+    elif request.HasField("max_tokens"):
+        wanted, name = request.max_tokens, "max_tokens"
+    else:
+        return model.max_output_tokens
+    if wanted > model.max_output_tokens:
+        report.adjust(name, f"lowered to {model.id}'s maximum output of {model.max_output_tokens}")
+        return model.max_output_tokens
+    return wanted
+
+
+def map_sampling(request: Request, model: ModelInfo, report: CompatReport, body: JsonObject) -> None:
+    if request.HasField("temperature"):
+        if request.temperature > 1.0:
+            report.adjust("temperature", "clamped to 1, Claude's maximum")
+            body["temperature"] = 1.0
+        else:
+            body["temperature"] = request.temperature
+    if request.HasField("top_p"):
+        if model.sampling_exclusive and "temperature" in body:
+            report.drop("top_p", f"{model.id} accepts only one of temperature and top_p")
+        else:
+            body["top_p"] = request.top_p
+    if request.HasField("top_k"):
+        body["top_k"] = request.top_k
+
+
+def stop_sequences(stop: Sequence[str], report: CompatReport) -> list[str]:
+    kept = []
+    for k, sequence in enumerate(stop):
+        if sequence.strip():
+            kept.append(sequence)
+        else:
+            report.drop(f"stop[{k}]", "Claude rejects whitespace-only stop sequences")
+    return kept
+
+
+def map_tools(request: Request, body: JsonObject, report: CompatReport) -> None:
+    if request.tools:
+        body["tools"] = [tool_definition(tool, f"tools[{k}]") for k, tool in enumerate(request.tools)]
+    choice = tool_choice(request, body)
+    if choice is not None:
+        body["tool_choice"] = choice
+
+
+def tool_definition(tool: chat_pb2.Tool, param: str) -> JsonObject:
+    if tool.type not in ("function", ""):
+        raise InvalidRequest(f"Tool type `{tool.type}` is not supported.", param=f"{param}.type")
+    function = tool.function
+    if not function.name:
+        raise InvalidRequest("A tool needs a function name.", param=f"{param}.function.name")
+    out: JsonObject = {"name": function.name}
+    if function.description:
+        out["description"] = function.description
+    out["input_schema"] = struct_to_json(function.parameters) if function.HasField("parameters") else EMPTY_SCHEMA
+    if function.HasField("strict") and function.strict:
+        out["strict"] = True
+    if tool.HasField("cache_control"):
+        out["cache_control"] = cache_control(tool.cache_control)
+    return out
+
+
+def tool_choice(request: Request, body: JsonObject) -> JsonObject | None:
+    kind = request.tool_choice.WhichOneof("choice") if request.HasField("tool_choice") else None
+    choice: JsonObject | None = None
+    if kind == "function_name":
+        choice = {"type": "tool", "name": request.tool_choice.function_name}
+    elif kind == "mode" and request.tool_choice.mode != chat_pb2.TOOL_CHOICE_MODE_UNSPECIFIED:
+        choice = {"type": {chat_pb2.TOOL_CHOICE_MODE_AUTO: "auto", chat_pb2.TOOL_CHOICE_MODE_NONE: "none",
+                           chat_pb2.TOOL_CHOICE_MODE_REQUIRED: "any"}[request.tool_choice.mode]}
+    if "tools" not in body:
+        if choice is not None and choice["type"] != "none":
+            raise InvalidRequest("`tool_choice` needs `tools`.", param="tool_choice")
+        return None
+    if request.HasField("parallel_tool_calls") and not request.parallel_tool_calls:
+        choice = choice or {"type": "auto"}
+        if choice["type"] != "none":
+            choice["disable_parallel_tool_use"] = True
+    return choice
+
+
+def map_thinking(request: Request, model: ModelInfo, report: CompatReport, body: JsonObject) -> None:
+    thinking = thinking_setting(request, model, report)
+    if thinking is None:
+        return
+    body["thinking"] = thinking
+    if thinking["type"] == "disabled":
+        return
+    if thinking["type"] == "enabled":
+        budget = thinking["budget_tokens"]
+        if body["max_tokens"] <= budget:
+            # Claude counts thinking inside max_tokens; keep the asked-for room for the answer.
+            raised = min(model.max_output_tokens, budget + body["max_tokens"])
+            if raised <= budget:
+                raise InvalidRequest("The thinking budget must be below the output limit.", param="max_tokens")
+            report.adjust("max_tokens", f"raised to {raised} to hold the thinking budget of {budget}")
+            body["max_tokens"] = raised
+    apply_thinking_constraints(body, report)
+
+
+def thinking_setting(request: Request, model: ModelInfo, report: CompatReport) -> JsonObject | None:
+    if request.HasField("thinking") and request.thinking.type != chat_pb2.THINKING_TYPE_UNSPECIFIED:
+        kind = request.thinking.type
+        if kind == chat_pb2.THINKING_TYPE_DISABLED:
+            return {"type": "disabled"}
+        if kind == chat_pb2.THINKING_TYPE_ADAPTIVE:
+            if model.thinking == "adaptive":
+                return {"type": "adaptive"}
+            report.adjust("thinking", f"{model.id} has no adaptive thinking; a medium budget is used")
+            return budget_thinking(model, "medium")
+        budget = request.thinking.budget_tokens
+        if budget < THINKING_MIN_BUDGET:
+            raise InvalidRequest(f"`thinking.budget_tokens` must be at least {THINKING_MIN_BUDGET}.",
+                                 param="thinking.budget_tokens")
+        return {"type": "enabled", "budget_tokens": budget}
+    effort = EFFORT_NAMES.get(request.reasoning_effort)
+    if effort is None:
+        return None
+    if model.thinking == "none":
+        report.drop("reasoning_effort", f"{model.id} does not support extended thinking")
+        return None
+    if model.thinking == "adaptive":
+        if effort == "minimal":
+            report.adjust("reasoning_effort", "minimal is sent as Claude's low effort")
+        return {"type": "adaptive", "effort": ADAPTIVE_EFFORTS[effort]}
+    return budget_thinking(model, effort)
+
+
+def budget_thinking(model: ModelInfo, effort: str) -> JsonObject:
+    return {"type": "enabled", "budget_tokens": model.reasoning_budgets[effort]}
+
+
+def apply_thinking_constraints(body: JsonObject, report: CompatReport) -> None:
+    """Thinking requires default sampling and lets the model choose whether to call tools."""
+    thinking = body["thinking"]
+    if "effort" in thinking:  # adaptive: effort travels in output_config
+        body.setdefault("output_config", {})["effort"] = thinking.pop("effort")
+    if body.get("temperature", 1.0) != 1.0:
+        report.drop("temperature", "thinking requires the default temperature")
+        del body["temperature"]
+    if "top_k" in body:
+        report.drop("top_k", "thinking does not allow top_k")
+        del body["top_k"]
+    if "top_p" in body and body["top_p"] < 0.95:
+        report.adjust("top_p", "raised to 0.95, the lowest thinking allows")
+        body["top_p"] = 0.95
+    choice = body.get("tool_choice")
+    if choice is not None and choice["type"] in ("any", "tool"):
+        report.adjust("tool_choice", "thinking only allows auto or none; auto is used")
+        choice["type"] = "auto"
+        choice.pop("name", None)
+
+
+def map_response_format(request: Request, model: ModelInfo, report: CompatReport, mapped: AnthropicRequest) -> None:
+    fmt = request.response_format.type if request.HasField("response_format") else 0
+    if fmt in (chat_pb2.RESPONSE_FORMAT_TYPE_UNSPECIFIED, chat_pb2.RESPONSE_FORMAT_TYPE_TEXT):
+        return
+    body = mapped.body
+    if fmt == chat_pb2.RESPONSE_FORMAT_TYPE_JSON_SCHEMA:
+        spec = request.response_format.json_schema
+        if not spec.HasField("schema"):
+            raise InvalidRequest("`json_schema.schema` is required.", param="response_format.json_schema.schema")
+        schema = struct_to_json(spec.schema)
+        if model.structured_output:
+            body.setdefault("output_config", {})["format"] = {"type": "json_schema", "schema": schema}
+            return
+        description = spec.description or f"Reply with JSON matching the `{spec.name or 'response'}` schema."
+    else:
+        schema = {"type": "object", "additionalProperties": True}
+        description = "Reply with a single JSON object."
+    if "thinking" in body and body["thinking"]["type"] != "disabled":
+        raise InvalidRequest(f"{model.id} cannot combine JSON output with thinking.", param="response_format")
+    if request.tools:
+        report.adjust("tool_choice", "the JSON response tool is forced, so other tools are not called")
+    body.setdefault("tools", []).append({"name": JSON_TOOL_NAME, "description": description, "input_schema": schema})
+    body["tool_choice"] = {"type": "tool", "name": JSON_TOOL_NAME}
+    mapped.json_tool = JSON_TOOL_NAME
+
+
+def report_unsupported(request: Request, report: CompatReport) -> None:
+    for name in UNSUPPORTED_OPTIONAL:
+        if request.HasField(name):
+            report.drop(name, "Claude has no equivalent")
+    for name in UNSUPPORTED_COLLECTIONS:
+        if getattr(request, name):
+            report.drop(name, "Claude has no equivalent")
+    for name in UNSUPPORTED_MESSAGES:
+        if request.HasField(name):
+            report.drop(name, "Claude has no equivalent")
+    if any(m != "text" for m in request.modalities):
+        report.drop("modalities", "Claude only produces text")
+
+
+def struct_to_json(struct: struct_pb2.Struct) -> JsonObject:
+    """A Struct as plain JSON; numbers that are whole come back as integers,
+    since protobuf stores every JSON number as a double."""
+    return _restore_ints(json_format.MessageToDict(struct))  # type: ignore[no-any-return]
+
+
+def _restore_ints(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _restore_ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_restore_ints(v) for v in value]
+    return value

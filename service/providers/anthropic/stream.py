@@ -1,0 +1,182 @@
+"""Anthropic SSE events -> chatgate.v1 chunks: one small state machine, fed one event at a time.
+
+Per event it does one JSON parse and builds at most one chunk; that is the whole
+per-chunk cost, so keep it that way.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from chatgate.v1 import chat_pb2
+from service.core.errors import IncompleteStream, UpstreamError
+
+from .errors import error_from_event
+from .response import finish_reason, usage_from
+
+log = logging.getLogger("chatgate.anthropic")
+
+Chunk = chat_pb2.ChatCompletionChunk
+Delta = chat_pb2.Delta
+ChunkChoice = chat_pb2.ChunkChoice
+ToolCall = chat_pb2.ToolCall
+FunctionCall = chat_pb2.FunctionCall
+ASSISTANT = chat_pb2.ROLE_ASSISTANT
+# A chunk with no choices and no usage: the edges turn it into a keep-alive
+# (an SSE comment) or skip it (gRPC). It carries Anthropic's `ping` events.
+HEARTBEAT = Chunk()
+_unknown_logged: set[str] = set()
+
+
+@dataclass(slots=True)
+class _Block:
+    kind: str
+    tool_index: int = -1
+    has_arguments: bool = False
+    text: list[str] = field(default_factory=list)
+    signature: str = ""
+    data: str = ""
+
+
+class StreamTranslator:
+    """Keeps what an OpenAI stream needs across events: the ids, our own tool-call
+    counter (never Anthropic's block index), open blocks, usage and stop reason."""
+
+    __slots__ = ("_blocks", "_json_tool", "_tool_count", "_usage", "created", "finished", "id", "model",
+                 "request_id")
+
+    def __init__(self, *, json_tool: str | None = None, request_id: str | None = None) -> None:
+        self.id = ""
+        self.model = ""
+        self.created = int(time.time())
+        self.finished = False
+        self.request_id = request_id
+        self._json_tool = json_tool
+        self._tool_count = 0
+        self._blocks: dict[int, _Block] = {}
+        self._usage: dict[str, Any] = {}
+
+    def feed(self, event: str, data: bytes) -> Chunk | None:
+        """Translates one SSE event; returns the chunk to send, if any."""
+        if event == "content_block_delta":
+            return self._on_delta(orjson.loads(data))
+        if event == "ping":
+            return HEARTBEAT
+        if event == "content_block_start":
+            return self._on_block_start(orjson.loads(data))
+        if event == "content_block_stop":
+            return self._on_block_stop(orjson.loads(data))
+        if event == "message_start":
+            return self._on_message_start(orjson.loads(data))
+        if event == "message_delta":
+            return self._on_message_delta(orjson.loads(data))
+        if event == "message_stop":
+            self.finished = True
+            return None
+        if event == "error":
+            raise error_from_event(data, self.request_id)
+        if event not in _unknown_logged:  # forward compatibility: new event types are skipped
+            _unknown_logged.add(event)
+            log.info("skipping unknown Anthropic stream event %r", event)
+        return None
+
+    def _chunk(self, delta: Delta, reason: chat_pb2.FinishReason.ValueType = 0) -> Chunk:
+        return Chunk(id=self.id, created=self.created, model=self.model,
+                     choices=[ChunkChoice(index=0, delta=delta, finish_reason=reason)])
+
+    def _on_message_start(self, payload: dict[str, Any]) -> Chunk:
+        message = payload.get("message") or {}
+        self.id = "chatcmpl-" + str(message.get("id", ""))
+        self.model = str(message.get("model", ""))
+        self._usage = dict(message.get("usage") or {})
+        return self._chunk(Delta(role=ASSISTANT, content=""))
+
+    def _on_block_start(self, payload: dict[str, Any]) -> Chunk | None:
+        block = payload.get("content_block") or {}
+        kind = block.get("type", "")
+        state = _Block(kind)
+        self._blocks[payload.get("index", 0)] = state
+        if kind == "text":
+            text = block.get("text")
+            return self._chunk(Delta(content=text)) if text else None
+        if kind == "tool_use":
+            if self._json_tool is not None and block.get("name") == self._json_tool:
+                state.kind = "json"
+                return None
+            state.tool_index = self._tool_count
+            self._tool_count += 1
+            call = ToolCall(index=state.tool_index, id=block.get("id", ""), type="function",
+                            function=FunctionCall(name=block.get("name", ""), arguments=""))
+            return self._chunk(Delta(tool_calls=[call]))
+        if kind == "redacted_thinking":
+            state.data = block.get("data", "")
+        return None
+
+    def _on_delta(self, payload: dict[str, Any]) -> Chunk | None:
+        delta = payload["delta"]
+        kind = delta.get("type")
+        if kind == "text_delta":
+            return self._chunk(Delta(content=delta["text"]))
+        state = self._blocks.get(payload.get("index", 0))
+        if kind == "input_json_delta":
+            fragment = delta.get("partial_json", "")
+            if not fragment or state is None:
+                return None
+            state.has_arguments = True
+            if state.kind == "json":  # JSON mode: the tool's input is the message text
+                return self._chunk(Delta(content=fragment))
+            call = ToolCall(index=state.tool_index, function=FunctionCall(arguments=fragment))
+            return self._chunk(Delta(tool_calls=[call]))
+        if kind == "thinking_delta":
+            text = delta.get("thinking", "")
+            if state is not None:
+                state.text.append(text)
+            return self._chunk(Delta(reasoning_content=text))
+        if kind == "signature_delta" and state is not None:
+            state.signature += delta.get("signature", "")
+        return None
+
+    def _on_block_stop(self, payload: dict[str, Any]) -> Chunk | None:
+        state = self._blocks.pop(payload.get("index", 0), None)
+        if state is None:
+            return None
+        if state.kind == "tool_use" and not state.has_arguments:
+            # A call with no argument bytes still needs parseable arguments.
+            return self._chunk(Delta(tool_calls=[ToolCall(index=state.tool_index,
+                                                          function=FunctionCall(arguments="{}"))]))
+        if state.kind == "json" and not state.has_arguments:
+            return self._chunk(Delta(content="{}"))
+        if state.kind == "thinking":
+            block = chat_pb2.ThinkingBlock(type="thinking", thinking="".join(state.text), signature=state.signature)
+            return self._chunk(Delta(thinking_blocks=[block]))
+        if state.kind == "redacted_thinking":
+            return self._chunk(Delta(thinking_blocks=[chat_pb2.ThinkingBlock(type="redacted_thinking",
+                                                                              data=state.data)]))
+        return None
+
+    def _on_message_delta(self, payload: dict[str, Any]) -> Chunk:
+        # Output usage here is cumulative: set it, never add it.
+        self._usage.update({k: v for k, v in (payload.get("usage") or {}).items() if v is not None})
+        stop_reason = (payload.get("delta") or {}).get("stop_reason")
+        reason = finish_reason(stop_reason, json_tool_used=self._json_tool_used(stop_reason))
+        chunk = self._chunk(Delta(), reason)
+        chunk.usage.CopyFrom(usage_from(self._usage))
+        return chunk
+
+    def _json_tool_used(self, stop_reason: str | None) -> bool:
+        return self._json_tool is not None and stop_reason == "tool_use" and self._tool_count == 0
+
+    def check_complete(self) -> None:
+        """Raises unless the stream reached ``message_stop``."""
+        if not self.finished:
+            raise IncompleteStream("The upstream stream ended before `message_stop`.",
+                                   upstream_request_id=self.request_id)
+
+
+def malformed_event(event: str) -> UpstreamError:
+    return UpstreamError(f"The upstream sent a malformed `{event}` event.")

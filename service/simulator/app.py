@@ -1,0 +1,240 @@
+"""The simulator's HTTP surface: Anthropic's ``POST /v1/messages`` on a real socket, as raw ASGI.
+
+It speaks the real wire (paths, headers, JSON bodies, SSE event order, error
+shapes, status codes) and labels every answer with ``x-chatgate-simulator``.
+Replies to identical requests are cached as finished bytes, so under load the
+simulator costs little beside the gateway it serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .scenario import directives, plan_reply, stream_events
+from .validation import ApiError, validate
+
+log = logging.getLogger("chatgate.simulator")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+MAX_BODY = 32 * 1024 * 1024
+ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
+               403: "permission_error", 404: "not_found_error", 409: "conflict_error", 413: "request_too_large",
+               429: "rate_limit_error", 500: "api_error", 529: "overloaded_error"}
+FAULT_FLAGS = ("status", "stall", "pace_ms", "error_after", "drop_after", "replay")
+
+
+class DroppedConnection(Exception):
+    """Raised mid-response so the server closes the socket without finishing the body."""
+
+
+def event_bytes(event: str, payload: Any) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+
+
+def rate_limit_headers() -> list[tuple[bytes, bytes]]:
+    reset = (datetime.now(UTC) + timedelta(seconds=60)).strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+    headers = []
+    for kind, limit in (("requests", b"4000"), ("tokens", b"2000000"), ("input-tokens", b"2000000"),
+                        ("output-tokens", b"400000")):
+        prefix = b"anthropic-ratelimit-" + kind.encode()
+        headers += [(prefix + b"-limit", limit), (prefix + b"-remaining", limit), (prefix + b"-reset", reset)]
+    return headers
+
+
+class Simulator:
+    """The ASGI app. ``stats`` counts requests and the ones whose client left early."""
+
+    def __init__(self, *, api_key: str | None = None, replay_dir: Path | None = None, cache_size: int = 512) -> None:
+        self.api_key = api_key
+        self.replay_dir = replay_dir
+        self.stats = {"requests": 0, "active": 0, "aborted": 0, "completed": 0}
+        self._cache: OrderedDict[bytes, tuple[int, list[tuple[bytes, bytes]], list[bytes]]] = OrderedDict()
+        self._cache_size = cache_size
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        path, method = scope["path"], scope["method"]
+        if path == "/v1/messages" and method == "POST":
+            await self.messages(scope, receive, send)
+        elif path == "/_sim/stats" and method == "GET":
+            await send_body(send, 200, [(b"content-type", b"application/json")], [orjson.dumps(self.stats)])
+        else:
+            await self.error(send, ApiError(404, "not_found_error", f"Not found: {method} {path}"), "req_sim_404")
+
+    async def error(self, send: Send, error: ApiError, request_id: str, retry_after: str | None = None) -> None:
+        body = orjson.dumps({"type": "error", "error": {"type": error.kind, "message": error.message},
+                             "request_id": request_id})
+        headers = [(b"content-type", b"application/json"), (b"request-id", request_id.encode()),
+                   (b"x-chatgate-simulator", b"true")]
+        if retry_after is not None:
+            headers.append((b"retry-after", retry_after.encode()))
+        await send_body(send, error.status, headers, [body])
+
+    async def messages(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.stats["requests"] += 1
+        headers = dict(scope["headers"])
+        raw = await read_body(receive)
+        request_id = "req_sim_" + hashlib.sha256(raw).hexdigest()[:20]
+        cache_key = raw + b"\0" + headers.get(b"x-sim", b"") + b"\0" + headers.get(b"x-api-key", b"")
+        cached = self._cache.get(cache_key)
+        if cached is not None:
+            await send_body(send, *cached)
+            return
+        try:
+            self.check_headers(headers, raw)
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            await self.error(send, ApiError(400, "invalid_request_error", "Request body is not valid JSON."), request_id)
+            return
+        except ApiError as error:
+            await self.error(send, error, request_id)
+            return
+        flags = directives(body if isinstance(body, dict) else {}, headers.get(b"x-sim", b"").decode())
+        self.stats["active"] += 1
+        gone = asyncio.Event()
+        complete = asyncio.Event()
+
+        async def tracked_send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                complete.set()  # the server reports a disconnect once the reply is whole
+            await send(message)
+
+        watcher = asyncio.create_task(self.watch_disconnect(receive, asyncio.current_task(), gone, complete))
+        try:
+            await self.answer(body, flags, request_id, cache_key, tracked_send)
+        except asyncio.CancelledError:
+            if not gone.is_set():
+                raise
+            # The client left: count it, and end quietly rather than as an app error.
+            self.stats["aborted"] += 1
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+        finally:
+            watcher.cancel()
+            self.stats["active"] -= 1
+
+    async def watch_disconnect(self, receive: Receive, task: asyncio.Task[Any] | None, gone: asyncio.Event,
+                               complete: asyncio.Event) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        if task is not None and not task.done() and not complete.is_set():
+            gone.set()
+            task.cancel()
+
+    def check_headers(self, headers: dict[bytes, bytes], raw: bytes) -> None:
+        key = headers.get(b"x-api-key")
+        if not key:
+            raise ApiError(401, "authentication_error", "x-api-key header is required")
+        if self.api_key is not None and key.decode() != self.api_key:
+            raise ApiError(401, "authentication_error", "invalid x-api-key")
+        if b"anthropic-version" not in headers:
+            raise ApiError(400, "invalid_request_error", "anthropic-version: header is required")
+        if len(raw) > MAX_BODY:
+            raise ApiError(413, "request_too_large", "Request exceeds the maximum allowed number of bytes.")
+
+    async def answer(self, body: Any, flags: dict[str, str], request_id: str, cache_key: bytes, send: Send) -> None:
+        if "stall" in flags:
+            await asyncio.sleep(float(flags["stall"] or 1))
+        if "status" in flags:
+            status = int(flags["status"] or 500)
+            error = ApiError(status, ERROR_TYPES.get(status, "api_error"), f"Simulated HTTP {status}.")
+            await self.error(send, error, request_id, flags.get("retry_after"))
+            return
+        if "replay" in flags:
+            await self.replay(flags["replay"], bool(body.get("stream")), send)
+            return
+        try:
+            validate(body)
+        except ApiError as error:
+            await self.error(send, error, request_id)
+            return
+        reply = plan_reply(body, flags)
+        headers = [(b"request-id", request_id.encode()), (b"x-chatgate-simulator", b"true"), *rate_limit_headers()]
+        if body.get("stream"):
+            headers.append((b"content-type", b"text/event-stream; charset=utf-8"))
+            chunks = [event_bytes(name, payload) for name, payload in stream_events(reply, flags)]
+        else:
+            headers.append((b"content-type", b"application/json"))
+            chunks = [orjson.dumps(reply.message_json())]
+        if any(flag in flags for flag in FAULT_FLAGS):
+            await self.send_with_faults(send, headers, chunks, flags)
+            return
+        self.remember(cache_key, (200, headers, chunks))
+        await send_body(send, 200, headers, chunks)
+        self.stats["completed"] += 1
+
+    def remember(self, key: bytes, response: tuple[int, list[tuple[bytes, bytes]], list[bytes]]) -> None:
+        self._cache[key] = response
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    async def send_with_faults(self, send: Send, headers: list[tuple[bytes, bytes]], chunks: list[bytes],
+                               flags: dict[str, str]) -> None:
+        pace = float(flags.get("pace_ms") or 0) / 1000
+        error_after = int(flags["error_after"]) if flags.get("error_after") else None
+        drop_after = int(flags["drop_after"]) if flags.get("drop_after") else None
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        deltas = 0
+        for chunk in chunks:
+            if b"content_block_delta" in chunk[:40]:
+                if error_after is not None and deltas == error_after:
+                    error = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+                    await send({"type": "http.response.body", "body": event_bytes("error", error), "more_body": False})
+                    return
+                if drop_after is not None and deltas == drop_after:
+                    raise DroppedConnection("simulated connection drop")
+                deltas += 1
+                if pace:
+                    await asyncio.sleep(pace)
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        self.stats["completed"] += 1
+
+    async def replay(self, name: str, stream: bool, send: Send) -> None:
+        """Plays back a recorded response byte for byte: ``NAME.sse`` or ``NAME.json``."""
+        if self.replay_dir is None or not name.replace("_", "").replace("-", "").isalnum():
+            await self.error(send, ApiError(404, "not_found_error", "No replay directory or bad name."), "req_sim")
+            return
+        path = self.replay_dir / (name + (".sse" if stream else ".json"))
+        if not path.is_file():
+            await self.error(send, ApiError(404, "not_found_error", f"No recording named {path.name}."), "req_sim")
+            return
+        content_type = b"text/event-stream; charset=utf-8" if stream else b"application/json"
+        headers = [(b"content-type", content_type), (b"request-id", b"req_replay_" + name.encode()),
+                   (b"x-chatgate-simulator", b"replay")]
+        await send_body(send, 200, headers, [path.read_bytes()])
+
+
+async def read_body(receive: Receive) -> bytes:
+    parts = []
+    while True:
+        message = await receive()
+        parts.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+async def send_body(send: Send, status: int, headers: list[tuple[bytes, bytes]], chunks: list[bytes]) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    if len(chunks) == 1:
+        await send({"type": "http.response.body", "body": chunks[0]})
+        return
+    # One write for the whole stream keeps a zero-latency simulator cheap.
+    await send({"type": "http.response.body", "body": b"".join(chunks)})

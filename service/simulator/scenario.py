@@ -1,0 +1,318 @@
+"""What the simulator answers: a deterministic reply derived from the request. Pure functions.
+
+A request steers the simulator with directives, written as ``sim:NAME`` or
+``sim:NAME=VALUE`` anywhere in the last user message (or in an ``x-sim``
+header), so that clients of the gateway can reach every path end to end:
+
+    sim:words=N          reply with N words of text (one stream delta per word)
+    sim:blocks=N         split the reply into N text blocks
+    sim:tool / sim:notool    call (or do not call) the first tool, even under `auto`
+    sim:parallel         call every tool, in parallel
+    sim:refusal          stop with `refusal`
+    sim:pause            stop with `pause_turn`
+    sim:context          stop with `model_context_window_exceeded`
+    sim:cache            report prompt-cache reads and writes in usage
+    sim:redacted         add a redacted thinking block when thinking is on
+    sim:ping / sim:unknown_event   interleave pings / an unknown event type
+    sim:status=CODE      fail with that HTTP status and Anthropic's error body
+    sim:retry_after=S    with status: send `retry-after: S`
+    sim:error_after=N    streams: an `overloaded_error` event after N deltas
+    sim:drop_after=N     streams: close the connection after N deltas
+    sim:stall=S          wait S seconds before answering
+    sim:pace_ms=M        streams: wait M milliseconds between deltas
+    sim:replay=NAME      play back a recorded file from the replay directory
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+Json = dict[str, Any]
+DIRECTIVE = re.compile(r"sim:([a-z_]+)(?:=([\w.\-]+))?")
+SIMULATOR_NOTE = "[chatgate simulator]"
+DEFAULT_WORDS = 12
+
+
+@dataclass(slots=True)
+class Block:
+    """One content block of the reply, as Anthropic would return it."""
+
+    type: str
+    text: str = ""
+    id: str = ""
+    name: str = ""
+    input: Json = field(default_factory=dict)
+    signature: str = ""
+    data: str = ""
+
+    def to_json(self) -> Json:
+        if self.type == "text":
+            return {"type": "text", "text": self.text}
+        if self.type == "tool_use":
+            return {"type": "tool_use", "id": self.id, "name": self.name, "input": self.input}
+        if self.type == "thinking":
+            return {"type": "thinking", "thinking": self.text, "signature": self.signature}
+        return {"type": "redacted_thinking", "data": self.data}
+
+
+@dataclass(slots=True)
+class Reply:
+    id: str
+    model: str
+    blocks: list[Block]
+    stop_reason: str
+    stop_sequence: str | None
+    usage: Json
+
+    def message_json(self) -> Json:
+        return {
+            "id": self.id, "type": "message", "role": "assistant", "model": self.model,
+            "content": [b.to_json() for b in self.blocks], "stop_reason": self.stop_reason,
+            "stop_sequence": self.stop_sequence, "usage": self.usage,
+        }
+
+
+def directives(body: Json, header: str | None) -> dict[str, str]:
+    found = {name: value or "" for name, value in DIRECTIVE.findall(header or "")}
+    for name, value in DIRECTIVE.findall(last_user_text(body)):
+        found.setdefault(name, value or "")
+    return found
+
+
+def last_user_text(body: Json) -> str:
+    for message in reversed(body.get("messages") or []):
+        if message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            return content
+        texts = [b.get("text", "") for b in content or [] if isinstance(b, dict) and b.get("type") == "text"]
+        if texts or any(isinstance(b, dict) and b.get("type") == "tool_result" for b in content or []):
+            return " ".join(texts)
+    return ""
+
+
+def signature_for(thinking: str) -> str:
+    """A stand-in signature the simulator can verify when the block comes back."""
+    return base64.b64encode(hashlib.sha256(b"chatgate-sim:" + thinking.encode()).digest()).decode()
+
+
+def count_tokens(value: Any) -> int:
+    """A deterministic stand-in for a tokenizer: about four bytes a token."""
+    return max(1, len(orjson.dumps(value)) // 4)
+
+
+def plan_reply(body: Json, flags: dict[str, str]) -> Reply:
+    digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    blocks: list[Block] = []
+    thinking = body.get("thinking") or {}
+    if thinking.get("type") in ("enabled", "adaptive"):
+        text = f"The user asked: {summary(last_user_text(body), 12)}. I will answer plainly."
+        blocks.append(Block("thinking", text=text, signature=signature_for(text)))
+        if "redacted" in flags:
+            blocks.append(Block("redacted_thinking", data=base64.b64encode(digest.encode()).decode()))
+    tool_blocks = plan_tools(body, flags, digest)
+    if tool_blocks:
+        blocks.extend(tool_blocks)
+        stop_reason = "tool_use"
+    else:
+        blocks.extend(text_blocks(body, flags))
+        stop_reason = special_stop(flags)
+    reply = Reply("msg_sim_" + digest[:24], str(body.get("model", "")), blocks, stop_reason, None,
+                  usage(body, flags))
+    apply_stop_sequences(reply, body.get("stop_sequences") or [])
+    apply_max_tokens(reply, int(body.get("max_tokens") or 0))
+    reply.usage["output_tokens"] = output_tokens(reply.blocks)
+    return reply
+
+
+def special_stop(flags: dict[str, str]) -> str:
+    for flag, reason in (("refusal", "refusal"), ("pause", "pause_turn"), ("context", "model_context_window_exceeded")):
+        if flag in flags:
+            return reason
+    return "end_turn"
+
+
+def summary(text: str, words: int) -> str:
+    cleaned = DIRECTIVE.sub("", text).split()
+    return " ".join(cleaned[:words]) + (" ..." if len(cleaned) > words else "")
+
+
+def text_blocks(body: Json, flags: dict[str, str]) -> list[Block]:
+    structured = ((body.get("output_config") or {}).get("format") or {})
+    if structured.get("type") == "json_schema":
+        return [Block("text", text=orjson.dumps(sample(structured.get("schema") or {})).decode())]
+    results = tool_results(body)
+    if results:
+        base = "Tool results received: " + "; ".join(results) + "."
+    else:
+        base = f"{SIMULATOR_NOTE} You said: {summary(last_user_text(body), 40) or '(nothing)'}."
+    words = base.split()
+    wanted = int(flags.get("words") or 0)
+    if wanted:
+        filler = [f"word{i}" for i in range(wanted)]
+        words = (words + filler)[:wanted] if wanted > len(words) else words[:wanted]
+    text = " ".join(words)
+    parts = max(1, min(int(flags.get("blocks") or 1), len(words)))
+    if parts == 1:
+        return [Block("text", text=text)]
+    size = -(-len(words) // parts)
+    return [Block("text", text=" ".join(words[i:i + size]) + (" " if i + size < len(words) else ""))
+            for i in range(0, len(words), size)]
+
+
+def tool_results(body: Json) -> list[str]:
+    messages = body.get("messages") or []
+    if not messages or messages[-1].get("role") != "user" or isinstance(messages[-1].get("content"), str):
+        return []
+    found = []
+    for block in messages[-1].get("content") or []:
+        if isinstance(block, dict) and block.get("type") == "tool_result":
+            content = block.get("content", "")
+            if isinstance(content, list):
+                content = " ".join(b.get("text", "") for b in content if isinstance(b, dict))
+            found.append(f"{block.get('tool_use_id')} -> {summary(str(content), 12)}")
+    return found
+
+
+def plan_tools(body: Json, flags: dict[str, str], digest: str) -> list[Block]:
+    tools = body.get("tools") or []
+    choice = body.get("tool_choice") or {"type": "auto"}
+    if not tools or choice.get("type") == "none":
+        return []
+    if choice.get("type") == "tool":
+        chosen = [t for t in tools if t.get("name") == choice.get("name")]
+    elif choice.get("type") == "any" or ("tool" in flags or "parallel" in flags):
+        chosen = tools if "parallel" in flags and not choice.get("disable_parallel_tool_use") else tools[:1]
+    elif "notool" in flags or tool_results(body):
+        return []
+    else:  # auto: call the first tool once, the way an agent loop begins
+        chosen = tools[:1]
+    return [Block("tool_use", id=f"toolu_sim_{digest[:16]}_{i}", name=t["name"],
+                  input=sample(t.get("input_schema") or {})) for i, t in enumerate(chosen)]
+
+
+def sample(schema: Json, depth: int = 0) -> Any:
+    """A deterministic value that satisfies simple JSON Schemas."""
+    if depth > 6:
+        return None
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object" or (kind is None and "properties" in schema):
+        properties = schema.get("properties") or {}
+        required = schema.get("required") or list(properties)
+        return {name: sample(properties.get(name) or {}, depth + 1) for name in required}
+    if kind == "array":
+        return [sample(schema.get("items") or {}, depth + 1) for _ in range(max(1, schema.get("minItems", 1)))]
+    return {"string": "sample", "integer": 1, "number": 1.5, "boolean": True, "null": None}.get(kind or "", "sample")
+
+
+def usage(body: Json, flags: dict[str, str]) -> Json:
+    prompt = count_tokens([body.get("system"), body.get("messages"), body.get("tools")])
+    cache_read = cache_write = 0
+    if "cache" in flags:
+        cache_read, cache_write = prompt // 2, prompt // 4
+        prompt -= cache_read + cache_write
+    return {"input_tokens": max(1, prompt), "cache_creation_input_tokens": cache_write,
+            "cache_read_input_tokens": cache_read, "output_tokens": 0}
+
+
+def output_tokens(blocks: list[Block]) -> int:
+    total = 0
+    for block in blocks:
+        if block.type in ("text", "thinking"):
+            total += len(block.text.split())
+        elif block.type == "tool_use":
+            total += count_tokens(block.input)
+        else:
+            total += 8
+    return max(1, total)
+
+
+def apply_stop_sequences(reply: Reply, sequences: list[str]) -> None:
+    """Cuts the text at the first stop sequence, as Claude stops before emitting it."""
+    for i, block in enumerate(reply.blocks):
+        if block.type != "text":
+            continue
+        hits = [(block.text.find(s), s) for s in sequences if s and s in block.text]
+        if hits:
+            position, sequence = min(hits)
+            block.text = block.text[:position]
+            del reply.blocks[i + 1:]
+            reply.stop_reason, reply.stop_sequence = "stop_sequence", sequence
+            return
+
+
+def apply_max_tokens(reply: Reply, max_tokens: int) -> None:
+    """Truncates text replies that would exceed ``max_tokens`` (one word a token here)."""
+    if max_tokens <= 0 or output_tokens(reply.blocks) <= max_tokens:
+        return
+    budget = max_tokens
+    kept: list[Block] = []
+    for block in reply.blocks:
+        cost = output_tokens([block])
+        if block.type == "text" and cost > budget:
+            block.text = " ".join(block.text.split()[:budget])
+            if block.text:
+                kept.append(block)
+            break
+        if cost > budget:
+            break
+        kept.append(block)
+        budget -= cost
+    reply.blocks = kept
+    reply.stop_reason = "max_tokens"
+
+
+def stream_events(reply: Reply, flags: dict[str, str]) -> list[tuple[str, Json]]:
+    """The SSE event sequence for a reply, with one delta per word or JSON slice."""
+    events: list[tuple[str, Json]] = []
+    start = dict(reply.message_json(), content=[], stop_reason=None, stop_sequence=None)
+    start["usage"] = dict(reply.usage, output_tokens=1)
+    events.append(("message_start", {"type": "message_start", "message": start}))
+    events.append(("ping", {"type": "ping"}))
+    for index, block in enumerate(reply.blocks):
+        events.extend(block_events(index, block))
+        if "ping" in flags:
+            events.append(("ping", {"type": "ping"}))
+        if "unknown_event" in flags:
+            events.append(("future_event", {"type": "future_event", "index": index}))
+    delta_usage = {"output_tokens": reply.usage["output_tokens"]}
+    events.append(("message_delta", {"type": "message_delta", "delta": {
+        "stop_reason": reply.stop_reason, "stop_sequence": reply.stop_sequence}, "usage": delta_usage}))
+    events.append(("message_stop", {"type": "message_stop"}))
+    return events
+
+
+def block_events(index: int, block: Block) -> list[tuple[str, Json]]:
+    def delta(payload: Json) -> tuple[str, Json]:
+        return "content_block_delta", {"type": "content_block_delta", "index": index, "delta": payload}
+
+    start: Json
+    deltas: list[tuple[str, Json]] = []
+    if block.type == "text":
+        start = {"type": "text", "text": ""}
+        deltas = [delta({"type": "text_delta", "text": w}) for w in re.findall(r"\S+\s*|\s+", block.text)]
+    elif block.type == "tool_use":
+        start = {"type": "tool_use", "id": block.id, "name": block.name, "input": {}}
+        raw = orjson.dumps(block.input).decode() if block.input else ""
+        deltas = [delta({"type": "input_json_delta", "partial_json": raw[i:i + 7]}) for i in range(0, len(raw), 7)]
+    elif block.type == "thinking":
+        start = {"type": "thinking", "thinking": ""}
+        deltas = [delta({"type": "thinking_delta", "thinking": w}) for w in re.findall(r"\S+\s*", block.text)]
+        deltas.append(delta({"type": "signature_delta", "signature": block.signature}))
+    else:
+        start = {"type": "redacted_thinking", "data": block.data}
+    return [("content_block_start", {"type": "content_block_start", "index": index, "content_block": start}),
+            *deltas, ("content_block_stop", {"type": "content_block_stop", "index": index})]

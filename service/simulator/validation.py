@@ -1,0 +1,149 @@
+"""The Messages API's documented request checks, as the simulator enforces them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .scenario import signature_for
+
+Json = dict[str, Any]
+IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
+MAX_OUTPUT = 128_000
+
+
+class ApiError(Exception):
+    """An Anthropic error reply: HTTP status, `error.type` and message."""
+
+    def __init__(self, status: int, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.kind, self.message = status, kind, message
+
+
+def invalid(message: str) -> ApiError:
+    return ApiError(400, "invalid_request_error", message)
+
+
+def validate(body: Any) -> None:
+    if not isinstance(body, dict):
+        raise invalid("Request body must be a JSON object.")
+    for required in ("model", "max_tokens", "messages"):
+        if required not in body:
+            raise invalid(f"{required}: Field required")
+    model = body["model"]
+    if not isinstance(model, str) or not model.startswith("claude-"):
+        raise ApiError(404, "not_found_error", f"model: {model}")
+    max_tokens = body["max_tokens"]
+    if not isinstance(max_tokens, int) or max_tokens < 1:
+        raise invalid("max_tokens: Input should be greater than or equal to 1")
+    if max_tokens > MAX_OUTPUT:
+        raise invalid(f"max_tokens: {max_tokens} > {MAX_OUTPUT}, which is the maximum allowed number of output tokens")
+    check_sampling(body)
+    check_system(body.get("system"))
+    check_messages(body["messages"])
+    check_tools(body)
+    check_thinking(body)
+    for sequence in body.get("stop_sequences") or []:
+        if not isinstance(sequence, str) or not sequence.strip():
+            raise invalid("stop_sequences: each stop sequence must contain non-whitespace")
+
+
+def check_sampling(body: Json) -> None:
+    temperature = body.get("temperature")
+    if temperature is not None and not 0 <= temperature <= 1:
+        raise invalid("temperature: Input should be less than or equal to 1")
+    top_p = body.get("top_p")
+    if top_p is not None and not 0 <= top_p <= 1:
+        raise invalid("top_p: Input should be less than or equal to 1")
+
+
+def check_system(system: Any) -> None:
+    if system is None or isinstance(system, str):
+        return
+    for block in system:
+        if block.get("type") != "text":
+            raise invalid("system: only text blocks are allowed")
+        if not block.get("text"):
+            raise invalid("system: text content blocks must be non-empty")
+
+
+def check_messages(messages: Any) -> None:
+    if not isinstance(messages, list) or not messages:
+        raise invalid("messages: at least one message is required")
+    pending_tool_ids: set[str] = set()
+    for i, message in enumerate(messages):
+        role = message.get("role")
+        if role not in ("user", "assistant"):
+            raise invalid(f"messages.{i}.role: Input should be 'user' or 'assistant'")
+        content = message.get("content")
+        if isinstance(content, str):
+            if not content and not (role == "assistant" and i == len(messages) - 1):
+                raise invalid(f"messages.{i}: all messages must have non-empty content")
+            blocks: list[Json] = []
+        else:
+            blocks = content or []
+            if not blocks:
+                raise invalid(f"messages.{i}: all messages must have non-empty content")
+        if pending_tool_ids:
+            answered = {b.get("tool_use_id") for b in blocks if b.get("type") == "tool_result"}
+            if role != "user" or not pending_tool_ids <= answered:
+                raise invalid(f"messages.{i}: `tool_use` ids were found without `tool_result` blocks immediately "
+                              f"after: {', '.join(sorted(pending_tool_ids - answered))}")
+        pending_tool_ids = set()
+        for j, block in enumerate(blocks):
+            check_block(block, f"messages.{i}.content.{j}", role)
+            if block.get("type") == "tool_use":
+                pending_tool_ids.add(block.get("id", ""))
+
+
+def check_block(block: Json, where: str, role: str) -> None:
+    kind = block.get("type")
+    if kind == "text" and not block.get("text"):
+        raise invalid("messages: text content blocks must be non-empty")
+    if kind == "image":
+        source = block.get("source") or {}
+        if source.get("type") == "base64" and source.get("media_type") not in IMAGE_TYPES:
+            raise invalid(f"{where}.source.media_type: Input should be 'image/jpeg', 'image/png', 'image/gif' "
+                          "or 'image/webp'")
+    if kind == "thinking":
+        if role != "assistant":
+            raise invalid(f"{where}: thinking blocks may only appear in assistant messages")
+        if block.get("signature") != signature_for(block.get("thinking", "")):
+            raise invalid(f"{where}: Invalid `signature` in `thinking` block")
+    if kind in ("tool_use", "tool_result") and role != ("assistant" if kind == "tool_use" else "user"):
+        raise invalid(f"{where}: `{kind}` blocks are not allowed in {role} messages")
+
+
+def check_tools(body: Json) -> None:
+    names = set()
+    for k, tool in enumerate(body.get("tools") or []):
+        if not tool.get("name"):
+            raise invalid(f"tools.{k}.name: Field required")
+        if not isinstance(tool.get("input_schema"), dict):
+            raise invalid(f"tools.{k}.input_schema: Field required")
+        names.add(tool["name"])
+    choice = body.get("tool_choice")
+    if choice is not None:
+        if choice.get("type") not in ("auto", "any", "tool", "none"):
+            raise invalid("tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'")
+        if choice.get("type") == "tool" and choice.get("name") not in names:
+            raise invalid(f"tool_choice: Tool '{choice.get('name')}' not found in provided tools")
+
+
+def check_thinking(body: Json) -> None:
+    thinking = body.get("thinking")
+    if not thinking or thinking.get("type") == "disabled":
+        return
+    if thinking.get("type") == "enabled":
+        budget = thinking.get("budget_tokens")
+        if not isinstance(budget, int) or budget < 1024:
+            raise invalid("thinking.enabled.budget_tokens: Input should be greater than or equal to 1024")
+        if budget >= body["max_tokens"]:
+            raise invalid("`max_tokens` must be greater than `thinking.budget_tokens`")
+    elif thinking.get("type") != "adaptive":
+        raise invalid("thinking.type: Input should be 'enabled', 'disabled' or 'adaptive'")
+    if body.get("temperature", 1) != 1:
+        raise invalid("`temperature` may only be set to 1 when thinking is enabled")
+    if "top_k" in body:
+        raise invalid("`top_k` is not allowed when thinking is enabled")
+    if (body.get("tool_choice") or {}).get("type") in ("any", "tool"):
+        raise invalid("Thinking may not be enabled when tool_choice forces tool use.")
