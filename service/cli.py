@@ -20,10 +20,15 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--http-port", type=int, help="HTTP port (CHATGATE_HTTP_PORT, default 8080)")
     serve.add_argument("--grpc-port", type=int, help="gRPC port (CHATGATE_GRPC_PORT, default 50051)")
     serve.add_argument("--config", help="TOML config file (CHATGATE_CONFIG)")
-    serve.add_argument("--allow-unauthenticated", action="store_true", default=None,
-                       help="allow a non-loopback --host without API keys")
-    serve.add_argument("--no-reflection", dest="reflection", action="store_false", default=None,
-                       help="turn gRPC server reflection off")
+    serve.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        default=None,
+        help="allow a non-loopback --host without API keys",
+    )
+    serve.add_argument(
+        "--no-reflection", dest="reflection", action="store_false", default=None, help="turn gRPC server reflection off"
+    )
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default info")
     simulate = commands.add_parser("simulate", help="run the Anthropic Messages API simulator alone")
     simulate.add_argument("--host", default="127.0.0.1")
@@ -34,8 +39,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     # httpx logs every request line at INFO; the gateway reports what matters itself.
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

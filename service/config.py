@@ -11,9 +11,15 @@ from typing import Any
 
 # TOML table -> keys it may hold; each key names a Settings field.
 FILE_KEYS: dict[str, dict[str, str]] = {
-    "server": {"host": "host", "http_port": "http_port", "grpc_port": "grpc_port", "reflection": "reflection",
-               "allow_unauthenticated": "allow_unauthenticated", "shutdown_grace": "shutdown_grace",
-               "log_level": "log_level"},
+    "server": {
+        "host": "host",
+        "http_port": "http_port",
+        "grpc_port": "grpc_port",
+        "reflection": "reflection",
+        "allow_unauthenticated": "allow_unauthenticated",
+        "shutdown_grace": "shutdown_grace",
+        "log_level": "log_level",
+    },
     "auth": {"api_keys": "api_keys"},
     "upstream": {"base_url": "anthropic_base_url", "api_key": "anthropic_api_key", "read_timeout": "read_timeout"},
     "limits": {"max_body_bytes": "max_body_bytes", "max_choices": "max_choices"},

@@ -9,6 +9,8 @@ import signal
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -38,9 +40,17 @@ def bind(host: str, port: int) -> socket.socket:
     return socket.create_server((host, port), family=family, reuse_port=True, backlog=2048)
 
 
-def uvicorn_server(app: object, log_level: str, grace: float) -> QuietServer:
-    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off", http="httptools",
-                            timeout_graceful_shutdown=int(grace), server_header=False, date_header=False)
+def uvicorn_server(app: Any, log_level: str, grace: float) -> QuietServer:
+    config = uvicorn.Config(
+        app,
+        log_level=log_level,
+        access_log=False,
+        lifespan="off",
+        http="httptools",
+        timeout_graceful_shutdown=int(grace),
+        server_header=False,
+        date_header=False,
+    )
     return QuietServer(config)
 
 
@@ -49,6 +59,12 @@ class Upstream:
     base_url: str
     api_key: str
     simulator: QuietServer | None = None
+    task: asyncio.Task[None] | None = None
+
+    async def stop(self) -> None:
+        if self.simulator is not None and self.task is not None:
+            self.simulator.should_exit = True
+            await self.task
 
 
 async def start_upstream(settings: Settings) -> Upstream:
@@ -57,22 +73,27 @@ async def start_upstream(settings: Settings) -> Upstream:
         return Upstream(settings.anthropic_base_url, settings.anthropic_api_key)
     sock = bind("127.0.0.1", 0)
     server = uvicorn_server(Simulator(), "warning", 0)
-    asyncio.create_task(server.serve(sockets=[sock]))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     port = sock.getsockname()[1]
     log.warning("=" * 72)
     log.warning("ANTHROPIC_API_KEY is not set: serving from the built-in SIMULATOR on 127.0.0.1:%d.", port)
     log.warning("Replies are deterministic stand-ins, not Claude. Set ANTHROPIC_API_KEY to call Anthropic.")
     log.warning("=" * 72)
-    return Upstream(f"http://127.0.0.1:{port}", SIMULATOR_KEY, server)
+    return Upstream(f"http://127.0.0.1:{port}", SIMULATOR_KEY, server, task)
 
 
 def build_chat(settings: Settings, upstream: Upstream) -> ChatService:
-    catalog = (ModelCatalog.from_config(settings.models, replace_defaults=settings.replace_default_models)
-               if settings.models or settings.replace_default_models else ModelCatalog.default())
-    provider = AnthropicProvider(AnthropicSettings(base_url=upstream.base_url, api_key=upstream.api_key,
-                                                   read_timeout=settings.read_timeout))
-    return ChatService(catalog, provider, strict_by_default=settings.compatibility == "strict",
-                       max_choices=settings.max_choices)
+    catalog = (
+        ModelCatalog.from_config(settings.models, replace_defaults=settings.replace_default_models)
+        if settings.models or settings.replace_default_models
+        else ModelCatalog.default()
+    )
+    provider = AnthropicProvider(
+        AnthropicSettings(base_url=upstream.base_url, api_key=upstream.api_key, read_timeout=settings.read_timeout)
+    )
+    return ChatService(
+        catalog, provider, strict_by_default=settings.compatibility == "strict", max_choices=settings.max_choices
+    )
 
 
 async def serve(settings: Settings) -> None:
@@ -80,42 +101,50 @@ async def serve(settings: Settings) -> None:
     chat = build_chat(settings, upstream)
     keys = KeyChecker(settings.api_keys)
     lifecycle = Lifecycle()
-    grpc_server = build_grpc_server(chat, keys, f"{settings.host}:{settings.grpc_port}",
-                                    GrpcSettings(reflection=settings.reflection,
-                                                 max_message_bytes=settings.max_body_bytes))
+    grpc_server = build_grpc_server(
+        chat,
+        keys,
+        f"{settings.host}:{settings.grpc_port}",
+        GrpcSettings(reflection=settings.reflection, max_message_bytes=settings.max_body_bytes),
+    )
     http_socket = bind(settings.host, settings.http_port)
-    http_server = uvicorn_server(create_app(chat, keys, lifecycle, HttpSettings(settings.max_body_bytes)),
-                                 settings.log_level, settings.shutdown_grace)
+    http_server = uvicorn_server(
+        create_app(chat, keys, lifecycle, HttpSettings(settings.max_body_bytes)),
+        settings.log_level,
+        settings.shutdown_grace,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     await grpc_server.start()
     http_task = asyncio.create_task(http_server.serve(sockets=[http_socket]))
-    while not http_server.started and not http_task.done():
+    while not http_server.started and not http_task.done():  # noqa: ASYNC110 (uvicorn offers no event)
         await asyncio.sleep(0.01)
     lifecycle.started = True
-    log.info("chatgate serving HTTP on http://%s:%d and gRPC on %s:%d%s", settings.host,
-             http_socket.getsockname()[1], settings.host, grpc_server.port,
-             "" if keys.enabled else " (no API keys configured: authentication is off)")
+    log.info(
+        "chatgate serving HTTP on http://%s:%d and gRPC on %s:%d%s",
+        settings.host,
+        http_socket.getsockname()[1],
+        settings.host,
+        grpc_server.port,
+        "" if keys.enabled else " (no API keys configured: authentication is off)",
+    )
     await asyncio.wait([asyncio.ensure_future(stop.wait()), http_task], return_when=asyncio.FIRST_COMPLETED)
     log.info("shutting down: draining for up to %.0f s", settings.shutdown_grace)
     lifecycle.draining = True
     http_server.should_exit = True
     await asyncio.gather(grpc_server.stop(settings.shutdown_grace), http_task, return_exceptions=True)
     await chat.provider.aclose()
-    if upstream.simulator is not None:
-        upstream.simulator.should_exit = True
+    await upstream.stop()
     log.info("chatgate stopped")
 
 
 async def simulate(host: str, port: int, api_key: str | None, replay_dir: str | None) -> None:
-    from pathlib import Path
-
     sock = bind(host, port)
-    server = uvicorn_server(Simulator(api_key=api_key, replay_dir=Path(replay_dir) if replay_dir else None),
-                            "info", 0)
-    log.warning("chatgate SIMULATOR of Anthropic's Messages API on http://%s:%d (not Claude)", host,
-                sock.getsockname()[1])
-    server.config.install_signal_handlers = True
-    await uvicorn.Server.serve(server, sockets=[sock])
+    app = Simulator(api_key=api_key, replay_dir=Path(replay_dir) if replay_dir else None)
+    config = uvicorn.Config(app, log_level="info", access_log=False, lifespan="off", http="httptools")
+    log.warning(
+        "chatgate SIMULATOR of Anthropic's Messages API on http://%s:%d (not Claude)", host, sock.getsockname()[1]
+    )
+    await uvicorn.Server(config).serve(sockets=[sock])

@@ -110,9 +110,7 @@ class ChatService:
         if deadline is not None and deadline <= time.monotonic():
             raise DeadlineExceeded("The request's deadline passed before it reached the upstream.")
         model = self.catalog.resolve(request.model)
-        strict = request.compatibility == STRICT or (
-            request.compatibility != LENIENT and self.strict_by_default
-        )
+        strict = request.compatibility == STRICT or (request.compatibility != LENIENT and self.strict_by_default)
         report = CompatReport(strict=strict)
         n = request.n if request.HasField("n") else 1
         # All fan-out calls share one report, so each adjustment is listed once.

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from chatgate.v1 import chat_service_pb2, chat_service_pb2_grpc
+from grpc_health.v1 import _async as health_aio  # the aio servicer, which health.aio re-exports
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from chatgate.v1 import chat_service_pb2, chat_service_pb2_grpc
 from service.core import ChatService
 from service.core.auth import KeyChecker
 
@@ -27,7 +28,7 @@ class GrpcSettings:
 @dataclass(slots=True)
 class GrpcServer:
     server: grpc.aio.Server
-    health: health.aio.HealthServicer
+    health: health_aio.HealthServicer
     port: int
 
     async def start(self) -> None:
@@ -54,8 +55,10 @@ def build_grpc_server(
         ("grpc.so_reuseport", 1),
     ]
     server = grpc.aio.server(options=options)
-    chat_service_pb2_grpc.add_ChatCompletionServiceServicer_to_server(ChatCompletionServicer(chat, keys), server)
-    health_servicer = health.aio.HealthServicer()
+    chat_service_pb2_grpc.add_ChatCompletionServiceServicer_to_server(  # type: ignore[no-untyped-call]
+        ChatCompletionServicer(chat, keys), server
+    )
+    health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if settings.reflection:
         names = (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, NoReturn
 
 import grpc
-
 from chatgate.v1 import chat_pb2, chat_service_pb2, chat_service_pb2_grpc
+
 from service.core import Adjustment, ChatService
 from service.core.auth import KeyChecker
 from service.core.errors import GatewayError, InternalError
@@ -30,7 +30,7 @@ def deadline_of(context: Context) -> float | None:
 
 
 def report_metadata(adjustments: Sequence[Adjustment], upstream: dict[str, str]) -> list[tuple[str, str]]:
-    metadata = [(k, v) for k, v in upstream.items()]
+    metadata = list(upstream.items())
     if adjustments:
         log.info("request adjusted: %s", "; ".join(str(a) for a in adjustments))
         metadata.append((ADJUSTED_KEY, ", ".join(f"{a.param}={a.action}" for a in adjustments)))
@@ -43,7 +43,7 @@ async def abort(context: Context, error: GatewayError, metadata: Sequence[tuple[
     raise AssertionError("unreachable: abort raises")  # pragma: no cover
 
 
-class ChatCompletionServicer(chat_service_pb2_grpc.ChatCompletionServiceServicer):  # type: ignore[misc]
+class ChatCompletionServicer(chat_service_pb2_grpc.ChatCompletionServiceServicer):
     def __init__(self, chat: ChatService, keys: KeyChecker) -> None:
         self.chat = chat
         self.keys = keys

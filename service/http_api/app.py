@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from chatgate.v1 import chat_pb2
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from chatgate.v1 import chat_pb2
 from service.core import ChatService
 from service.core.auth import KeyChecker
 from service.core.errors import GatewayError, InternalError, InvalidRequest, RequestTooLarge
@@ -165,8 +164,10 @@ class ChatCompletionsEndpoint:
         self.keys.check(header(scope, b"authorization"))
         content_type = (header(scope, b"content-type") or "").split(";")[0].strip().lower()
         if content_type != "application/json":
-            raise InvalidRequest("The request body must be JSON, sent with `Content-Type: application/json`.",
-                                 code="invalid_content_type")
+            raise InvalidRequest(
+                "The request body must be JSON, sent with `Content-Type: application/json`.",
+                code="invalid_content_type",
+            )
         body = await read_body(receive, scope, self.settings.max_body_bytes)
         try:
             parsed = orjson.loads(body)
@@ -177,7 +178,9 @@ class ChatCompletionsEndpoint:
             request.anthropic_beta.extend(b.strip() for b in beta.split(",") if b.strip())
         mode = (header(scope, b"x-chatgate-compatibility") or "").lower()
         if mode in ("strict", "lenient") and not request.compatibility:
-            request.compatibility = chat_pb2.COMPATIBILITY_STRICT if mode == "strict" else chat_pb2.COMPATIBILITY_LENIENT
+            request.compatibility = (
+                chat_pb2.COMPATIBILITY_STRICT if mode == "strict" else chat_pb2.COMPATIBILITY_LENIENT
+            )
         if ignored:
             log.info("ignored unknown request fields: %s", ", ".join(ignored))
         return request, stream, ignored
@@ -264,8 +267,9 @@ def adjusted_value(adjustments: list[Any], ignored: list[str]) -> str:
     return ", ".join(parts)
 
 
-def create_app(chat: ChatService, keys: KeyChecker, lifecycle: Lifecycle,
-               settings: HttpSettings | None = None) -> Starlette:
+def create_app(
+    chat: ChatService, keys: KeyChecker, lifecycle: Lifecycle, settings: HttpSettings | None = None
+) -> Starlette:
     settings = settings or HttpSettings()
 
     async def list_models(request: Request) -> Response:
@@ -306,23 +310,26 @@ def json_response(content: Any, status: int = 200) -> Response:
 
 async def gateway_error_response(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatewayError)
-    return Response(error_json(exc), status_code=http_status(exc), media_type="application/json",
-                    headers=error_headers(exc))
+    return Response(
+        error_json(exc), status_code=http_status(exc), media_type="application/json", headers=error_headers(exc)
+    )
 
 
 async def http_exception_response(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = "unknown_url" if exc.status_code == 404 else "method_not_allowed"
-    message = (f"Unknown request URL: {request.method} {request.url.path}." if exc.status_code == 404
-               else f"{request.method} is not allowed on {request.url.path}.")
+    message = (
+        f"Unknown request URL: {request.method} {request.url.path}."
+        if exc.status_code == 404
+        else f"{request.method} is not allowed on {request.url.path}."
+    )
     body = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}}
-    return Response(orjson.dumps(body), status_code=exc.status_code, media_type="application/json",
-                    headers=dict(exc.headers or {}))
+    return Response(
+        orjson.dumps(body), status_code=exc.status_code, media_type="application/json", headers=dict(exc.headers or {})
+    )
 
 
 async def unexpected_error_response(_: Request, exc: Exception) -> Response:
     log.error("unexpected failure: %s", type(exc).__name__, exc_info=exc)
     error = InternalError("The gateway failed unexpectedly; the error was logged.")
     return Response(error_json(error), status_code=500, media_type="application/json")
-
-

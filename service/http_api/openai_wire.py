@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import orjson
+from chatgate.v1 import chat_pb2, chat_service_pb2
 from google.protobuf import struct_pb2
 
-from chatgate.v1 import chat_pb2, chat_service_pb2
 from service.core.errors import InvalidRequest
 
 Json = dict[str, Any]
@@ -59,13 +59,41 @@ FINISH_REASONS: dict[int, str | None] = {
 }
 
 # Fields read below; anything else is reported as ignored.
-KNOWN_FIELDS = frozenset({
-    "model", "messages", "max_completion_tokens", "max_tokens", "temperature", "top_p", "top_k", "stop", "n",
-    "stream", "stream_options", "tools", "tool_choice", "parallel_tool_calls", "response_format",
-    "reasoning_effort", "thinking", "user", "compatibility", "seed", "logprobs", "top_logprobs", "logit_bias",
-    "presence_penalty", "frequency_penalty", "store", "metadata", "service_tier", "modalities", "audio",
-    "prediction",
-})
+KNOWN_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "max_completion_tokens",
+        "max_tokens",
+        "temperature",
+        "top_p",
+        "top_k",
+        "stop",
+        "n",
+        "stream",
+        "stream_options",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "response_format",
+        "reasoning_effort",
+        "thinking",
+        "user",
+        "compatibility",
+        "seed",
+        "logprobs",
+        "top_logprobs",
+        "logit_bias",
+        "presence_penalty",
+        "frequency_penalty",
+        "store",
+        "metadata",
+        "service_tier",
+        "modalities",
+        "audio",
+        "prediction",
+    }
+)
 
 
 # --- typed field readers ------------------------------------------------------
@@ -156,8 +184,9 @@ def request_from_json(body: Any) -> tuple[chat_service_pb2.ChatCompletionRequest
     request.model = model
     messages = get_list(body, "messages", "messages")
     if not messages:
-        raise InvalidRequest("`messages` must contain at least one message.", param="messages",
-                             code="missing_required_parameter")
+        raise InvalidRequest(
+            "`messages` must contain at least one message.", param="messages", code="missing_required_parameter"
+        )
     for i, message in enumerate(messages):
         request.messages.append(message_from_json(message, f"messages[{i}]"))
     _read_scalars(body, request)
@@ -204,7 +233,9 @@ def _read_options(body: Json, request: chat_service_pb2.ChatCompletionRequest) -
     if (effort := get_enum(body, "reasoning_effort", "reasoning_effort", EFFORTS)) is not None:
         request.reasoning_effort = effort
     if (thinking := get_object(body, "thinking", "thinking")) is not None:
-        request.thinking.type = get_enum(thinking, "type", "thinking.type", THINKING_TYPES) or 0
+        request.thinking.type = (
+            get_enum(thinking, "type", "thinking.type", THINKING_TYPES) or chat_pb2.THINKING_TYPE_UNSPECIFIED
+        )
         request.thinking.budget_tokens = get_int(thinking, "budget_tokens", "thinking.budget_tokens") or 0
     if (mode := get_enum(body, "compatibility", "compatibility", COMPATIBILITY)) is not None:
         request.compatibility = mode
@@ -287,8 +318,9 @@ def part_from_json(part: Any, param: str) -> chat_pb2.ContentPart:
 
 
 def cache_control_from_json(control: Json, param: str) -> chat_pb2.CacheControl:
-    return chat_pb2.CacheControl(type=get_str(control, "type", f"{param}.type") or "ephemeral",
-                                 ttl=get_str(control, "ttl", f"{param}.ttl") or "")
+    return chat_pb2.CacheControl(
+        type=get_str(control, "type", f"{param}.type") or "ephemeral", ttl=get_str(control, "ttl", f"{param}.ttl") or ""
+    )
 
 
 def tool_call_from_json(call: Any, param: str) -> chat_pb2.ToolCall:
@@ -303,8 +335,9 @@ def tool_call_from_json(call: Any, param: str) -> chat_pb2.ToolCall:
     return chat_pb2.ToolCall(
         id=get_str(call, "id", f"{param}.id") or "",
         type=get_str(call, "type", f"{param}.type") or "function",
-        function=chat_pb2.FunctionCall(name=get_str(function, "name", f"{param}.function.name") or "",
-                                       arguments=arguments or ""),
+        function=chat_pb2.FunctionCall(
+            name=get_str(function, "name", f"{param}.function.name") or "", arguments=arguments or ""
+        ),
     )
 
 
@@ -324,8 +357,9 @@ def tool_from_json(tool: Any, param: str) -> chat_pb2.Tool:
         raise _type_error(param, "an object")
     function = get_object(tool, "function", f"{param}.function")
     if function is None:
-        raise InvalidRequest(f"`{param}.function` is required.", param=f"{param}.function",
-                             code="missing_required_parameter")
+        raise InvalidRequest(
+            f"`{param}.function` is required.", param=f"{param}.function", code="missing_required_parameter"
+        )
     out = chat_pb2.Tool(type=get_str(tool, "type", f"{param}.type") or "function")
     out.function.name = get_str(function, "name", f"{param}.function.name") or ""
     out.function.description = get_str(function, "description", f"{param}.function.description") or ""
@@ -347,8 +381,11 @@ def tool_choice_from_json(choice: Any) -> chat_pb2.ToolChoice:
         name = get_str(function, "name", "tool_choice.function.name")
         if name:
             return chat_pb2.ToolChoice(function_name=name)
-    raise InvalidRequest("`tool_choice` must be `auto`, `none`, `required` or "
-                         '{"type": "function", "function": {"name": ...}}.', param="tool_choice", code="invalid_value")
+    raise InvalidRequest(
+        '`tool_choice` must be `auto`, `none`, `required` or {"type": "function", "function": {"name": ...}}.',
+        param="tool_choice",
+        code="invalid_value",
+    )
 
 
 def response_format_from_json(fmt: Json) -> chat_pb2.ResponseFormat:
@@ -382,18 +419,25 @@ def usage_json(usage: chat_pb2.Usage) -> Json:
 
 
 def thinking_blocks_json(blocks: Any) -> list[Json]:
-    return [{"type": b.type, "data": b.data} if b.type == "redacted_thinking"
-            else {"type": b.type, "thinking": b.thinking, "signature": b.signature} for b in blocks]
+    return [
+        {"type": b.type, "data": b.data}
+        if b.type == "redacted_thinking"
+        else {"type": b.type, "thinking": b.thinking, "signature": b.signature}
+        for b in blocks
+    ]
 
 
 def message_json(message: chat_pb2.ChatMessage) -> Json:
-    out: Json = {"role": ROLE_NAMES.get(message.role, "assistant"),
-                 "content": "".join(p.text for p in message.content) if message.content else None,
-                 "refusal": message.refusal or None}
+    out: Json = {
+        "role": ROLE_NAMES.get(message.role, "assistant"),
+        "content": "".join(p.text for p in message.content) if message.content else None,
+        "refusal": message.refusal or None,
+    }
     if message.tool_calls:
-        out["tool_calls"] = [{"id": c.id, "type": "function",
-                              "function": {"name": c.function.name, "arguments": c.function.arguments}}
-                             for c in message.tool_calls]
+        out["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.function.name, "arguments": c.function.arguments}}
+            for c in message.tool_calls
+        ]
     if message.reasoning_content:
         out["reasoning_content"] = message.reasoning_content
     if message.thinking_blocks:
@@ -407,9 +451,15 @@ def completion_json(completion: chat_pb2.ChatCompletion) -> Json:
         "object": "chat.completion",
         "created": completion.created,
         "model": completion.model,
-        "choices": [{"index": c.index, "message": message_json(c.message),
-                     "finish_reason": FINISH_REASONS[c.finish_reason], "logprobs": None}
-                    for c in completion.choices],
+        "choices": [
+            {
+                "index": c.index,
+                "message": message_json(c.message),
+                "finish_reason": FINISH_REASONS[c.finish_reason],
+                "logprobs": None,
+            }
+            for c in completion.choices
+        ],
         "usage": usage_json(completion.usage),
     }
 
@@ -447,8 +497,15 @@ def chunk_json(chunk: chat_pb2.ChatCompletionChunk) -> Json:
         "object": "chat.completion.chunk",
         "created": chunk.created,
         "model": chunk.model,
-        "choices": [{"index": c.index, "delta": delta_json(c.delta),
-                     "finish_reason": FINISH_REASONS[c.finish_reason], "logprobs": None} for c in chunk.choices],
+        "choices": [
+            {
+                "index": c.index,
+                "delta": delta_json(c.delta),
+                "finish_reason": FINISH_REASONS[c.finish_reason],
+                "logprobs": None,
+            }
+            for c in chunk.choices
+        ],
     }
     if chunk.HasField("usage"):
         out["usage"] = usage_json(chunk.usage)
@@ -456,7 +513,13 @@ def chunk_json(chunk: chat_pb2.ChatCompletionChunk) -> Json:
 
 
 def model_json(model: chat_pb2.Model) -> Json:
-    return {"id": model.id, "object": "model", "created": model.created, "owned_by": model.owned_by,
-            "display_name": model.display_name, "aliases": list(model.aliases),
-            "max_output_tokens": model.max_output_tokens, "context_window": model.context_window}
-
+    return {
+        "id": model.id,
+        "object": "model",
+        "created": model.created,
+        "owned_by": model.owned_by,
+        "display_name": model.display_name,
+        "aliases": list(model.aliases),
+        "max_output_tokens": model.max_output_tokens,
+        "context_window": model.context_window,
+    }

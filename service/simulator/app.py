@@ -29,9 +29,18 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 MAX_BODY = 32 * 1024 * 1024
-ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
-               403: "permission_error", 404: "not_found_error", 409: "conflict_error", 413: "request_too_large",
-               429: "rate_limit_error", 500: "api_error", 529: "overloaded_error"}
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "conflict_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
 FAULT_FLAGS = ("status", "stall", "pace_ms", "error_after", "drop_after", "replay")
 
 
@@ -46,8 +55,12 @@ def event_bytes(event: str, payload: Any) -> bytes:
 def rate_limit_headers() -> list[tuple[bytes, bytes]]:
     reset = (datetime.now(UTC) + timedelta(seconds=60)).strftime("%Y-%m-%dT%H:%M:%SZ").encode()
     headers = []
-    for kind, limit in (("requests", b"4000"), ("tokens", b"2000000"), ("input-tokens", b"2000000"),
-                        ("output-tokens", b"400000")):
+    for kind, limit in (
+        ("requests", b"4000"),
+        ("tokens", b"2000000"),
+        ("input-tokens", b"2000000"),
+        ("output-tokens", b"400000"),
+    ):
         prefix = b"anthropic-ratelimit-" + kind.encode()
         headers += [(prefix + b"-limit", limit), (prefix + b"-remaining", limit), (prefix + b"-reset", reset)]
     return headers
@@ -78,10 +91,14 @@ class Simulator:
             await self.error(send, ApiError(404, "not_found_error", f"Not found: {method} {path}"), "req_sim_404")
 
     async def error(self, send: Send, error: ApiError, request_id: str, retry_after: str | None = None) -> None:
-        body = orjson.dumps({"type": "error", "error": {"type": error.kind, "message": error.message},
-                             "request_id": request_id})
-        headers = [(b"content-type", b"application/json"), (b"request-id", request_id.encode()),
-                   (b"x-chatgate-simulator", b"true")]
+        body = orjson.dumps(
+            {"type": "error", "error": {"type": error.kind, "message": error.message}, "request_id": request_id}
+        )
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"request-id", request_id.encode()),
+            (b"x-chatgate-simulator", b"true"),
+        ]
         if retry_after is not None:
             headers.append((b"retry-after", retry_after.encode()))
         await send_body(send, error.status, headers, [body])
@@ -100,7 +117,9 @@ class Simulator:
             self.check_headers(headers, raw)
             body = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            await self.error(send, ApiError(400, "invalid_request_error", "Request body is not valid JSON."), request_id)
+            await self.error(
+                send, ApiError(400, "invalid_request_error", "Request body is not valid JSON."), request_id
+            )
             return
         except ApiError as error:
             await self.error(send, error, request_id)
@@ -130,8 +149,9 @@ class Simulator:
             watcher.cancel()
             self.stats["active"] -= 1
 
-    async def watch_disconnect(self, receive: Receive, task: asyncio.Task[Any] | None, gone: asyncio.Event,
-                               complete: asyncio.Event) -> None:
+    async def watch_disconnect(
+        self, receive: Receive, task: asyncio.Task[Any] | None, gone: asyncio.Event, complete: asyncio.Event
+    ) -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
         if task is not None and not task.done() and not complete.is_set():
@@ -185,8 +205,9 @@ class Simulator:
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
-    async def send_with_faults(self, send: Send, headers: list[tuple[bytes, bytes]], chunks: list[bytes],
-                               flags: dict[str, str]) -> None:
+    async def send_with_faults(
+        self, send: Send, headers: list[tuple[bytes, bytes]], chunks: list[bytes], flags: dict[str, str]
+    ) -> None:
         pace = float(flags.get("pace_ms") or 0) / 1000
         error_after = int(flags["error_after"]) if flags.get("error_after") else None
         drop_after = int(flags["drop_after"]) if flags.get("drop_after") else None
@@ -217,8 +238,11 @@ class Simulator:
             await self.error(send, ApiError(404, "not_found_error", f"No recording named {path.name}."), "req_sim")
             return
         content_type = b"text/event-stream; charset=utf-8" if stream else b"application/json"
-        headers = [(b"content-type", content_type), (b"request-id", b"req_replay_" + name.encode()),
-                   (b"x-chatgate-simulator", b"replay")]
+        headers = [
+            (b"content-type", content_type),
+            (b"request-id", b"req_replay_" + name.encode()),
+            (b"x-chatgate-simulator", b"replay"),
+        ]
         await send_body(send, 200, headers, [path.read_bytes()])
 
 

@@ -72,9 +72,14 @@ class Reply:
 
     def message_json(self) -> Json:
         return {
-            "id": self.id, "type": "message", "role": "assistant", "model": self.model,
-            "content": [b.to_json() for b in self.blocks], "stop_reason": self.stop_reason,
-            "stop_sequence": self.stop_sequence, "usage": self.usage,
+            "id": self.id,
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": [b.to_json() for b in self.blocks],
+            "stop_reason": self.stop_reason,
+            "stop_sequence": self.stop_sequence,
+            "usage": self.usage,
         }
 
 
@@ -124,8 +129,7 @@ def plan_reply(body: Json, flags: dict[str, str]) -> Reply:
     else:
         blocks.extend(text_blocks(body, flags))
         stop_reason = special_stop(flags)
-    reply = Reply("msg_sim_" + digest[:24], str(body.get("model", "")), blocks, stop_reason, None,
-                  usage(body, flags))
+    reply = Reply("msg_sim_" + digest[:24], str(body.get("model", "")), blocks, stop_reason, None, usage(body, flags))
     apply_stop_sequences(reply, body.get("stop_sequences") or [])
     apply_max_tokens(reply, int(body.get("max_tokens") or 0))
     reply.usage["output_tokens"] = output_tokens(reply.blocks)
@@ -145,7 +149,7 @@ def summary(text: str, words: int) -> str:
 
 
 def text_blocks(body: Json, flags: dict[str, str]) -> list[Block]:
-    structured = ((body.get("output_config") or {}).get("format") or {})
+    structured = (body.get("output_config") or {}).get("format") or {}
     if structured.get("type") == "json_schema":
         return [Block("text", text=orjson.dumps(sample(structured.get("schema") or {})).decode())]
     results = tool_results(body)
@@ -163,8 +167,10 @@ def text_blocks(body: Json, flags: dict[str, str]) -> list[Block]:
     if parts == 1:
         return [Block("text", text=text)]
     size = -(-len(words) // parts)
-    return [Block("text", text=" ".join(words[i:i + size]) + (" " if i + size < len(words) else ""))
-            for i in range(0, len(words), size)]
+    return [
+        Block("text", text=" ".join(words[i : i + size]) + (" " if i + size < len(words) else ""))
+        for i in range(0, len(words), size)
+    ]
 
 
 def tool_results(body: Json) -> list[str]:
@@ -194,8 +200,10 @@ def plan_tools(body: Json, flags: dict[str, str], digest: str) -> list[Block]:
         return []
     else:  # auto: call the first tool once, the way an agent loop begins
         chosen = tools[:1]
-    return [Block("tool_use", id=f"toolu_sim_{digest[:16]}_{i}", name=t["name"],
-                  input=sample(t.get("input_schema") or {})) for i, t in enumerate(chosen)]
+    return [
+        Block("tool_use", id=f"toolu_sim_{digest[:16]}_{i}", name=t["name"], input=sample(t.get("input_schema") or {}))
+        for i, t in enumerate(chosen)
+    ]
 
 
 def sample(schema: Json, depth: int = 0) -> Any:
@@ -224,8 +232,12 @@ def usage(body: Json, flags: dict[str, str]) -> Json:
     if "cache" in flags:
         cache_read, cache_write = prompt // 2, prompt // 4
         prompt -= cache_read + cache_write
-    return {"input_tokens": max(1, prompt), "cache_creation_input_tokens": cache_write,
-            "cache_read_input_tokens": cache_read, "output_tokens": 0}
+    return {
+        "input_tokens": max(1, prompt),
+        "cache_creation_input_tokens": cache_write,
+        "cache_read_input_tokens": cache_read,
+        "output_tokens": 0,
+    }
 
 
 def output_tokens(blocks: list[Block]) -> int:
@@ -249,7 +261,7 @@ def apply_stop_sequences(reply: Reply, sequences: list[str]) -> None:
         if hits:
             position, sequence = min(hits)
             block.text = block.text[:position]
-            del reply.blocks[i + 1:]
+            del reply.blocks[i + 1 :]
             reply.stop_reason, reply.stop_sequence = "stop_sequence", sequence
             return
 
@@ -289,8 +301,16 @@ def stream_events(reply: Reply, flags: dict[str, str]) -> list[tuple[str, Json]]
         if "unknown_event" in flags:
             events.append(("future_event", {"type": "future_event", "index": index}))
     delta_usage = {"output_tokens": reply.usage["output_tokens"]}
-    events.append(("message_delta", {"type": "message_delta", "delta": {
-        "stop_reason": reply.stop_reason, "stop_sequence": reply.stop_sequence}, "usage": delta_usage}))
+    events.append(
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": reply.stop_reason, "stop_sequence": reply.stop_sequence},
+                "usage": delta_usage,
+            },
+        )
+    )
     events.append(("message_stop", {"type": "message_stop"}))
     return events
 
@@ -307,12 +327,15 @@ def block_events(index: int, block: Block) -> list[tuple[str, Json]]:
     elif block.type == "tool_use":
         start = {"type": "tool_use", "id": block.id, "name": block.name, "input": {}}
         raw = orjson.dumps(block.input).decode() if block.input else ""
-        deltas = [delta({"type": "input_json_delta", "partial_json": raw[i:i + 7]}) for i in range(0, len(raw), 7)]
+        deltas = [delta({"type": "input_json_delta", "partial_json": raw[i : i + 7]}) for i in range(0, len(raw), 7)]
     elif block.type == "thinking":
         start = {"type": "thinking", "thinking": ""}
         deltas = [delta({"type": "thinking_delta", "thinking": w}) for w in re.findall(r"\S+\s*", block.text)]
         deltas.append(delta({"type": "signature_delta", "signature": block.signature}))
     else:
         start = {"type": "redacted_thinking", "data": block.data}
-    return [("content_block_start", {"type": "content_block_start", "index": index, "content_block": start}),
-            *deltas, ("content_block_stop", {"type": "content_block_stop", "index": index})]
+    return [
+        ("content_block_start", {"type": "content_block_start", "index": index, "content_block": start}),
+        *deltas,
+        ("content_block_stop", {"type": "content_block_stop", "index": index}),
+    ]

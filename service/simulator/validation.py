@@ -86,8 +86,10 @@ def check_messages(messages: Any) -> None:
         if pending_tool_ids:
             answered = {b.get("tool_use_id") for b in blocks if b.get("type") == "tool_result"}
             if role != "user" or not pending_tool_ids <= answered:
-                raise invalid(f"messages.{i}: `tool_use` ids were found without `tool_result` blocks immediately "
-                              f"after: {', '.join(sorted(pending_tool_ids - answered))}")
+                raise invalid(
+                    f"messages.{i}: `tool_use` ids were found without `tool_result` blocks immediately "
+                    f"after: {', '.join(sorted(pending_tool_ids - answered))}"
+                )
         pending_tool_ids = set()
         for j, block in enumerate(blocks):
             check_block(block, f"messages.{i}.content.{j}", role)
@@ -102,8 +104,9 @@ def check_block(block: Json, where: str, role: str) -> None:
     if kind == "image":
         source = block.get("source") or {}
         if source.get("type") == "base64" and source.get("media_type") not in IMAGE_TYPES:
-            raise invalid(f"{where}.source.media_type: Input should be 'image/jpeg', 'image/png', 'image/gif' "
-                          "or 'image/webp'")
+            raise invalid(
+                f"{where}.source.media_type: Input should be 'image/jpeg', 'image/png', 'image/gif' or 'image/webp'"
+            )
     if kind == "thinking":
         if role != "assistant":
             raise invalid(f"{where}: thinking blocks may only appear in assistant messages")

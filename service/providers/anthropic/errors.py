@@ -39,8 +39,15 @@ def error_from_event(data: bytes, request_id: str | None) -> errors.GatewayError
     non-streaming call returned for the same type."""
     kind, message, details = _parse_error_body(data)
     status = {"overloaded_error": 529, "rate_limit_error": 429, "api_error": 500}.get(kind or "", 500)
-    return error_from_kind(kind, message or "The upstream reported an error mid-stream.", status, details,
-                           retry=None, upstream_status=status, upstream_request_id=request_id)
+    return error_from_kind(
+        kind,
+        message or "The upstream reported an error mid-stream.",
+        status,
+        details,
+        retry=None,
+        upstream_status=status,
+        upstream_request_id=request_id,
+    )
 
 
 def error_from_kind(
@@ -49,7 +56,8 @@ def error_from_kind(
     lowered = (message + " " + details).lower()
     if status == 401 or kind == "authentication_error":
         return errors.UpstreamAuthFailed(
-            "The upstream rejected the gateway's credentials; the operator must fix the gateway's API key.", **common)
+            "The upstream rejected the gateway's credentials; the operator must fix the gateway's API key.", **common
+        )
     if status == 403 or kind == "permission_error":
         return errors.PermissionDenied(f"The upstream refused access: {message}", **common)
     if status == 404 or kind == "not_found_error":
@@ -83,8 +91,11 @@ def _parse_error_body(body: bytes) -> tuple[str | None, str | None, str]:
         return None, None, ""
     details = error.get("details")
     kind, message = error.get("type"), error.get("message")
-    return (str(kind) if kind else None, str(message) if message else None,
-            orjson.dumps(details).decode() if details else "")
+    return (
+        str(kind) if kind else None,
+        str(message) if message else None,
+        orjson.dumps(details).decode() if details else "",
+    )
 
 
 def error_from_transport(exc: httpx.HTTPError, *, started_stream: bool) -> errors.GatewayError:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import httpx
 import orjson
-
 from chatgate.v1 import chat_pb2
+
 from service.core import ProviderCall, UpstreamInfo
 from service.core.errors import GatewayError
 
@@ -46,10 +46,13 @@ class AnthropicSettings:
 
 
 def build_client(settings: AnthropicSettings) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=settings.max_connections,
-                          max_keepalive_connections=settings.max_connections)
-    timeout = httpx.Timeout(connect=settings.connect_timeout, read=settings.read_timeout,
-                            write=settings.read_timeout, pool=settings.pool_timeout)
+    limits = httpx.Limits(max_connections=settings.max_connections, max_keepalive_connections=settings.max_connections)
+    timeout = httpx.Timeout(
+        connect=settings.connect_timeout,
+        read=settings.read_timeout,
+        write=settings.read_timeout,
+        pool=settings.pool_timeout,
+    )
     # Retries stay at zero: a hidden retry layer multiplies with the clients' own.
     return httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False)
 
@@ -79,10 +82,15 @@ class AnthropicProvider:
         if call.deadline is not None:
             remaining = max(0.001, call.deadline - time.monotonic())
             read = min(remaining, self._settings.read_timeout)
-            extensions["timeout"] = {"connect": min(remaining, self._settings.connect_timeout), "read": read,
-                                     "write": read, "pool": min(remaining, self._settings.pool_timeout)}
-        return self._client.build_request("POST", self._url, content=orjson.dumps(mapped.body),
-                                          headers=headers, extensions=extensions)
+            extensions["timeout"] = {
+                "connect": min(remaining, self._settings.connect_timeout),
+                "read": read,
+                "write": read,
+                "pool": min(remaining, self._settings.pool_timeout),
+            }
+        return self._client.build_request(
+            "POST", self._url, content=orjson.dumps(mapped.body), headers=headers, extensions=extensions
+        )
 
     async def complete(self, call: ProviderCall) -> chat_pb2.ChatCompletion:
         mapped = to_anthropic(call, stream=False)
@@ -144,7 +152,7 @@ def record_headers(upstream: UpstreamInfo, headers: Mapping[str, str]) -> None:
     """Keeps the headers a client may use: rate limits, retry-after, the upstream request id."""
     for name, value in headers.items():
         if name.startswith(PASSTHROUGH_PREFIX):
-            upstream.headers["x-ratelimit-" + name[len(PASSTHROUGH_PREFIX):]] = value
+            upstream.headers["x-ratelimit-" + name[len(PASSTHROUGH_PREFIX) :]] = value
     if "retry-after" in headers:
         upstream.headers["retry-after"] = headers["retry-after"]
     if "request-id" in headers:

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from chatgate.v1 import chat_pb2, chat_service_pb2
 from google.protobuf import json_format, struct_pb2
 
-from chatgate.v1 import chat_pb2, chat_service_pb2
 from service.core import CompatReport, ModelInfo, ProviderCall
 from service.core.errors import InvalidRequest
 
@@ -37,8 +37,15 @@ EFFORT_NAMES = {
 }
 
 # Request fields with no Claude equivalent: dropped (lenient) or rejected (strict).
-UNSUPPORTED_OPTIONAL = ("seed", "logprobs", "top_logprobs", "presence_penalty", "frequency_penalty", "store",
-                        "service_tier")
+UNSUPPORTED_OPTIONAL = (
+    "seed",
+    "logprobs",
+    "top_logprobs",
+    "presence_penalty",
+    "frequency_penalty",
+    "store",
+    "service_tier",
+)
 UNSUPPORTED_COLLECTIONS = ("logit_bias", "metadata")
 UNSUPPORTED_MESSAGES = ("audio", "prediction")
 
@@ -78,7 +85,9 @@ def to_anthropic(call: ProviderCall, *, stream: bool) -> AnthropicRequest:
 # --- messages ---------------------------------------------------------------
 
 
-def map_messages(messages: Sequence[chat_pb2.ChatMessage], report: CompatReport) -> tuple[list[JsonObject], list[JsonObject]]:
+def map_messages(
+    messages: Sequence[chat_pb2.ChatMessage], report: CompatReport
+) -> tuple[list[JsonObject], list[JsonObject]]:
     """Hoists system and developer messages, in order, into ``system`` blocks and
     turns the rest into alternating Anthropic turns. Consecutive turns of one
     role (for example several tool results) are merged into one turn."""
@@ -230,8 +239,12 @@ def tool_use_block(call: chat_pb2.ToolCall, param: str) -> JsonObject:
         raise InvalidRequest("A tool call needs an `id`.", param=f"{param}.id")
     if not call.function.name:
         raise InvalidRequest("A tool call needs a function name.", param=f"{param}.function.name")
-    return {"type": "tool_use", "id": call.id, "name": call.function.name,
-            "input": parse_arguments(call.function.arguments, f"{param}.function.arguments")}
+    return {
+        "type": "tool_use",
+        "id": call.id,
+        "name": call.function.name,
+        "input": parse_arguments(call.function.arguments, f"{param}.function.arguments"),
+    }
 
 
 def parse_arguments(arguments: str, param: str) -> JsonObject:
@@ -332,8 +345,13 @@ def tool_choice(request: Request, body: JsonObject) -> JsonObject | None:
     if kind == "function_name":
         choice = {"type": "tool", "name": request.tool_choice.function_name}
     elif kind == "mode" and request.tool_choice.mode != chat_pb2.TOOL_CHOICE_MODE_UNSPECIFIED:
-        choice = {"type": {chat_pb2.TOOL_CHOICE_MODE_AUTO: "auto", chat_pb2.TOOL_CHOICE_MODE_NONE: "none",
-                           chat_pb2.TOOL_CHOICE_MODE_REQUIRED: "any"}[request.tool_choice.mode]}
+        choice = {
+            "type": {
+                chat_pb2.TOOL_CHOICE_MODE_AUTO: "auto",
+                chat_pb2.TOOL_CHOICE_MODE_NONE: "none",
+                chat_pb2.TOOL_CHOICE_MODE_REQUIRED: "any",
+            }[request.tool_choice.mode]
+        }
     if "tools" not in body:
         if choice is not None and choice["type"] != "none":
             raise InvalidRequest("`tool_choice` needs `tools`.", param="tool_choice")
@@ -376,8 +394,9 @@ def thinking_setting(request: Request, model: ModelInfo, report: CompatReport) -
             return budget_thinking(model, "medium")
         budget = request.thinking.budget_tokens
         if budget < THINKING_MIN_BUDGET:
-            raise InvalidRequest(f"`thinking.budget_tokens` must be at least {THINKING_MIN_BUDGET}.",
-                                 param="thinking.budget_tokens")
+            raise InvalidRequest(
+                f"`thinking.budget_tokens` must be at least {THINKING_MIN_BUDGET}.", param="thinking.budget_tokens"
+            )
         return {"type": "enabled", "budget_tokens": budget}
     effort = EFFORT_NAMES.get(request.reasoning_effort)
     if effort is None:

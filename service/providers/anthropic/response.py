@@ -7,7 +7,6 @@ import time
 from typing import Any
 
 import orjson
-
 from chatgate.v1 import chat_pb2
 
 log = logging.getLogger("chatgate.anthropic")
@@ -25,7 +24,7 @@ FINISH_REASONS = {
 _unknown_logged: set[str] = set()
 
 
-def finish_reason(stop_reason: str | None, *, json_tool_used: bool = False) -> chat_pb2.FinishReason.ValueType:
+def finish_reason(stop_reason: str | None, *, json_tool_used: bool = False) -> chat_pb2.FinishReason:
     """Maps ``stop_reason``; a JSON-mode tool call is an ordinary stop, and a
     reason newer than this table degrades to ``stop`` with one log line."""
     if stop_reason == "tool_use" and json_tool_used:
@@ -68,12 +67,14 @@ def completion_from_message(message: dict[str, Any], *, json_tool: str | None = 
                 json_tool_used = True
                 texts.append(arguments)
                 continue
-            reply.tool_calls.add(id=block["id"], type="function",
-                                 function=chat_pb2.FunctionCall(name=block["name"], arguments=arguments))
+            reply.tool_calls.add(
+                id=block["id"], type="function", function=chat_pb2.FunctionCall(name=block["name"], arguments=arguments)
+            )
         elif kind == "thinking":
             reasoning.append(block.get("thinking", ""))
-            reply.thinking_blocks.add(type="thinking", thinking=block.get("thinking", ""),
-                                      signature=block.get("signature", ""))
+            reply.thinking_blocks.add(
+                type="thinking", thinking=block.get("thinking", ""), signature=block.get("signature", "")
+            )
         elif kind == "redacted_thinking":
             reply.thinking_blocks.add(type="redacted_thinking", data=block.get("data", ""))
     if texts or not reply.tool_calls:
@@ -84,10 +85,12 @@ def completion_from_message(message: dict[str, Any], *, json_tool: str | None = 
         id="chatcmpl-" + str(message.get("id", "")),
         created=int(time.time()),
         model=str(message.get("model", "")),
-        choices=[chat_pb2.Choice(
-            index=0,
-            message=reply,
-            finish_reason=finish_reason(message.get("stop_reason"), json_tool_used=json_tool_used),
-        )],
+        choices=[
+            chat_pb2.Choice(
+                index=0,
+                message=reply,
+                finish_reason=finish_reason(message.get("stop_reason"), json_tool_used=json_tool_used),
+            )
+        ],
         usage=usage_from(message.get("usage") or {}),
     )

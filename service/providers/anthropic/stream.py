@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-
 from chatgate.v1 import chat_pb2
+
 from service.core.errors import IncompleteStream, UpstreamError
 
 from .errors import error_from_event
@@ -47,8 +47,7 @@ class StreamTranslator:
     """Keeps what an OpenAI stream needs across events: the ids, our own tool-call
     counter (never Anthropic's block index), open blocks, usage and stop reason."""
 
-    __slots__ = ("_blocks", "_json_tool", "_tool_count", "_usage", "created", "finished", "id", "model",
-                 "request_id")
+    __slots__ = ("_blocks", "_json_tool", "_tool_count", "_usage", "created", "finished", "id", "model", "request_id")
 
     def __init__(self, *, json_tool: str | None = None, request_id: str | None = None) -> None:
         self.id = ""
@@ -85,9 +84,13 @@ class StreamTranslator:
             log.info("skipping unknown Anthropic stream event %r", event)
         return None
 
-    def _chunk(self, delta: Delta, reason: chat_pb2.FinishReason.ValueType = 0) -> Chunk:
-        return Chunk(id=self.id, created=self.created, model=self.model,
-                     choices=[ChunkChoice(index=0, delta=delta, finish_reason=reason)])
+    def _chunk(self, delta: Delta, reason: chat_pb2.FinishReason = chat_pb2.FINISH_REASON_UNSPECIFIED) -> Chunk:
+        return Chunk(
+            id=self.id,
+            created=self.created,
+            model=self.model,
+            choices=[ChunkChoice(index=0, delta=delta, finish_reason=reason)],
+        )
 
     def _on_message_start(self, payload: dict[str, Any]) -> Chunk:
         message = payload.get("message") or {}
@@ -110,8 +113,12 @@ class StreamTranslator:
                 return None
             state.tool_index = self._tool_count
             self._tool_count += 1
-            call = ToolCall(index=state.tool_index, id=block.get("id", ""), type="function",
-                            function=FunctionCall(name=block.get("name", ""), arguments=""))
+            call = ToolCall(
+                index=state.tool_index,
+                id=block.get("id", ""),
+                type="function",
+                function=FunctionCall(name=block.get("name", ""), arguments=""),
+            )
             return self._chunk(Delta(tool_calls=[call]))
         if kind == "redacted_thinking":
             state.data = block.get("data", "")
@@ -147,16 +154,18 @@ class StreamTranslator:
             return None
         if state.kind == "tool_use" and not state.has_arguments:
             # A call with no argument bytes still needs parseable arguments.
-            return self._chunk(Delta(tool_calls=[ToolCall(index=state.tool_index,
-                                                          function=FunctionCall(arguments="{}"))]))
+            return self._chunk(
+                Delta(tool_calls=[ToolCall(index=state.tool_index, function=FunctionCall(arguments="{}"))])
+            )
         if state.kind == "json" and not state.has_arguments:
             return self._chunk(Delta(content="{}"))
         if state.kind == "thinking":
             block = chat_pb2.ThinkingBlock(type="thinking", thinking="".join(state.text), signature=state.signature)
             return self._chunk(Delta(thinking_blocks=[block]))
         if state.kind == "redacted_thinking":
-            return self._chunk(Delta(thinking_blocks=[chat_pb2.ThinkingBlock(type="redacted_thinking",
-                                                                              data=state.data)]))
+            return self._chunk(
+                Delta(thinking_blocks=[chat_pb2.ThinkingBlock(type="redacted_thinking", data=state.data)])
+            )
         return None
 
     def _on_message_delta(self, payload: dict[str, Any]) -> Chunk:
@@ -174,8 +183,9 @@ class StreamTranslator:
     def check_complete(self) -> None:
         """Raises unless the stream reached ``message_stop``."""
         if not self.finished:
-            raise IncompleteStream("The upstream stream ended before `message_stop`.",
-                                   upstream_request_id=self.request_id)
+            raise IncompleteStream(
+                "The upstream stream ended before `message_stop`.", upstream_request_id=self.request_id
+            )
 
 
 def malformed_event(event: str) -> UpstreamError:
