@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import grpc
-from chatgate.v1 import chat_service_pb2, chat_service_pb2_grpc
 from grpc_health.v1 import _async as health_aio  # the aio servicer, which health.aio re-exports
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from chatgate.v1 import chat_service_pb2, chat_service_pb2_grpc
 from service.core import ChatService
 from service.core.auth import KeyChecker
 

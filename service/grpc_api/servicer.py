@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, NoReturn
 
 import grpc
-from chatgate.v1 import chat_pb2, chat_service_pb2, chat_service_pb2_grpc
 
+from chatgate.v1 import chat_pb2, chat_service_pb2, chat_service_pb2_grpc
 from service.core import Adjustment, ChatService
 from service.core.auth import KeyChecker
 from service.core.errors import GatewayError, InternalError

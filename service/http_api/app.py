@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from chatgate.v1 import chat_pb2
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from chatgate.v1 import chat_pb2
 from service.core import ChatService
 from service.core.auth import KeyChecker
 from service.core.errors import GatewayError, InternalError, InvalidRequest, RequestTooLarge

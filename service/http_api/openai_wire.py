@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import orjson
-from chatgate.v1 import chat_pb2, chat_service_pb2
 from google.protobuf import struct_pb2
 
+from chatgate.v1 import chat_pb2, chat_service_pb2
 from service.core.errors import InvalidRequest
 
 Json = dict[str, Any]

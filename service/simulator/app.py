@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -69,12 +69,16 @@ def rate_limit_headers() -> list[tuple[bytes, bytes]]:
 class Simulator:
     """The ASGI app. ``stats`` counts requests and the ones whose client left early."""
 
-    def __init__(self, *, api_key: str | None = None, replay_dir: Path | None = None, cache_size: int = 512) -> None:
+    def __init__(
+        self, *, api_key: str | None = None, replay_dir: Path | None = None, cache_size: int = 512, log_size: int = 64
+    ) -> None:
         self.api_key = api_key
         self.replay_dir = replay_dir
         self.stats = {"requests": 0, "active": 0, "aborted": 0, "completed": 0}
         self._cache: OrderedDict[bytes, tuple[int, list[tuple[bytes, bytes]], list[bytes]]] = OrderedDict()
         self._cache_size = cache_size
+        # The most recent requests as received, for tests that check what the upstream saw.
+        self.received: deque[dict[str, Any]] = deque(maxlen=log_size)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -85,6 +89,8 @@ class Simulator:
         path, method = scope["path"], scope["method"]
         if path == "/v1/messages" and method == "POST":
             await self.messages(scope, receive, send)
+        elif path == "/_sim/requests" and method == "GET":
+            await send_body(send, 200, [(b"content-type", b"application/json")], [orjson.dumps(list(self.received))])
         elif path == "/_sim/stats" and method == "GET":
             await send_body(send, 200, [(b"content-type", b"application/json")], [orjson.dumps(self.stats)])
         else:
@@ -107,6 +113,7 @@ class Simulator:
         self.stats["requests"] += 1
         headers = dict(scope["headers"])
         raw = await read_body(receive)
+        self.received.append(received_entry(headers, raw))
         request_id = "req_sim_" + hashlib.sha256(raw).hexdigest()[:20]
         cache_key = raw + b"\0" + headers.get(b"x-sim", b"") + b"\0" + headers.get(b"x-api-key", b"")
         cached = self._cache.get(cache_key)
@@ -244,6 +251,20 @@ class Simulator:
             (b"x-chatgate-simulator", b"replay"),
         ]
         await send_body(send, 200, headers, [path.read_bytes()])
+
+
+def received_entry(headers: dict[bytes, bytes], raw: bytes) -> dict[str, Any]:
+    """What a test may check about a request: its body and the protocol headers (never the key)."""
+    try:
+        body: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        body = raw.decode("utf-8", "replace")
+    names = (b"anthropic-version", b"anthropic-beta", b"content-type")
+    return {
+        "body": body,
+        "headers": {n.decode(): headers[n].decode() for n in names if n in headers},
+        "has_api_key": bool(headers.get(b"x-api-key")),
+    }
 
 
 async def read_body(receive: Receive) -> bytes:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import httpx
 import orjson
-from chatgate.v1 import chat_pb2
 
+from chatgate.v1 import chat_pb2
 from service.core import ProviderCall, UpstreamInfo
 from service.core.errors import GatewayError
 

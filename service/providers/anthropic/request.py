@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from chatgate.v1 import chat_pb2, chat_service_pb2
 from google.protobuf import json_format, struct_pb2
 
+from chatgate.v1 import chat_pb2, chat_service_pb2
 from service.core import CompatReport, ModelInfo, ProviderCall
 from service.core.errors import InvalidRequest
 

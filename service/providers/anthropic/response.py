@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import orjson
+
 from chatgate.v1 import chat_pb2
 
 log = logging.getLogger("chatgate.anthropic")

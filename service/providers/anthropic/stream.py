@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from chatgate.v1 import chat_pb2
 
+from chatgate.v1 import chat_pb2
 from service.core.errors import IncompleteStream, UpstreamError
 
 from .errors import error_from_event

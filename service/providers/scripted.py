@@ -1,0 +1,56 @@
+"""A scripted provider: replies, streams and failures given up front.
+
+It is the second implementation of ``ChatProvider``: core and edge tests run
+on it without sockets, and it keeps the interface from becoming Anthropic-shaped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+from chatgate.v1 import chat_pb2
+from service.core import ProviderCall
+from service.core.errors import GatewayError
+
+Step = chat_pb2.ChatCompletionChunk | GatewayError | float
+
+
+@dataclass
+class ScriptedProvider:
+    """``completion`` answers ``complete``; ``steps`` drive ``stream``: a chunk is
+    yielded, an error raised, a float slept (seconds). ``calls`` records every call."""
+
+    completion: chat_pb2.ChatCompletion | GatewayError | None = None
+    steps: Sequence[Step] = ()
+    calls: list[ProviderCall] = field(default_factory=list)
+    closed_streams: int = 0
+
+    async def complete(self, call: ProviderCall) -> chat_pb2.ChatCompletion:
+        self.calls.append(call)
+        if isinstance(self.completion, GatewayError):
+            raise self.completion
+        if self.completion is None:
+            raise AssertionError("no completion scripted")
+        reply = chat_pb2.ChatCompletion()
+        reply.CopyFrom(self.completion)
+        return reply
+
+    async def stream(self, call: ProviderCall) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
+        self.calls.append(call)
+        try:
+            for step in self.steps:
+                if isinstance(step, GatewayError):
+                    raise step
+                if isinstance(step, float):
+                    await asyncio.sleep(step)
+                    continue
+                chunk = chat_pb2.ChatCompletionChunk()
+                chunk.CopyFrom(step)
+                yield chunk
+        finally:
+            self.closed_streams += 1
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,47 @@
+"""The SSE decoder, by the spec's rules, however the bytes are split across reads."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.providers.anthropic.sse import ServerSentEvent, SSEDecoder
+
+CASES = [
+    (b"event: ping\ndata: {}\n\n", [ServerSentEvent("ping", b"{}")]),
+    (b"event:ping\ndata:{}\n\n", [ServerSentEvent("ping", b"{}")]),
+    (b"event: a\r\ndata: 1\r\n\r\n", [ServerSentEvent("a", b"1")]),
+    (b"event: a\rdata: 1\r\r", [ServerSentEvent("a", b"1")]),
+    (b"data: line one\ndata: line two\n\n", [ServerSentEvent("message", b"line one\nline two")]),
+    (b": comment\nevent: a\n: another\ndata: x\n\n", [ServerSentEvent("a", b"x")]),
+    (b"data:  two spaces\n\n", [ServerSentEvent("message", b" two spaces")]),
+    (b"event: a\n\nevent: b\ndata: 2\n\n", [ServerSentEvent("b", b"2")]),
+    (b"id: 7\nretry: 10\ndata: y\n\n", [ServerSentEvent("message", b"y")]),
+    (b"data: unfinished\n", []),
+]
+
+
+@pytest.mark.parametrize(("raw", "expected"), CASES, ids=[str(i) for i in range(len(CASES))])
+def test_decodes_whole_input(raw: bytes, expected: list[ServerSentEvent]) -> None:
+    assert SSEDecoder().feed(raw) == expected
+
+
+@pytest.mark.parametrize(("raw", "expected"), CASES, ids=[str(i) for i in range(len(CASES))])
+def test_decodes_the_same_when_fed_one_byte_at_a_time(raw: bytes, expected: list[ServerSentEvent]) -> None:
+    decoder = SSEDecoder()
+    events = [event for i in range(len(raw)) for event in decoder.feed(raw[i : i + 1])]
+    assert events == expected
+
+
+def test_crlf_split_between_reads_is_one_line_end() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"event: a\r") == []
+    assert decoder.feed(b"\ndata: 1\r") == []
+    assert decoder.feed(b"\n\r\n") == [ServerSentEvent("a", b"1")]
+
+
+def test_reports_a_partial_event_left_in_the_buffer() -> None:
+    decoder = SSEDecoder()
+    decoder.feed(b"event: a\ndata: 1\n")
+    assert decoder.has_partial_event
+    decoder.feed(b"\n")
+    assert not decoder.has_partial_event

@@ -1,0 +1,146 @@
+"""Starting and stopping real chatgate processes for tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from chatgate.v1 import chat_pb2, chat_service_pb2
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures" / "anthropic"
+GOLDEN = ROOT / "tests" / "golden"
+UPSTREAM_KEY = "sk-ant-test-upstream-key-0123456789"
+MODEL = "claude-sonnet-4-5"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def marker() -> str:
+    """A unique string to find one request among those the simulator received."""
+    return "m" + uuid.uuid4().hex[:12]
+
+
+@dataclass
+class Process:
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@dataclass
+class Simulator(Process):
+    url: str
+
+    def received(self) -> list[dict[str, Any]]:
+        return list(httpx.get(self.url + "/_sim/requests", timeout=5).json())
+
+    def find(self, text: str) -> dict[str, Any]:
+        """The last request whose body mentions ``text``."""
+        for entry in reversed(self.received()):
+            if text in str(entry["body"]):
+                return entry
+        raise AssertionError(f"the simulator received no request containing {text!r}")
+
+    def stats(self) -> dict[str, int]:
+        return dict(httpx.get(self.url + "/_sim/stats", timeout=5).json())
+
+
+@dataclass
+class Gateway(Process):
+    http_port: int
+    grpc_port: int
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+
+def spawn(args: list[str], log_dir: Path, env: Mapping[str, str]) -> tuple[subprocess.Popen[bytes], Path]:
+    log_path = log_dir / "process.log"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CHATGATE_"))}
+    clean["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "gen")])
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service", *args],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**clean, **env},
+        )
+    return process, log_path
+
+
+def wait_until(check: Any, process: subprocess.Popen[bytes], log_path: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode}:\n{log_path.read_text()}")
+        try:
+            if check():
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"process did not become ready:\n{log_path.read_text()}")
+
+
+def start_simulator(log_dir: Path, *, api_key: str | None = None, replay_dir: Path | None = None) -> Simulator:
+    port = free_port()
+    args = ["simulate", "--port", str(port)]
+    if api_key:
+        args += ["--api-key", api_key]
+    if replay_dir:
+        args += ["--replay-dir", str(replay_dir)]
+    process, log_path = spawn(args, log_dir, {})
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: httpx.get(url + "/_sim/stats", timeout=1).status_code == 200, process, log_path)
+    return Simulator(process, log_path, url)
+
+
+def start_gateway(log_dir: Path, *, env: Mapping[str, str] | None = None, args: list[str] | None = None) -> Gateway:
+    http_port, grpc_port = free_port(), free_port()
+    serve = ["serve", "--http-port", str(http_port), "--grpc-port", str(grpc_port), *(args or [])]
+    process, log_path = spawn(serve, log_dir, env or {})
+    url = f"http://127.0.0.1:{http_port}/readyz"
+    wait_until(lambda: httpx.get(url, timeout=1).status_code == 200, process, log_path)
+    return Gateway(process, log_path, http_port, grpc_port)
+
+
+def user(text: str) -> chat_pb2.ChatMessage:
+    return chat_pb2.ChatMessage(role=chat_pb2.ROLE_USER, content=[chat_pb2.ContentPart(text=text)])
+
+
+def grpc_request(text: str, **fields: Any) -> chat_service_pb2.ChatCompletionRequest:
+    return chat_service_pb2.ChatCompletionRequest(model=fields.pop("model", MODEL), messages=[user(text)], **fields)
