@@ -17,7 +17,7 @@ import orjson
 
 from chatgate.v1 import chat_pb2
 from service.core import ProviderCall, UpstreamInfo
-from service.core.errors import GatewayError
+from service.core.errors import DeadlineExceeded, GatewayError
 
 from .errors import error_from_response, error_from_transport
 from .request import AnthropicRequest, to_anthropic
@@ -98,7 +98,7 @@ class AnthropicProvider:
         try:
             response = await self._client.send(self._request(mapped, call))
         except httpx.HTTPError as exc:
-            raise error_from_transport(exc, started_stream=False) from exc
+            raise transport_error(exc, call, started_stream=False) from exc
         finally:
             call.upstream.seconds += time.monotonic() - started
         record_headers(call.upstream, response.headers)
@@ -116,7 +116,7 @@ class AnthropicProvider:
         try:
             response = await self._client.send(self._request(mapped, call), stream=True)
         except httpx.HTTPError as exc:
-            raise error_from_transport(exc, started_stream=False) from exc
+            raise transport_error(exc, call, started_stream=False) from exc
         call.upstream.seconds += time.monotonic() - started
         try:
             record_headers(call.upstream, response.headers)
@@ -124,6 +124,8 @@ class AnthropicProvider:
                 raise error_from_response(response.status_code, response.headers, await response.aread())
             async for chunk in translate(response, mapped.json_tool):
                 yield chunk
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, call, started_stream=True) from exc
         finally:
             # Runs on completion, error, and on cancellation or aclose() when the
             # client leaves: the upstream connection is released at once.
@@ -141,11 +143,16 @@ async def translate(response: httpx.Response, json_tool: str | None) -> AsyncIte
                 chunk = translator.feed(event, sse.data)
                 if chunk is not None:
                     yield chunk
-    except httpx.HTTPError as exc:
-        raise error_from_transport(exc, started_stream=True) from exc
     except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise malformed_event(event) from exc
     translator.check_complete()
+
+
+def transport_error(exc: httpx.HTTPError, call: ProviderCall, *, started_stream: bool) -> GatewayError:
+    """A timeout that the client's own deadline caused is the client's deadline, not a slow upstream."""
+    if isinstance(exc, httpx.TimeoutException) and call.deadline is not None and time.monotonic() >= call.deadline:
+        return DeadlineExceeded("The request's deadline passed while waiting for the upstream.")
+    return error_from_transport(exc, started_stream=started_stream)
 
 
 def record_headers(upstream: UpstreamInfo, headers: Mapping[str, str]) -> None:
@@ -159,4 +166,4 @@ def record_headers(upstream: UpstreamInfo, headers: Mapping[str, str]) -> None:
         upstream.headers["x-request-id"] = headers["request-id"]
 
 
-__all__ = ["AnthropicProvider", "AnthropicSettings", "GatewayError", "build_client"]
+__all__ = ["AnthropicProvider", "AnthropicSettings", "build_client"]
