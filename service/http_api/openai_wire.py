@@ -418,13 +418,19 @@ def usage_json(usage: chat_pb2.Usage) -> Json:
     }
 
 
-def thinking_blocks_json(blocks: Any) -> list[Json]:
-    return [
-        {"type": b.type, "data": b.data}
-        if b.type == "redacted_thinking"
-        else {"type": b.type, "thinking": b.thinking, "signature": b.signature}
-        for b in blocks
-    ]
+def thinking_blocks_json(blocks: Any, *, indexed: bool = False) -> list[Json]:
+    """Thinking blocks as JSON; stream deltas carry ``index`` so that list-merging
+    clients (the OpenAI SDK's accumulator among them) can place each block."""
+    out: list[Json] = []
+    for block in blocks:
+        entry: Json = {"index": block.index} if indexed else {}
+        entry["type"] = block.type
+        if block.type == "redacted_thinking":
+            entry["data"] = block.data
+        else:
+            entry["thinking"], entry["signature"] = block.thinking, block.signature
+        out.append(entry)
+    return out
 
 
 def message_json(message: chat_pb2.ChatMessage) -> Json:
@@ -485,7 +491,7 @@ def delta_json(delta: chat_pb2.Delta) -> Json:
     if delta.tool_calls:
         out["tool_calls"] = [_tool_call_delta_json(c) for c in delta.tool_calls]
     if delta.thinking_blocks:
-        out["thinking_blocks"] = thinking_blocks_json(delta.thinking_blocks)
+        out["thinking_blocks"] = thinking_blocks_json(delta.thinking_blocks, indexed=True)
     if delta.HasField("refusal"):
         out["refusal"] = delta.refusal
     return out

@@ -182,16 +182,18 @@ class FunctionCall(_message.Message):
     def __init__(self, name: _Optional[str] = ..., arguments: _Optional[str] = ...) -> None: ...
 
 class ThinkingBlock(_message.Message):
-    __slots__ = ("type", "thinking", "signature", "data")
+    __slots__ = ("type", "thinking", "signature", "data", "index")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     THINKING_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
     type: str
     thinking: str
     signature: str
     data: str
-    def __init__(self, type: _Optional[str] = ..., thinking: _Optional[str] = ..., signature: _Optional[str] = ..., data: _Optional[str] = ...) -> None: ...
+    index: int
+    def __init__(self, type: _Optional[str] = ..., thinking: _Optional[str] = ..., signature: _Optional[str] = ..., data: _Optional[str] = ..., index: _Optional[int] = ...) -> None: ...
 
 class Tool(_message.Message):
     __slots__ = ("type", "function", "cache_control")

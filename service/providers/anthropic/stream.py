@@ -47,7 +47,18 @@ class StreamTranslator:
     """Keeps what an OpenAI stream needs across events: the ids, our own tool-call
     counter (never Anthropic's block index), open blocks, usage and stop reason."""
 
-    __slots__ = ("_blocks", "_json_tool", "_tool_count", "_usage", "created", "finished", "id", "model", "request_id")
+    __slots__ = (
+        "_blocks",
+        "_json_tool",
+        "_thinking_count",
+        "_tool_count",
+        "_usage",
+        "created",
+        "finished",
+        "id",
+        "model",
+        "request_id",
+    )
 
     def __init__(self, *, json_tool: str | None = None, request_id: str | None = None) -> None:
         self.id = ""
@@ -57,6 +68,7 @@ class StreamTranslator:
         self.request_id = request_id
         self._json_tool = json_tool
         self._tool_count = 0
+        self._thinking_count = 0
         self._blocks: dict[int, _Block] = {}
         self._usage: dict[str, Any] = {}
 
@@ -97,7 +109,9 @@ class StreamTranslator:
         self.id = "chatcmpl-" + str(message.get("id", ""))
         self.model = str(message.get("model", ""))
         self._usage = dict(message.get("usage") or {})
-        return self._chunk(Delta(role=ASSISTANT, content=""))
+        # No `content` yet: a reply that turns out to be tool calls only must
+        # accumulate to `content: null`, as the whole reply reports it.
+        return self._chunk(Delta(role=ASSISTANT))
 
     def _on_block_start(self, payload: dict[str, Any]) -> Chunk | None:
         block = payload.get("content_block") or {}
@@ -159,13 +173,14 @@ class StreamTranslator:
             )
         if state.kind == "json" and not state.has_arguments:
             return self._chunk(Delta(content="{}"))
-        if state.kind == "thinking":
-            block = chat_pb2.ThinkingBlock(type="thinking", thinking="".join(state.text), signature=state.signature)
+        if state.kind in ("thinking", "redacted_thinking"):
+            block = chat_pb2.ThinkingBlock(type=state.kind, index=self._thinking_count)
+            if state.kind == "thinking":
+                block.thinking, block.signature = "".join(state.text), state.signature
+            else:
+                block.data = state.data
+            self._thinking_count += 1
             return self._chunk(Delta(thinking_blocks=[block]))
-        if state.kind == "redacted_thinking":
-            return self._chunk(
-                Delta(thinking_blocks=[chat_pb2.ThinkingBlock(type="redacted_thinking", data=state.data)])
-            )
         return None
 
     def _on_message_delta(self, payload: dict[str, Any]) -> Chunk:
