@@ -7,6 +7,7 @@ are accumulated the same way. Both summaries must equal one golden summary.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from typing import Any
@@ -42,22 +43,39 @@ def normalised(transcript: str) -> str:
     return re.sub(r'"created":\d+', '"created":0', transcript)
 
 
-def summary(content: str | None, reasoning: str | None, calls: list[Any], blocks: list[Any], finish: str | None,
-            usage: dict[str, Any] | None, error: str | None) -> dict[str, Any]:
-    return {"content": content, "reasoning_content": reasoning, "tool_calls": calls, "thinking_blocks": blocks,
-            "finish_reason": finish, "usage": usage, "error": error}
+def summary(
+    content: str | None,
+    reasoning: str | None,
+    calls: list[Any],
+    blocks: list[Any],
+    finish: str | None,
+    usage: dict[str, Any] | None,
+    error: str | None,
+) -> dict[str, Any]:
+    return {
+        "content": content,
+        "reasoning_content": reasoning,
+        "tool_calls": calls,
+        "thinking_blocks": blocks,
+        "finish_reason": finish,
+        "usage": usage,
+        "error": error,
+    }
 
 
 def sdk_stream_summary(client: openai.OpenAI, name: str) -> dict[str, Any]:
-    stream = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": f"sim:replay={name}"}],
-                                            stream=True, stream_options={"include_usage": True})
+    stream = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": f"sim:replay={name}"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
     state, error = ChatCompletionStreamState(), None
     try:
         for chunk in stream:
-            try:
+            # The SDK's parse helpers refuse these reasons; the snapshot is complete all the same.
+            with contextlib.suppress(openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError):
                 state.handle_chunk(chunk)
-            except (openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError):
-                pass  # the SDK's parse helpers refuse these reasons; the snapshot is complete all the same
     except openai.APIError as exc:
         error = (exc.body or {}).get("code") if isinstance(exc.body, dict) else str(exc.body)
     final = state.current_completion_snapshot
@@ -67,8 +85,7 @@ def sdk_stream_summary(client: openai.OpenAI, name: str) -> dict[str, Any]:
     blocks = [{k: v for k, v in b.items() if k != "index"} for b in extra.get("thinking_blocks") or []]
     if error is not None:
         return summary(None, reasoning, [], blocks, None, None, error)
-    calls = [{"id": c.id, "name": c.function.name, "arguments": c.function.arguments}
-             for c in message.tool_calls or []]
+    calls = [{"id": c.id, "name": c.function.name, "arguments": c.function.arguments} for c in message.tool_calls or []]
     usage = final.usage.model_dump(exclude_none=True) if final.usage else None
     return summary(message.content, reasoning, calls, blocks, final.choices[0].finish_reason, usage, None)
 
@@ -100,10 +117,19 @@ def grpc_stream_summary(stub: chat_service_pb2_grpc.ChatCompletionServiceStub, n
 
 
 @pytest.mark.parametrize("name", STREAMS)
-def test_stream_scenario(name: str, http: httpx.Client, client: openai.OpenAI,
-                         stub: chat_service_pb2_grpc.ChatCompletionServiceStub, update_golden: bool) -> None:
-    body = {"model": MODEL, "stream": True, "stream_options": {"include_usage": True},
-            "messages": [{"role": "user", "content": f"sim:replay={name}"}]}
+def test_stream_scenario(
+    name: str,
+    http: httpx.Client,
+    client: openai.OpenAI,
+    stub: chat_service_pb2_grpc.ChatCompletionServiceStub,
+    update_golden: bool,
+) -> None:
+    body = {
+        "model": MODEL,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "messages": [{"role": "user", "content": f"sim:replay={name}"}],
+    }
     with http.stream("POST", "/v1/chat/completions", json=body) as response:
         assert response.status_code == 200
         transcript = normalised(response.read().decode())
@@ -119,8 +145,9 @@ def test_stream_scenario(name: str, http: httpx.Client, client: openai.OpenAI,
 
 
 @pytest.mark.parametrize("name", REPLIES)
-def test_whole_reply_scenario(name: str, client: openai.OpenAI, stub: chat_service_pb2_grpc.ChatCompletionServiceStub,
-                              update_golden: bool) -> None:
+def test_whole_reply_scenario(
+    name: str, client: openai.OpenAI, stub: chat_service_pb2_grpc.ChatCompletionServiceStub, update_golden: bool
+) -> None:
     reply = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": f"sim:replay={name}"}])
     body = reply.model_dump(exclude={"created"})
     check_golden(GOLDEN / f"{name}.reply.json", as_json(body), update_golden)
@@ -128,6 +155,7 @@ def test_whole_reply_scenario(name: str, client: openai.OpenAI, stub: chat_servi
     message = over_grpc.choices[0].message
     assert "".join(p.text for p in message.content) == (body["choices"][0]["message"]["content"] or "")
     assert [c.function.arguments for c in message.tool_calls] == [
-        c["function"]["arguments"] for c in body["choices"][0]["message"].get("tool_calls") or []]
+        c["function"]["arguments"] for c in body["choices"][0]["message"].get("tool_calls") or []
+    ]
     assert usage_json(over_grpc.usage) == reply.usage.model_dump(exclude_none=True)  # type: ignore[union-attr]
     assert FINISH_REASONS[over_grpc.choices[0].finish_reason] == body["choices"][0]["finish_reason"]
