@@ -35,8 +35,8 @@ proto-lint: $(STAMP)
 	$(BIN)/buf format --diff --exit-code
 
 lint: $(STAMP)
-	$(BIN)/ruff check service tests bench scripts
-	$(BIN)/ruff format --check service tests bench scripts
+	$(BIN)/ruff check service tests scripts
+	$(BIN)/ruff format --check service tests scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
