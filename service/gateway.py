@@ -41,9 +41,11 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def uvicorn_server(app: Any, log_level: str, grace: float) -> QuietServer:
+    # log_config=None: uvicorn's records go through our own logging format.
     config = uvicorn.Config(
         app,
         log_level=log_level,
+        log_config=None,
         access_log=False,
         lifespan="off",
         http="httptools",
@@ -72,7 +74,7 @@ async def start_upstream(settings: Settings) -> Upstream:
     if not settings.uses_simulator:
         return Upstream(settings.anthropic_base_url, settings.anthropic_api_key)
     sock = bind("127.0.0.1", 0)
-    server = uvicorn_server(Simulator(), "warning", 0)
+    server = uvicorn_server(Simulator(), "warning", 5)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     port = sock.getsockname()[1]
     log.warning("=" * 72)
