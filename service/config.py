@@ -21,7 +21,12 @@ FILE_KEYS: dict[str, dict[str, str]] = {
         "log_level": "log_level",
     },
     "auth": {"api_keys": "api_keys"},
-    "upstream": {"base_url": "anthropic_base_url", "api_key": "anthropic_api_key", "read_timeout": "read_timeout"},
+    "upstream": {
+        "base_url": "anthropic_base_url",
+        "api_key": "anthropic_api_key",
+        "read_timeout": "read_timeout",
+        "client": "upstream_client",
+    },
     "limits": {"max_body_bytes": "max_body_bytes", "max_choices": "max_choices"},
     "compatibility": {"mode": "compatibility"},
     "catalog": {"replace_defaults": "replace_default_models"},
@@ -33,6 +38,7 @@ ENV_KEYS = {
     "CHATGATE_API_KEYS": "api_keys",
     "CHATGATE_LOG_LEVEL": "log_level",
     "CHATGATE_COMPATIBILITY": "compatibility",
+    "CHATGATE_UPSTREAM_CLIENT": "upstream_client",
     "ANTHROPIC_API_KEY": "anthropic_api_key",
     "ANTHROPIC_BASE_URL": "anthropic_base_url",
 }
@@ -56,6 +62,7 @@ class Settings:
     max_choices: int = 8
     max_body_bytes: int = 8 * 1024 * 1024
     read_timeout: float = 600.0
+    upstream_client: str = "aiohttp"
     shutdown_grace: float = 20.0
     log_level: str = "info"
     models: tuple[Mapping[str, Any], ...] = ()
@@ -66,6 +73,8 @@ class Settings:
         return not self.anthropic_api_key
 
     def check(self) -> None:
+        if self.upstream_client not in ("aiohttp", "httpx"):
+            raise ConfigError(f"upstream client must be `aiohttp` or `httpx`, not {self.upstream_client!r}")
         if self.compatibility not in ("lenient", "strict"):
             raise ConfigError(f"compatibility must be `lenient` or `strict`, not {self.compatibility!r}")
         if not self.api_keys and not self.allow_unauthenticated and not is_loopback(self.host):

@@ -20,7 +20,7 @@ from .core.auth import KeyChecker
 from .core.lifecycle import Lifecycle
 from .grpc_api import GrpcSettings, build_grpc_server
 from .http_api import HttpSettings, create_app
-from .providers.anthropic import AnthropicProvider, AnthropicSettings
+from .providers.anthropic import AnthropicProvider, AnthropicSettings, Timeouts
 from .simulator import Simulator
 
 log = logging.getLogger("chatgate")
@@ -102,7 +102,12 @@ def build_chat(settings: Settings, upstream: Upstream) -> ChatService:
         else ModelCatalog.default()
     )
     provider = AnthropicProvider(
-        AnthropicSettings(base_url=upstream.base_url, api_key=upstream.api_key, read_timeout=settings.read_timeout)
+        AnthropicSettings(
+            base_url=upstream.base_url,
+            api_key=upstream.api_key,
+            timeouts=Timeouts(read=settings.read_timeout),
+            client="httpx" if settings.upstream_client == "httpx" else "aiohttp",
+        )
     )
     return ChatService(
         catalog, provider, strict_by_default=settings.compatibility == "strict", max_choices=settings.max_choices

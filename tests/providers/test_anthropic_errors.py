@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
 
 from service.core import errors
 from service.providers.anthropic.errors import error_from_event, error_from_response, error_from_transport
+from service.providers.anthropic.http import ConnectFailed, ConnectionBroken, ReadTimedOut, TransportError
 
 
 def body(kind: str, message: str = "msg", **extra: object) -> bytes:
@@ -75,18 +75,19 @@ def test_mid_stream_error_events_are_classified_by_type() -> None:
 
 
 @pytest.mark.parametrize(
-    ("exc", "cls"),
+    ("exc", "cls", "code"),
     [
-        (httpx.ConnectError("x"), errors.UpstreamUnavailable),
-        (httpx.ConnectTimeout("x"), errors.UpstreamUnavailable),
-        (httpx.ReadTimeout("x"), errors.UpstreamTimeout),
-        (httpx.PoolTimeout("x"), errors.UpstreamUnavailable),
+        (ConnectFailed("x"), errors.UpstreamUnavailable, "upstream_connect_error"),
+        (ConnectFailed("x", pool=True), errors.UpstreamUnavailable, "upstream_pool_timeout"),
+        (ReadTimedOut("x"), errors.UpstreamTimeout, "upstream_timeout"),
+        (ConnectionBroken("x"), errors.UpstreamUnavailable, "upstream_connect_error"),
     ],
 )
-def test_transport_failures(exc: httpx.HTTPError, cls: type) -> None:
-    assert type(error_from_transport(exc, started_stream=False)) is cls
+def test_transport_failures(exc: TransportError, cls: type, code: str) -> None:
+    error = error_from_transport(exc, started_stream=False)
+    assert (type(error), error.code) == (cls, code)
 
 
 def test_a_broken_connection_after_the_stream_started_is_an_incomplete_stream() -> None:
-    error = error_from_transport(httpx.RemoteProtocolError("peer closed"), started_stream=True)
+    error = error_from_transport(ConnectionBroken("peer closed"), started_stream=True)
     assert isinstance(error, errors.IncompleteStream) and error.code == "incomplete_stream"

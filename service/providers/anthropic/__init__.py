@@ -1,5 +1,6 @@
 """The Anthropic Messages API provider."""
 
-from .provider import AnthropicProvider, AnthropicSettings, build_client
+from .http import Timeouts
+from .provider import AnthropicProvider, AnthropicSettings
 
-__all__ = ["AnthropicProvider", "AnthropicSettings", "build_client"]
+__all__ = ["AnthropicProvider", "AnthropicSettings", "Timeouts"]

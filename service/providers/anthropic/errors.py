@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
 import orjson
 
 from service.core import errors
+
+from .http import ConnectFailed, ReadTimedOut, TransportError
 
 SPEND_LIMIT_MARKERS = ("spend limit", "enforced_spend_limit_reached", "credit balance")
 
@@ -98,13 +99,15 @@ def _parse_error_body(body: bytes) -> tuple[str | None, str | None, str]:
     )
 
 
-def error_from_transport(exc: httpx.HTTPError, *, started_stream: bool) -> errors.GatewayError:
-    """httpx failures, with fixed messages: httpx's own text can name internal hosts."""
-    if isinstance(exc, httpx.ConnectTimeout | httpx.ConnectError):
+def error_from_transport(exc: TransportError, *, started_stream: bool) -> errors.GatewayError:
+    """Failures below HTTP, with fixed messages: library text can name internal hosts."""
+    if isinstance(exc, ConnectFailed):
+        if exc.pool:
+            return errors.UpstreamUnavailable(
+                "No upstream connection became free in time.", code="upstream_pool_timeout"
+            )
         return errors.UpstreamUnavailable("Could not connect to the upstream.", code="upstream_connect_error")
-    if isinstance(exc, httpx.PoolTimeout):
-        return errors.UpstreamUnavailable("No upstream connection became free in time.", code="upstream_pool_timeout")
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, ReadTimedOut):
         return errors.UpstreamTimeout("The upstream did not answer in time.")
     if started_stream:
         return errors.IncompleteStream("The upstream connection broke before the stream ended.")

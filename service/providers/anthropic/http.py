@@ -1,0 +1,220 @@
+"""The upstream HTTP seam: one small interface, two clients behind it.
+
+``aiohttp`` is the default because it measured fastest (README, "Upstream
+client"); ``httpx`` is kept as a tested alternative. Each client turns its
+library's exceptions into the three ``TransportError`` kinds below, so the
+rest of the provider never sees either library's errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import aiohttp
+import httpx
+
+ClientName = Literal["aiohttp", "httpx"]
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds. ``read`` bounds each silence between reads, not the whole reply."""
+
+    connect: float = 10.0
+    read: float = 600.0
+    pool: float = 10.0
+
+
+class TransportError(Exception):
+    """The request failed below HTTP; the message is safe but never shown to clients."""
+
+
+class ConnectFailed(TransportError):
+    """No connection could be made (refused, DNS, TLS, connect timeout, no free pool slot)."""
+
+    def __init__(self, message: str, *, pool: bool = False) -> None:
+        super().__init__(message)
+        self.pool = pool
+
+
+class ReadTimedOut(TransportError):
+    """The upstream went silent for longer than the read timeout."""
+
+
+class ConnectionBroken(TransportError):
+    """The connection broke after the request was sent."""
+
+
+class UpstreamResponse(Protocol):
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """Lower-case names."""
+        ...
+
+    async def read(self) -> bytes: ...
+
+    def chunks(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None:
+        """Releases the connection; one not read to its end is closed, not reused."""
+
+
+class UpstreamClient(Protocol):
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str], timeouts: Timeouts) -> UpstreamResponse:
+        """Sends the request and returns once the status and headers have arrived."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+# --- aiohttp ------------------------------------------------------------------
+
+
+class AiohttpResponse:
+    __slots__ = ("_done", "_response", "headers", "status")
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+        self._done = False
+        self.status = response.status
+        self.headers = {k.lower(): v for k, v in response.headers.items()}
+
+    async def read(self) -> bytes:
+        try:
+            body = await self._response.read()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise aiohttp_error(exc) from exc
+        self._done = True
+        return body
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            async for data in self._response.content.iter_any():  # whatever has arrived: lowest latency
+                yield data
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise aiohttp_error(exc) from exc
+        self._done = True
+
+    async def aclose(self) -> None:
+        if self._done:
+            self._response.release()
+        else:
+            self._response.close()
+
+
+class AiohttpClient:
+    def __init__(self, max_connections: int, timeouts: Timeouts) -> None:
+        self._default = timeouts
+        self._default_timeout = client_timeout(timeouts)
+        # The session needs a running loop, so it is made on first use.
+        self._session: aiohttp.ClientSession | None = None
+        self._max_connections = max_connections
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=60, keepalive_timeout=30)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._default_timeout, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
+            )
+        return self._session
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str], timeouts: Timeouts) -> AiohttpResponse:
+        timeout = self._default_timeout if timeouts == self._default else client_timeout(timeouts)
+        try:
+            response = await self._get_session().post(url, data=body, headers=headers, timeout=timeout)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise aiohttp_error(exc) from exc
+        return AiohttpResponse(response)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+def client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
+    # `connect` covers waiting for a pool slot and connecting; `sock_connect` the connect alone.
+    return aiohttp.ClientTimeout(
+        total=None, connect=timeouts.pool + timeouts.connect, sock_connect=timeouts.connect, sock_read=timeouts.read
+    )
+
+
+def aiohttp_error(exc: BaseException) -> TransportError:
+    # ConnectionTimeoutError covers both the wait for a pool slot and the connect itself.
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return ConnectFailed("no upstream connection in time", pool=True)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return ConnectFailed("could not connect to the upstream")
+    if isinstance(exc, aiohttp.ServerTimeoutError | TimeoutError):
+        return ReadTimedOut("the upstream went silent")
+    return ConnectionBroken("the upstream connection broke")
+
+
+# --- httpx --------------------------------------------------------------------
+
+
+class HttpxResponse:
+    __slots__ = ("_response", "headers", "status")
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+        self.status = response.status_code
+        self.headers = dict(response.headers)  # httpx already lower-cases names
+
+    async def read(self) -> bytes:
+        try:
+            return await self._response.aread()
+        except httpx.HTTPError as exc:
+            raise httpx_error(exc) from exc
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            async for data in self._response.aiter_bytes():
+                yield data
+        except httpx.HTTPError as exc:
+            raise httpx_error(exc) from exc
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
+
+
+class HttpxClient:
+    def __init__(self, max_connections: int, timeouts: Timeouts, client: httpx.AsyncClient | None = None) -> None:
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self._client = client or httpx.AsyncClient(limits=limits, timeout=httpx_timeout(timeouts), trust_env=False)
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str], timeouts: Timeouts) -> HttpxResponse:
+        request = self._client.build_request(
+            "POST", url, content=body, headers=headers, extensions={"timeout": httpx_timeout(timeouts).as_dict()}
+        )
+        try:
+            return HttpxResponse(await self._client.send(request, stream=True))
+        except httpx.HTTPError as exc:
+            raise httpx_error(exc) from exc
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def httpx_timeout(timeouts: Timeouts) -> httpx.Timeout:
+    return httpx.Timeout(connect=timeouts.connect, read=timeouts.read, write=timeouts.read, pool=timeouts.pool)
+
+
+def httpx_error(exc: httpx.HTTPError) -> TransportError:
+    if isinstance(exc, httpx.ConnectTimeout | httpx.ConnectError):
+        return ConnectFailed("could not connect to the upstream")
+    if isinstance(exc, httpx.PoolTimeout):
+        return ConnectFailed("no upstream connection in time", pool=True)
+    if isinstance(exc, httpx.TimeoutException):
+        return ReadTimedOut("the upstream went silent")
+    return ConnectionBroken("the upstream connection broke")
+
+
+def build_client(name: ClientName, max_connections: int, timeouts: Timeouts) -> UpstreamClient:
+    if name == "httpx":
+        return HttpxClient(max_connections, timeouts)
+    return AiohttpClient(max_connections, timeouts)
