@@ -35,8 +35,8 @@ proto-lint: $(STAMP)
 	$(BIN)/buf format --diff --exit-code
 
 lint: $(STAMP)
-	$(BIN)/ruff check service tests scripts
-	$(BIN)/ruff format --check service tests scripts
+	$(BIN)/ruff check service tests scripts bench
+	$(BIN)/ruff format --check service tests scripts bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
@@ -29,6 +28,7 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--no-reflection", dest="reflection", action="store_false", default=None, help="turn gRPC server reflection off"
     )
+    serve.add_argument("--workers", type=int, help="processes sharing both ports (CHATGATE_WORKERS, default 1)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default info")
     simulate = commands.add_parser("simulate", help="run the Anthropic Messages API simulator alone")
     simulate.add_argument("--host", default="127.0.0.1")
@@ -53,7 +53,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         from .gateway import simulate
 
         configure_logging("info")
-        asyncio.run(simulate(options.host, options.port, options.api_key, options.replay_dir))
+        from .gateway import run_loop
+
+        run_loop(simulate(options.host, options.port, options.api_key, options.replay_dir))
         return
     flags = {k: v for k, v in vars(options).items() if k != "command"}
     try:
@@ -62,6 +64,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"chatgate: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     configure_logging(settings.log_level)
-    from .gateway import serve
+    from .gateway import run_loop, run_workers, serve
 
-    asyncio.run(serve(settings))
+    if settings.workers > 1:
+        run_workers(settings)
+    else:
+        run_loop(serve(settings))

@@ -19,6 +19,7 @@ FILE_KEYS: dict[str, dict[str, str]] = {
         "allow_unauthenticated": "allow_unauthenticated",
         "shutdown_grace": "shutdown_grace",
         "log_level": "log_level",
+        "workers": "workers",
     },
     "auth": {"api_keys": "api_keys"},
     "upstream": {
@@ -39,6 +40,7 @@ ENV_KEYS = {
     "CHATGATE_LOG_LEVEL": "log_level",
     "CHATGATE_COMPATIBILITY": "compatibility",
     "CHATGATE_UPSTREAM_CLIENT": "upstream_client",
+    "CHATGATE_WORKERS": "workers",
     "ANTHROPIC_API_KEY": "anthropic_api_key",
     "ANTHROPIC_BASE_URL": "anthropic_base_url",
 }
@@ -64,6 +66,7 @@ class Settings:
     read_timeout: float = 600.0
     upstream_client: str = "aiohttp"
     shutdown_grace: float = 20.0
+    workers: int = 1
     log_level: str = "info"
     models: tuple[Mapping[str, Any], ...] = ()
     replace_default_models: bool = False
@@ -73,6 +76,10 @@ class Settings:
         return not self.anthropic_api_key
 
     def check(self) -> None:
+        if self.workers < 1:
+            raise ConfigError(f"workers must be at least 1, not {self.workers}")
+        if self.workers > 1 and (self.http_port == 0 or self.grpc_port == 0):
+            raise ConfigError("several workers need fixed ports to share; port 0 picks one per worker")
         if self.upstream_client not in ("aiohttp", "httpx"):
             raise ConfigError(f"upstream client must be `aiohttp` or `httpx`, not {self.upstream_client!r}")
         if self.compatibility not in ("lenient", "strict"):

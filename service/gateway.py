@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
+import os
+import resource
 import signal
 import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +39,8 @@ class QuietServer(uvicorn.Server):
         yield
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket shared across worker processes (SO_REUSEPORT).
+def bind(host: str, port: int, *, shared: bool = False) -> socket.socket:
+    """A listening TCP socket; ``shared`` lets worker processes bind the same port (SO_REUSEPORT).
 
     It is created with ``IPPROTO_TCP`` on purpose: asyncio sets TCP_NODELAY only
     on accepted sockets of that protocol, and without it every response written
@@ -44,10 +48,15 @@ def bind(host: str, port: int) -> socket.socket:
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if shared:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
@@ -114,18 +123,27 @@ def build_chat(settings: Settings, upstream: Upstream) -> ChatService:
     )
 
 
+def raise_file_limit() -> None:
+    """Each stream holds two sockets (client and upstream): allow as many as the hard limit does."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 async def serve(settings: Settings) -> None:
+    raise_file_limit()
     upstream = await start_upstream(settings)
     chat = build_chat(settings, upstream)
     keys = KeyChecker(settings.api_keys)
     lifecycle = Lifecycle()
+    shared = settings.workers > 1
     grpc_server = build_grpc_server(
         chat,
         keys,
         f"{settings.host}:{settings.grpc_port}",
-        GrpcSettings(reflection=settings.reflection, max_message_bytes=settings.max_body_bytes),
+        GrpcSettings(reflection=settings.reflection, max_message_bytes=settings.max_body_bytes, reuse_port=shared),
     )
-    http_socket = bind(settings.host, settings.http_port)
+    http_socket = bind(settings.host, settings.http_port, shared=shared)
     http_server = uvicorn_server(
         create_app(chat, keys, lifecycle, HttpSettings(settings.max_body_bytes)),
         settings.log_level,
@@ -166,3 +184,57 @@ async def simulate(host: str, port: int, api_key: str | None, replay_dir: str | 
         "chatgate SIMULATOR of Anthropic's Messages API on http://%s:%d (not Claude)", host, sock.getsockname()[1]
     )
     await uvicorn.Server(config).serve(sockets=[sock])
+
+
+def run_workers(settings: Settings) -> None:
+    """Runs ``settings.workers`` processes that share both ports; restarts one that dies; stops them on SIGTERM."""
+    context = multiprocessing.get_context("spawn")
+    stopping = False
+
+    def start() -> multiprocessing.process.BaseProcess:
+        process = context.Process(target=worker_main, args=(settings,), daemon=False)
+        process.start()
+        return process
+
+    def stop(signum: int, _: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for process in workers:
+            if process.pid is not None and process.is_alive():
+                os.kill(process.pid, signal.SIGTERM)
+
+    workers = [start() for _ in range(settings.workers)]
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info(
+        "started %d workers sharing HTTP port %d and gRPC port %d",
+        settings.workers,
+        settings.http_port,
+        settings.grpc_port,
+    )
+    while True:
+        for i, process in enumerate(workers):
+            process.join(timeout=0.2)
+            if process.exitcode is not None and not stopping:
+                log.error("worker %d exited with %s; starting a new one", process.pid, process.exitcode)
+                time.sleep(1)
+                workers[i] = start()
+        if stopping and all(p.exitcode is not None for p in workers):
+            return
+
+
+def worker_main(settings: Settings) -> None:
+    from .cli import configure_logging
+
+    configure_logging(settings.log_level)
+    run_loop(serve(settings))
+
+
+def run_loop(main: Any) -> None:
+    """uvloop where installed: it trims event-loop overhead and grpc.aio runs on it."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import pytest
+
 from service.gateway import bind
 
 
@@ -33,9 +35,12 @@ def test_accepted_connections_have_tcp_nodelay() -> None:
     assert asyncio.run(scenario()) == 1
 
 
-def test_two_listeners_can_share_a_port() -> None:
-    first = bind("127.0.0.1", 0)
-    second = bind("127.0.0.1", first.getsockname()[1])
+def test_workers_share_a_port_and_a_single_process_does_not() -> None:
+    first = bind("127.0.0.1", 0, shared=True)
+    second = bind("127.0.0.1", first.getsockname()[1], shared=True)
     assert first.getsockname() == second.getsockname()
-    first.close()
-    second.close()
+    lone = bind("127.0.0.1", 0)
+    with pytest.raises(OSError):
+        bind("127.0.0.1", lone.getsockname()[1])
+    for sock in (first, second, lone):
+        sock.close()

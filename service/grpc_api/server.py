@@ -23,6 +23,8 @@ class GrpcSettings:
     reflection: bool = True
     # Matches the HTTP body limit; larger messages fail with RESOURCE_EXHAUSTED.
     max_message_bytes: int = 8 * 1024 * 1024
+    # Lets worker processes share the port; off for one process, so a port clash fails loudly.
+    reuse_port: bool = False
 
 
 @dataclass(slots=True)
@@ -52,7 +54,7 @@ def build_grpc_server(
         # Allow clients that ping every 10 s, even between calls, without GOAWAY.
         ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
         ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.so_reuseport", 1),
+        ("grpc.so_reuseport", int(settings.reuse_port)),
     ]
     server = grpc.aio.server(options=options)
     chat_service_pb2_grpc.add_ChatCompletionServiceServicer_to_server(  # type: ignore[no-untyped-call]

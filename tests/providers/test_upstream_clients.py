@@ -126,3 +126,26 @@ def test_closing_an_unfinished_stream_aborts_it_upstream(name: str, simulator: S
 
     run(name, scenario)
     assert simulator.stats()["aborted"] == before + 1
+
+
+def test_bytes_received_before_a_break_are_delivered_before_the_error() -> None:
+    """The race behind a lost tail: data and the connection loss arrive before the reader runs."""
+    from unittest.mock import MagicMock
+
+    import aiohttp
+
+    from service.providers.anthropic.http import AiohttpResponse
+
+    async def scenario() -> list[bytes]:
+        protocol = MagicMock()
+        content = aiohttp.StreamReader(protocol, 2**16, loop=asyncio.get_running_loop())
+        content.feed_data(b"event: a\ndata: 1\n\n")
+        content.set_exception(aiohttp.ClientPayloadError("connection lost"))
+        raw = MagicMock(status=200, headers={}, content=content)
+        received = []
+        with pytest.raises(ConnectionBroken):
+            async for data in AiohttpResponse(raw).chunks():
+                received.append(data)
+        return received
+
+    assert asyncio.run(scenario()) == [b"event: a\ndata: 1\n\n"]

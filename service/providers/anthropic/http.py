@@ -93,10 +93,14 @@ class AiohttpResponse:
         return body
 
     async def chunks(self) -> AsyncIterator[bytes]:
+        content = self._response.content
         try:
-            async for data in self._response.content.iter_any():  # whatever has arrived: lowest latency
+            async for data in content.iter_any():  # whatever has arrived: lowest latency
                 yield data
         except (TimeoutError, aiohttp.ClientError) as exc:
+            leftover = buffered(content)
+            if leftover:  # bytes that arrived before the break are part of the answer
+                yield leftover
             raise aiohttp_error(exc) from exc
         self._done = True
 
@@ -105,6 +109,20 @@ class AiohttpResponse:
             self._response.release()
         else:
             self._response.close()
+
+
+def buffered(content: aiohttp.StreamReader) -> bytes:
+    """Bytes already received on a connection that then broke.
+
+    aiohttp raises a broken connection's error before handing out what it had
+    buffered, so the last events before an upstream drop would be lost; its
+    private reader is the only way to them, and it is used defensively.
+    """
+    read = getattr(content, "_read_nowait", None)
+    try:
+        return read(-1) if read is not None else b""
+    except Exception:
+        return b""
 
 
 class AiohttpClient:

@@ -29,6 +29,7 @@ log = logging.getLogger("chatgate.anthropic")
 
 ANTHROPIC_VERSION = "2023-06-01"
 PASSTHROUGH_PREFIX = "anthropic-ratelimit-"
+DEADLINE_SLACK = 0.05  # seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +129,10 @@ async def translate(response: UpstreamResponse, json_tool: str | None) -> AsyncI
 
 
 def transport_error(exc: TransportError, call: ProviderCall, *, started_stream: bool) -> GatewayError:
-    """A timeout that the client's own deadline caused is the client's deadline, not a slow upstream."""
-    if call.deadline is not None and time.monotonic() >= call.deadline:
+    """A timeout that the client's own deadline caused is the client's deadline, not a slow upstream.
+
+    Event-loop timers may fire a little early, hence the slack."""
+    if call.deadline is not None and time.monotonic() >= call.deadline - DEADLINE_SLACK:
         return DeadlineExceeded("The request's deadline passed while waiting for the upstream.")
     return error_from_transport(exc, started_stream=started_stream)
 

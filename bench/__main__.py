@@ -1,0 +1,147 @@
+"""``make bench``: the gateway beside the direct path, one table and one JSON file.
+
+The gateway runs on core 0; the simulator and every load generator on core 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from . import suites
+from .processes import ROOT, cores, start_gateway, start_simulator
+from .report import table
+from .tools import ensure_tools
+
+
+def machine() -> dict[str, Any]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+
+
+def run(options: argparse.Namespace) -> dict[str, Any]:
+    smoke = options.smoke
+    gateway_core, load_core = cores()
+    if load_core is not None:
+        os.sched_setaffinity(0, {int(load_core)})
+    tools = ensure_tools(install=not smoke)
+    logs = Path(tempfile.mkdtemp(prefix="chatgate-bench-"))
+    simulator, sim_url = start_simulator(load_core, logs / "simulator.log")
+    gateway, http_port, grpc_port = start_gateway(gateway_core, sim_url, logs / "gateway.log")
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "smoke": smoke,
+        "pinned": gateway_core is not None,
+        "tools": tools,
+        "logs": str(logs),
+    }
+    try:
+        rig = suites.Rig(
+            gateway,
+            http_port,
+            grpc_port,
+            int(sim_url.rsplit(":", 1)[1]),
+            load_core,
+            tools,
+            seconds=1 if smoke else options.seconds,
+            smoke=smoke,
+        )
+        suites.latency(rig, rounds=1, per_round=20)  # warm both paths
+        results["idle_rss_mib"] = gateway.rss_mib()
+        step = (lambda name: name in options.only) if options.only else (lambda name: True)
+        if step("latency"):
+            results["latency"] = suites.latency(rig, rounds=2 if smoke else 10, per_round=20 if smoke else 200)
+        if step("throughput"):
+            results["throughput"] = suites.throughput(rig, concurrency=8 if smoke else 64)
+        if step("stream_cost"):
+            results["stream_cost"] = suites.stream_cost(
+                rig, (5, 10) if smoke else (10, 50, 100), concurrency=8 if smoke else 64
+            )
+        if step("first_chunk"):
+            results["first_chunk"] = suites.first_chunk(
+                rig, rounds=1 if smoke else 8, deltas=4 if smoke else 64, pace_ms=20
+            )
+        if step("realistic"):
+            results["realistic"] = suites.realistic(rig, concurrency=8 if smoke else 64)
+        if step("memory"):
+            results["memory"] = suites.memory(
+                rig, streams=20 if smoke else 1000, deltas=5 if smoke else 100, pace_ms=100
+            )
+            results["memory"]["idle_rss_mib"] = results["idle_rss_mib"]
+    finally:
+        gateway.stop()
+    if not smoke and step("workers"):
+        results["workers"] = workers(gateway_core, sim_url, logs, tools, options.seconds)
+    simulator.stop()
+    return results
+
+
+def workers(
+    gateway_core: str | None, sim_url: str, logs: Path, tools: dict[str, bool], seconds: float
+) -> dict[str, Any]:
+    """One worker pinned to a core against two unpinned workers, same load."""
+    measured = {}
+    for count in (1, 2):
+        gateway, http_port, grpc_port = start_gateway(
+            gateway_core if count == 1 else None, sim_url, logs / f"gateway-{count}.log", workers=count
+        )
+        try:
+            rig = suites.Rig(
+                gateway, http_port, grpc_port, int(sim_url.rsplit(":", 1)[1]), None, tools, seconds, smoke=False
+            )
+            rig.gateway_http(suites.JSON, 64)  # warm every worker
+            result, cpu = rig.with_cpu(lambda rig=rig: rig.gateway_http(suites.JSON, 64))
+            measured[count] = (result.rps, cpu)
+        finally:
+            gateway.stop()
+    return {
+        "one_rps": measured[1][0],
+        "two_rps": measured[2][0],
+        "scaling": measured[2][0] / measured[1][0],
+        "one_cpu": measured[1][1],
+        "two_cpu": measured[2][1],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="a few seconds of each suite, to keep it from rotting")
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each load run")
+    parser.add_argument(
+        "--only", nargs="*", help="suites to run: latency throughput stream_cost first_chunk realistic memory workers"
+    )
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latest.json")
+    options = parser.parse_args()
+    results = run(options)
+    options.out.parent.mkdir(parents=True, exist_ok=True)
+    options.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(table(results))
+    print(
+        f"\nmachine: {results['machine']['cpu']}, {results['machine']['cores']} cores, Python "
+        f"{results['machine']['python']}; gateway pinned to core 0: {results['pinned']}; results: {options.out}"
+    )
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""The benchmark's table, from the results dictionary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+PROTOCOLS = ("http_json", "http_sse", "grpc_unary", "grpc_stream")
+NAMES = {"http_json": "HTTP JSON", "http_sse": "HTTP SSE", "grpc_unary": "gRPC unary", "grpc_stream": "gRPC stream"}
+
+
+def cell(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def table(results: dict[str, Any]) -> str:
+    lat, thr = results.get("latency", {}), results.get("throughput", {})
+    cost, ttft, real = results.get("stream_cost", {}), results.get("first_chunk", {}), results.get("realistic", {})
+    rows = [
+        "| measure | " + " | ".join(NAMES[p] for p in PROTOCOLS) + " |",
+        "| --- |" + " --- |" * len(PROTOCOLS),
+    ]
+
+    def row(label: str, source: dict[str, Any], key: str, fmt: str) -> None:
+        values = [cell(source.get(p, {}).get(key), fmt) for p in PROTOCOLS]
+        rows.append(f"| {label} | " + " | ".join(values) + " |")
+
+    row("added latency p50, c=1 (ms)", lat, "added_p50_ms", ".3f")
+    row("added latency p99, c=1 (ms)", lat, "added_p99_ms", ".3f")
+    row("throughput, c=64 (req/s, one core)", thr, "rps", ",.0f")
+    row("... as a share of direct", thr, "ratio", ".2f")
+    row("gateway CPU during it (cores)", thr, "gateway_cpu", ".2f")
+    row("CPU per chunk (us)", cost, "us_per_chunk", ".1f")
+    row("CPU per stream, fixed part (us)", cost, "us_per_stream", ".0f")
+    row("added time to first chunk, paced (ms)", ttft, "added_ms", ".2f")
+    row("20 ms upstream, c=64: share of direct", real, "ratio", ".3f")
+    out = "\n".join(rows)
+    memory = results.get("memory")
+    if memory:
+        out += (
+            f"\n\nmemory: idle RSS {memory['idle_rss_mib']:.1f} MiB; {memory['streams']} concurrent paced SSE "
+            f"streams: {memory['kib_per_stream']:.1f} KiB per stream, {memory['dropped']} dropped, "
+            f"{memory['late_chunks']} late chunks (max gap {memory['max_gap_ms']:.0f} ms); "
+            f"RSS after {memory['rss_after_mib']:.1f} MiB"
+        )
+    workers = results.get("workers")
+    if workers:
+        out += (
+            f"\n\nworkers: HTTP JSON c=64 with 2 workers {workers['two_rps']:,.0f} req/s vs one "
+            f"{workers['one_rps']:,.0f} req/s = {workers['scaling']:.2f}x "
+            f"(gateway CPU {workers['two_cpu']:.2f} cores; the simulator and load share those 2 cores)"
+        )
+    return out

@@ -1,0 +1,327 @@
+"""The measurements. Each returns plain numbers; the report turns them into the table."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from .client import Connection, post
+from .load import Throughput, h2load, python_grpc, python_http, wrk
+from .processes import Process
+from .workloads import DIRECT_HEADERS, DIRECT_PATH, GATEWAY_HEADERS, GATEWAY_PATH, JSON, SSE20, Workload, words
+
+CREATE = "/chatgate.v1.ChatCompletionService/CreateChatCompletion"
+STREAM = "/chatgate.v1.ChatCompletionService/StreamChatCompletion"
+
+
+@dataclass
+class Rig:
+    """Where things run: ports, the load core, which tools exist, how long each run lasts."""
+
+    gateway: Process
+    http_port: int
+    grpc_port: int
+    sim_port: int
+    load_core: str | None
+    tools: dict[str, bool]
+    seconds: float
+    smoke: bool
+
+    def http_load(self, port: int, path: str, body: bytes, headers: dict[str, str], concurrency: int) -> Throughput:
+        if self.tools["wrk"]:
+            return wrk(self.load_core, port, path, body, headers, concurrency, self.seconds)
+        return python_http(port, path, body, headers, concurrency, self.seconds)
+
+    def grpc_load(self, method: str, message: bytes, concurrency: int) -> Throughput:
+        if self.tools["h2load"]:
+            return h2load(self.load_core, self.grpc_port, method, message, concurrency, self.seconds)
+        return python_grpc(self.grpc_port, method, message, concurrency, self.seconds)
+
+    def direct(self, workload: Workload, concurrency: int) -> Throughput:
+        return self.http_load(self.sim_port, DIRECT_PATH, workload.direct_body(), DIRECT_HEADERS, concurrency)
+
+    def gateway_http(self, workload: Workload, concurrency: int) -> Throughput:
+        return self.http_load(self.http_port, GATEWAY_PATH, workload.gateway_body(), GATEWAY_HEADERS, concurrency)
+
+    def gateway_grpc(self, workload: Workload, concurrency: int) -> Throughput:
+        method = "StreamChatCompletion" if workload.stream else "CreateChatCompletion"
+        return self.grpc_load(method, workload.grpc_message(), concurrency)
+
+    def with_cpu(self, run: Callable[[], Throughput]) -> tuple[Throughput, float]:
+        """The run, and the gateway's CPU seconds per second of wall time during it."""
+        cpu, wall = self.gateway.cpu_seconds(), time.perf_counter()
+        result = run()
+        return result, (self.gateway.cpu_seconds() - cpu) / (time.perf_counter() - wall)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# --- latency at concurrency 1 --------------------------------------------------
+
+
+async def http_timings(port: int, raw: bytes, count: int) -> list[float]:
+    connection = await Connection.open(port)
+    try:
+        out = []
+        for _ in range(count):
+            reply = await connection.request(raw)
+            assert reply.status == 200, reply.body[:200]
+            out.append(time.perf_counter() - reply.started)
+        return out
+    finally:
+        connection.close()
+
+
+def grpc_timings(port: int, method: str, message: bytes, count: int) -> list[float]:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        unary = method == CREATE
+        call = (channel.unary_unary if unary else channel.unary_stream)(method)
+        out = []
+        for _ in range(count):
+            started = time.perf_counter()
+            if unary:
+                call(message, timeout=10)
+            else:
+                for _ in call(message, timeout=10):
+                    pass
+            out.append(time.perf_counter() - started)
+        return out
+
+
+def latency(rig: Rig, rounds: int, per_round: int) -> dict[str, Any]:
+    """Added latency over the direct path, in interleaved rounds so drift hits both sides alike."""
+    results: dict[str, Any] = {}
+    cases = {
+        "http_json": (
+            JSON,
+            lambda n: asyncio.run(
+                http_timings(rig.http_port, post(GATEWAY_PATH, JSON.gateway_body(), GATEWAY_HEADERS), n)
+            ),
+        ),
+        "http_sse": (
+            SSE20,
+            lambda n: asyncio.run(
+                http_timings(rig.http_port, post(GATEWAY_PATH, SSE20.gateway_body(), GATEWAY_HEADERS), n)
+            ),
+        ),
+        "grpc_unary": (JSON, lambda n: grpc_timings(rig.grpc_port, CREATE, JSON.grpc_message(), n)),
+        "grpc_stream": (SSE20, lambda n: grpc_timings(rig.grpc_port, STREAM, SSE20.grpc_message(), n)),
+    }
+    for name, (workload, gateway_run) in cases.items():
+        direct_raw = post(DIRECT_PATH, workload.direct_body(), DIRECT_HEADERS)
+        gateway_run(max(5, per_round // 4))  # warm-up
+        direct_rounds, gateway_rounds = [], []
+        for _ in range(rounds):
+            direct_rounds.append(asyncio.run(http_timings(rig.sim_port, direct_raw, per_round)))
+            gateway_rounds.append(gateway_run(per_round))
+        d50 = statistics.median(statistics.median(r) for r in direct_rounds)
+        g50 = statistics.median(statistics.median(r) for r in gateway_rounds)
+        d99 = percentile([x for r in direct_rounds for x in r], 0.99)
+        g99 = percentile([x for r in gateway_rounds for x in r], 0.99)
+        results[name] = {
+            "direct_p50_ms": d50 * 1e3,
+            "gateway_p50_ms": g50 * 1e3,
+            "added_p50_ms": (g50 - d50) * 1e3,
+            "direct_p99_ms": d99 * 1e3,
+            "gateway_p99_ms": g99 * 1e3,
+            "added_p99_ms": (g99 - d99) * 1e3,
+        }
+    return results
+
+
+# --- throughput at concurrency 64 ---------------------------------------------
+
+
+def throughput(rig: Rig, concurrency: int) -> dict[str, Any]:
+    direct_json = rig.direct(JSON, concurrency)
+    direct_sse = rig.direct(SSE20, concurrency)
+    runs = {
+        "http_json": (lambda: rig.gateway_http(JSON, concurrency), direct_json),
+        "http_sse": (lambda: rig.gateway_http(SSE20, concurrency), direct_sse),
+        "grpc_unary": (lambda: rig.gateway_grpc(JSON, concurrency), direct_json),
+        "grpc_stream": (lambda: rig.gateway_grpc(SSE20, concurrency), direct_sse),
+    }
+    results: dict[str, Any] = {}
+    for name, (run, direct) in runs.items():
+        result, cpu = rig.with_cpu(run)
+        results[name] = {
+            "rps": result.rps,
+            "direct_rps": direct.rps,
+            "ratio": result.rps / direct.rps,
+            "gateway_cpu": cpu,
+            "errors": result.errors + direct.errors,
+            "tool": result.tool,
+        }
+    return results
+
+
+def realistic(rig: Rig, concurrency: int) -> dict[str, Any]:
+    """A 20 ms upstream at concurrency 64: how much of the direct throughput the gateway keeps."""
+    slow = Workload("Hello there sim:stall=0.02", stream=False, max_tokens=64)
+    direct = rig.direct(slow, concurrency)
+    results = {}
+    for name, run in (
+        ("http_json", lambda: rig.gateway_http(slow, concurrency)),
+        ("grpc_unary", lambda: rig.gateway_grpc(slow, concurrency)),
+    ):
+        result = run()
+        results[name] = {
+            "rps": result.rps,
+            "direct_rps": direct.rps,
+            "ratio": result.rps / direct.rps,
+            "errors": result.errors + direct.errors,
+        }
+    return results
+
+
+# --- streaming cost -------------------------------------------------------------
+
+
+def fit(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """Least-squares slope and intercept."""
+    n = len(points)
+    mean_x = sum(x for x, _ in points) / n
+    mean_y = sum(y for _, y in points) / n
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / sum((x - mean_x) ** 2 for x, _ in points)
+    return slope, mean_y - slope * mean_x
+
+
+def stream_cost(rig: Rig, sizes: tuple[int, ...], concurrency: int) -> dict[str, Any]:
+    """Gateway CPU per stream at several stream lengths; the slope is the cost of one chunk."""
+    results: dict[str, Any] = {}
+    for name, run in (("http_sse", rig.gateway_http), ("grpc_stream", rig.gateway_grpc)):
+        points = []
+        for n in sizes:
+            cpu, wall = rig.gateway.cpu_seconds(), time.perf_counter()
+            result = run(words(n), concurrency)
+            elapsed = time.perf_counter() - wall
+            cpu_per_stream = (rig.gateway.cpu_seconds() - cpu) / (result.rps * elapsed)
+            points.append((float(n), cpu_per_stream * 1e6))
+        slope, intercept = fit(points)
+        results[name] = {
+            "us_per_chunk": slope,
+            "us_per_stream": intercept,
+            "points_us_per_stream": {int(n): round(y, 1) for n, y in points},
+        }
+    return results
+
+
+# --- time to first chunk with a paced upstream ---------------------------------
+
+
+async def http_first_content(port: int, raw: bytes, marker: bytes) -> float:
+    connection = await Connection.open(port)
+    try:
+        reply = await connection.request(raw, keep_pieces=True)
+        first = reply.first(marker)
+        assert first is not None, reply.body[:300]
+        return first
+    finally:
+        connection.close()
+
+
+def grpc_first_content(port: int, message: bytes) -> float:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        from chatgate.v1 import chat_pb2
+
+        call = channel.unary_stream(STREAM, response_deserializer=chat_pb2.ChatCompletionChunk.FromString)
+        started = time.perf_counter()
+        first = None
+        for chunk in call(message, timeout=30):
+            if first is None and any(c.delta.content for c in chunk.choices):
+                first = time.perf_counter() - started
+        assert first is not None
+        return first
+
+
+def first_chunk(rig: Rig, rounds: int, deltas: int, pace_ms: int) -> dict[str, Any]:
+    workload = words(deltas, pace_ms=pace_ms)
+    direct_raw = post(DIRECT_PATH, workload.direct_body(), DIRECT_HEADERS)
+    gateway_raw = post(GATEWAY_PATH, workload.gateway_body(), GATEWAY_HEADERS)
+    direct, over_http, over_grpc = [], [], []
+    for _ in range(rounds):
+        direct.append(asyncio.run(http_first_content(rig.sim_port, direct_raw, b"text_delta")))
+        over_http.append(asyncio.run(http_first_content(rig.http_port, gateway_raw, b'"content":"')))
+        over_grpc.append(grpc_first_content(rig.grpc_port, workload.grpc_message()))
+    d = statistics.median(direct)
+    return {
+        "direct_ms": d * 1e3,
+        "http_sse": {
+            "ttft_ms": statistics.median(over_http) * 1e3,
+            "added_ms": (statistics.median(over_http) - d) * 1e3,
+        },
+        "grpc_stream": {
+            "ttft_ms": statistics.median(over_grpc) * 1e3,
+            "added_ms": (statistics.median(over_grpc) - d) * 1e3,
+        },
+    }
+
+
+# --- memory with many paced streams -------------------------------------------
+
+
+async def paced_streams(
+    port: int, raw: bytes, count: int, pace: float, sample: Callable[[], float], sample_after: float
+) -> dict[str, Any]:
+    gaps: list[float] = []
+    complete = 0
+    opened = 0
+
+    async def one() -> None:
+        nonlocal complete, opened
+        connection = await Connection.open(port)
+        opened += 1
+        last = [time.perf_counter()]
+
+        def on_piece(now: float, data: bytes) -> None:
+            if data.startswith(b"data: {") or data.startswith(b": "):
+                gaps.append(now - last[0])
+                last[0] = now
+
+        try:
+            reply = await connection.request(raw, on_piece=on_piece)
+            if reply.status == 200 and reply.body.rstrip().endswith(b"data: [DONE]"):
+                complete += 1
+        finally:
+            connection.close()
+
+    tasks = [asyncio.create_task(one()) for _ in range(count)]
+    await asyncio.sleep(sample_after)
+    during = sample()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    late = sum(1 for g in gaps[1:] if g > 10 * pace)
+    return {
+        "rss_during_mib": during,
+        "complete": complete,
+        "opened": opened,
+        "max_gap_ms": max(gaps) * 1e3 if gaps else 0.0,
+        "late_chunks": late,
+    }
+
+
+def memory(rig: Rig, streams: int, deltas: int, pace_ms: int) -> dict[str, Any]:
+    idle = rig.gateway.rss_mib()
+    workload = words(deltas, pace_ms=pace_ms)
+    raw = post(GATEWAY_PATH, workload.gateway_body(), GATEWAY_HEADERS)
+    duration = deltas * pace_ms / 1000
+    run = asyncio.run(
+        paced_streams(rig.http_port, raw, streams, pace_ms / 1000, rig.gateway.rss_mib, sample_after=duration / 2)
+    )
+    after = rig.gateway.rss_mib()
+    return {
+        "idle_rss_mib": idle,
+        **run,
+        "streams": streams,
+        "rss_after_mib": after,
+        "kib_per_stream": (run["rss_during_mib"] - idle) * 1024 / streams,
+        "dropped": streams - run["complete"],
+    }
