@@ -91,35 +91,35 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
     finally:
         gateway.stop()
     if not smoke and step("workers"):
-        results["workers"] = workers(gateway_core, sim_url, logs, tools, options.seconds)
+        results["workers"] = workers(gateway_core, load_core, sim_url, logs, tools, options.seconds)
     simulator.stop()
     return results
 
 
 def workers(
-    gateway_core: str | None, sim_url: str, logs: Path, tools: dict[str, bool], seconds: float
+    gateway_core: str | None, load_core: str | None, sim_url: str, logs: Path, tools: dict[str, bool], seconds: float
 ) -> dict[str, Any]:
-    """One worker pinned to a core against two unpinned workers, same load."""
+    """One worker on core 0 against two workers on both cores; the load stays on core 1 for both."""
     measured = {}
     for count in (1, 2):
-        gateway, http_port, grpc_port = start_gateway(
-            gateway_core if count == 1 else None, sim_url, logs / f"gateway-{count}.log", workers=count
-        )
+        core = gateway_core if count == 1 else None
+        gateway, http_port, grpc_port = start_gateway(core, sim_url, logs / f"gateway-{count}.log", workers=count)
         try:
-            rig = suites.Rig(
-                gateway, http_port, grpc_port, int(sim_url.rsplit(":", 1)[1]), None, tools, seconds, smoke=False
-            )
+            sim_port = int(sim_url.rsplit(":", 1)[1])
+            rig = suites.Rig(gateway, http_port, grpc_port, sim_port, load_core, tools, seconds, smoke=False)
             rig.gateway_http(suites.JSON, 64)  # warm every worker
             result, cpu = rig.with_cpu(lambda rig=rig: rig.gateway_http(suites.JSON, 64))
             measured[count] = (result.rps, cpu)
         finally:
             gateway.stop()
+    (one_rps, one_cpu), (two_rps, two_cpu) = measured[1], measured[2]
     return {
-        "one_rps": measured[1][0],
-        "two_rps": measured[2][0],
-        "scaling": measured[2][0] / measured[1][0],
-        "one_cpu": measured[1][1],
-        "two_cpu": measured[2][1],
+        "one_rps": one_rps,
+        "two_rps": two_rps,
+        "scaling": two_rps / one_rps,
+        "one_cpu": one_cpu,
+        "two_cpu": two_cpu,
+        "efficiency": (two_rps / two_cpu) / (one_rps / one_cpu),
     }
 
 

@@ -33,8 +33,15 @@ def cores() -> tuple[str | None, str | None]:
     return None, None
 
 
+ALL_CORES = f"0-{(os.cpu_count() or 1) - 1}"
+
+
 def pinned(core: str | None, argv: list[str]) -> list[str]:
-    return ["taskset", "-c", core, *argv] if core is not None else argv
+    """Runs ``argv`` on ``core``; with None, on every core (the benchmark process itself is pinned,
+    and children would otherwise inherit its single core)."""
+    if shutil.which("taskset") is None:
+        return argv
+    return ["taskset", "-c", core or ALL_CORES, *argv]
 
 
 @dataclass

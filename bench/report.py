@@ -47,6 +47,7 @@ def table(results: dict[str, Any]) -> str:
         out += (
             f"\n\nworkers: HTTP JSON c=64 with 2 workers {workers['two_rps']:,.0f} req/s vs one "
             f"{workers['one_rps']:,.0f} req/s = {workers['scaling']:.2f}x "
-            f"(gateway CPU {workers['two_cpu']:.2f} cores; the simulator and load share those 2 cores)"
+            f"(the gateway got {workers['two_cpu']:.2f} of the 2 cores, which the simulator and load share; "
+            f"requests per gateway CPU-second: {workers['efficiency']:.2f}x a single worker's)"
         )
     return out
