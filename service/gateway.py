@@ -233,11 +233,12 @@ def worker_main(settings: Settings) -> None:
 def run_loop(main: Any) -> None:
     """uvloop where installed (it trims event-loop overhead and grpc.aio runs on it);
     CHATGATE_LOOP=asyncio chooses the standard loop."""
-    try:
-        import uvloop
-    except ImportError:
-        uvloop = None
-    if uvloop is None or os.environ.get("CHATGATE_LOOP") == "asyncio":
-        asyncio.run(main)
-    else:
-        uvloop.run(main)
+    if os.environ.get("CHATGATE_LOOP") != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            uvloop.run(main)
+            return
+    asyncio.run(main)

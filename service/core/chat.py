@@ -17,6 +17,7 @@ from .provider import ChatProvider, ProviderCall, UpstreamInfo
 
 Request = chat_service_pb2.ChatCompletionRequest
 Chunk = chat_pb2.ChatCompletionChunk
+Batch = list[Chunk]
 STRICT = chat_pb2.COMPATIBILITY_STRICT
 LENIENT = chat_pb2.COMPATIBILITY_LENIENT
 
@@ -36,14 +37,16 @@ class ChatResult:
 
 
 class ChatStream:
-    """A streamed completion. Iterate it for chunks; ``aclose`` releases the upstream.
+    """A streamed completion. Iterate it for batches of chunks; ``aclose`` releases the upstream.
 
+    A batch holds the chunks that one upstream read produced, in order: nothing
+    waits to fill a batch, but an edge can write what is already there in one go.
     The first ``__anext__`` starts the upstream call, so errors before generation
     surface there, before an edge has sent anything.
     """
 
-    def __init__(self, chunks: AsyncIterator[Chunk], report: CompatReport, upstream: UpstreamInfo) -> None:
-        self._chunks = chunks
+    def __init__(self, batches: AsyncIterator[Batch], report: CompatReport, upstream: UpstreamInfo) -> None:
+        self._batches = batches
         self._report = report
         self.upstream = upstream
         self.started = time.monotonic()
@@ -52,14 +55,18 @@ class ChatStream:
     def adjustments(self) -> list[Adjustment]:
         return self._report.items
 
+    def overhead_ms(self) -> float:
+        """The gateway's own time so far: total minus time spent waiting on the upstream."""
+        return max(0.0, (time.monotonic() - self.started - self.upstream.seconds) * 1000)
+
     def __aiter__(self) -> ChatStream:
         return self
 
-    async def __anext__(self) -> Chunk:
-        return await anext(self._chunks)
+    async def __anext__(self) -> Batch:
+        return await anext(self._batches)
 
     async def aclose(self) -> None:
-        aclose = getattr(self._chunks, "aclose", None)
+        aclose = getattr(self._batches, "aclose", None)
         if aclose is not None:
             await aclose()
 
@@ -100,10 +107,10 @@ class ChatService:
         calls = self._prepare(request, deadline)
         include_usage = request.stream_options.include_usage
         if len(calls) == 1:
-            chunks = self.provider.stream(calls[0])
+            batches = self.provider.stream(calls[0])
         else:
-            chunks = merge_streams([self.provider.stream(c) for c in calls])
-        return ChatStream(with_usage_policy(chunks, include_usage), calls[0].report, calls[0].upstream)
+            batches = merge_streams([self.provider.stream(c) for c in calls])
+        return ChatStream(with_usage_policy(batches, include_usage), calls[0].report, calls[0].upstream)
 
     def _prepare(self, request: Request, deadline: float | None) -> list[ProviderCall]:
         validate(request, self.max_choices)
@@ -173,32 +180,34 @@ def sum_usage(usages: object) -> chat_pb2.Usage:
     return total
 
 
-async def with_usage_policy(chunks: AsyncIterator[Chunk], include_usage: bool) -> AsyncIterator[Chunk]:
+async def with_usage_policy(batches: AsyncIterator[Batch], include_usage: bool) -> AsyncIterator[Batch]:
     """Moves the usage that providers attach to finishing chunks into OpenAI's
     separate usage-only last chunk, or drops it when the client did not ask."""
     usages: list[chat_pb2.Usage] = []
     template: Chunk | None = None
     try:
-        async for chunk in chunks:
-            if chunk.HasField("usage"):
-                usages.append(chat_pb2.Usage())
-                usages[-1].CopyFrom(chunk.usage)
-                chunk.ClearField("usage")
-            template = chunk
-            yield chunk
+        async for batch in batches:
+            for chunk in batch:
+                if chunk.HasField("usage"):
+                    usages.append(chat_pb2.Usage())
+                    usages[-1].CopyFrom(chunk.usage)
+                    chunk.ClearField("usage")
+                if chunk.id:
+                    template = chunk
+            yield batch
     finally:
         with contextlib.suppress(RuntimeError):
-            aclose = getattr(chunks, "aclose", None)
+            aclose = getattr(batches, "aclose", None)
             if aclose is not None:
                 await aclose()
     if include_usage and template is not None:
-        yield Chunk(id=template.id, created=template.created, model=template.model, usage=sum_usage(usages))
+        yield [Chunk(id=template.id, created=template.created, model=template.model, usage=sum_usage(usages))]
 
 
 _DONE = object()
 
 
-async def merge_streams(streams: Sequence[AsyncIterator[Chunk]]) -> AsyncIterator[Chunk]:
+async def merge_streams(streams: Sequence[AsyncIterator[Batch]]) -> AsyncIterator[Batch]:
     """Interleaves fan-out streams as choices 0..n-1 of one completion.
 
     The first failure cancels every other stream and is raised; closing the
@@ -206,12 +215,13 @@ async def merge_streams(streams: Sequence[AsyncIterator[Chunk]]) -> AsyncIterato
     """
     queue: asyncio.Queue[object] = asyncio.Queue(maxsize=4 * len(streams))
 
-    async def pump(index: int, stream: AsyncIterator[Chunk]) -> None:
+    async def pump(index: int, stream: AsyncIterator[Batch]) -> None:
         try:
-            async for chunk in stream:
-                for choice in chunk.choices:
-                    choice.index = index
-                await queue.put(chunk)
+            async for batch in stream:
+                for chunk in batch:
+                    for choice in chunk.choices:
+                        choice.index = index
+                await queue.put(batch)
         except Exception as exc:
             await queue.put(exc)
         finally:
@@ -228,11 +238,14 @@ async def merge_streams(streams: Sequence[AsyncIterator[Chunk]]) -> AsyncIterato
             elif isinstance(item, Exception):
                 raise item
             else:
-                assert isinstance(item, Chunk)
-                if identity is None:
-                    identity = item
-                else:  # one id, time and model for the whole completion
-                    item.id, item.created, item.model = identity.id, identity.created, identity.model
+                assert isinstance(item, list)
+                for chunk in item:
+                    if not chunk.id:
+                        continue  # a keep-alive
+                    if identity is None:
+                        identity = chunk
+                    else:  # one id, time and model for the whole completion
+                        chunk.id, chunk.created, chunk.model = identity.id, identity.created, identity.model
                 yield item
     finally:
         for task in tasks:

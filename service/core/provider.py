@@ -38,15 +38,17 @@ class ChatProvider(Protocol):
     """An upstream that completes chats.
 
     ``complete`` returns one whole completion with a single choice (index 0).
-    ``stream`` yields chunks for a single choice (index 0): the first carries
-    ``delta.role``, the last carries ``finish_reason`` and the whole call's
-    ``usage``. Either raises a ``GatewayError``; a stream that cannot reach its
+    ``stream`` yields non-empty batches of chunks for a single choice (index 0),
+    a batch being what one upstream read produced (never held back to fill it):
+    the first chunk carries ``delta.role``, the last carries ``finish_reason`` and
+    the whole call's ``usage``. A chunk with no choices and no usage is a
+    keep-alive. Either raises a ``GatewayError``; a stream that cannot reach its
     natural end raises rather than stopping early. Closing the stream iterator
     (or cancelling its task) must release the upstream request at once.
     """
 
     async def complete(self, call: ProviderCall) -> chat_pb2.ChatCompletion: ...
 
-    def stream(self, call: ProviderCall) -> AsyncIterator[chat_pb2.ChatCompletionChunk]: ...
+    def stream(self, call: ProviderCall) -> AsyncIterator[list[chat_pb2.ChatCompletionChunk]]: ...
 
     async def aclose(self) -> None: ...

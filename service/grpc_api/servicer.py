@@ -78,9 +78,10 @@ class ChatCompletionServicer(chat_service_pb2_grpc.ChatCompletionServiceServicer
         except GatewayError as error:
             await abort(context, error)
         try:
-            async for chunk in stream:
-                if chunk.choices or chunk.HasField("usage"):  # upstream pings: HTTP/2 keeps gRPC alive
-                    yield chunk
+            async for batch in stream:
+                for chunk in batch:
+                    if chunk.choices or chunk.HasField("usage"):  # upstream pings: HTTP/2 keeps gRPC alive
+                        yield chunk
         except GatewayError as error:
             await abort(context, error, report_metadata(stream.adjustments, stream.upstream.headers))
         except Exception:
@@ -90,7 +91,9 @@ class ChatCompletionServicer(chat_service_pb2_grpc.ChatCompletionServiceServicer
             # Also runs when the client cancels (CancelledError propagates, never
             # swallowed): the upstream request is closed at once.
             await stream.aclose()
-        context.set_trailing_metadata(tuple(report_metadata(stream.adjustments, stream.upstream.headers)))
+        metadata = report_metadata(stream.adjustments, stream.upstream.headers)
+        metadata.append((OVERHEAD_KEY, f"{stream.overhead_ms():.3f}"))
+        context.set_trailing_metadata(tuple(metadata))
 
     async def ListModels(
         self, request: chat_service_pb2.ListModelsRequest, context: Context

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from chatgate.v1 import chat_pb2
-from service.core import ChatService
+from service.core import ChatService, ChatStream
 from service.core.auth import KeyChecker
 from service.core.errors import GatewayError, InternalError, InvalidRequest, RequestTooLarge
 from service.core.lifecycle import Lifecycle
@@ -224,8 +224,10 @@ class ChatCompletionsEndpoint:
             await send({"type": "http.response.start", "status": 200, "headers": raw_headers})
             if first is not None:
                 await send_frames(stream, first, send)
+            # The gateway's own time, as a comment SDKs skip: headers left long ago.
+            done = b": x-chatgate-overhead-ms %.3f\n\n" % stream.overhead_ms() + DONE_FRAME
             watcher.close()
-            await send({"type": "http.response.body", "body": DONE_FRAME, "more_body": False})
+            await send({"type": "http.response.body", "body": done, "more_body": False})
         except GatewayError as error:
             watcher.close()
             await send_error_frame(send, error)
@@ -237,12 +239,14 @@ class ChatCompletionsEndpoint:
             await stream.aclose()
 
 
-async def send_frames(stream: Any, first: chat_pb2.ChatCompletionChunk, send: Send) -> None:
-    chunk = first
+async def send_frames(stream: ChatStream, first: list[chat_pb2.ChatCompletionChunk], send: Send) -> None:
+    """One write per batch: the chunks one upstream read produced go out together."""
+    batch = first
     while True:
-        await send({"type": "http.response.body", "body": frame(chunk), "more_body": True})
+        body = frame(batch[0]) if len(batch) == 1 else b"".join([frame(chunk) for chunk in batch])
+        await send({"type": "http.response.body", "body": body, "more_body": True})
         try:
-            chunk = await anext(stream)
+            batch = await anext(stream)
         except StopAsyncIteration:
             return
 

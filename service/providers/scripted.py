@@ -14,13 +14,14 @@ from chatgate.v1 import chat_pb2
 from service.core import ProviderCall
 from service.core.errors import GatewayError
 
-Step = chat_pb2.ChatCompletionChunk | GatewayError | float
+Step = chat_pb2.ChatCompletionChunk | list[chat_pb2.ChatCompletionChunk] | GatewayError | float
 
 
 @dataclass
 class ScriptedProvider:
     """``completion`` answers ``complete``; ``steps`` drive ``stream``: a chunk is
-    yielded, an error raised, a float slept (seconds). ``calls`` records every call."""
+    yielded as a batch of one, a list as one batch, an error raised, a float
+    slept (seconds). ``calls`` records every call."""
 
     completion: chat_pb2.ChatCompletion | GatewayError | None = None
     steps: Sequence[Step] = ()
@@ -37,7 +38,7 @@ class ScriptedProvider:
         reply.CopyFrom(self.completion)
         return reply
 
-    async def stream(self, call: ProviderCall) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
+    async def stream(self, call: ProviderCall) -> AsyncIterator[list[chat_pb2.ChatCompletionChunk]]:
         self.calls.append(call)
         try:
             for step in self.steps:
@@ -46,9 +47,12 @@ class ScriptedProvider:
                 if isinstance(step, float):
                     await asyncio.sleep(step)
                     continue
-                chunk = chat_pb2.ChatCompletionChunk()
-                chunk.CopyFrom(step)
-                yield chunk
+                batch = []
+                for original in step if isinstance(step, list) else [step]:
+                    chunk = chat_pb2.ChatCompletionChunk()
+                    chunk.CopyFrom(original)
+                    batch.append(chunk)
+                yield batch
         finally:
             self.closed_streams += 1
 

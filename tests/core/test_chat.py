@@ -47,7 +47,7 @@ def service(provider: ScriptedProvider, **options: object) -> ChatService:
 
 
 async def collect(stream: object) -> list[chat_pb2.ChatCompletionChunk]:
-    return [c async for c in stream]  # type: ignore[attr-defined]
+    return [chunk async for batch in stream for chunk in batch]  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(

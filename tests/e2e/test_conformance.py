@@ -40,7 +40,9 @@ def as_json(value: Any) -> str:
 
 
 def normalised(transcript: str) -> str:
-    return re.sub(r'"created":\d+', '"created":0', transcript)
+    """Time-dependent values zeroed: `created` and the gateway's own time."""
+    transcript = re.sub(r'"created":\d+', '"created":0', transcript)
+    return re.sub(r"x-chatgate-overhead-ms [\d.]+", "x-chatgate-overhead-ms 0", transcript)
 
 
 def summary(

@@ -95,15 +95,15 @@ class AnthropicProvider:
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
             raise malformed_event("message") from exc
 
-    async def stream(self, call: ProviderCall) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
+    async def stream(self, call: ProviderCall) -> AsyncIterator[list[chat_pb2.ChatCompletionChunk]]:
         mapped = to_anthropic(call, stream=True)
         response = await self._send(mapped, call)
         try:
             record_headers(call.upstream, response.headers)
             if response.status != 200:
                 raise error_from_response(response.status, response.headers, await response.read())
-            async for chunk in translate(response, mapped.json_tool):
-                yield chunk
+            async for batch in translate(response, mapped.json_tool, call.upstream):
+                yield batch
         except TransportError as exc:
             raise transport_error(exc, call, started_stream=True) from exc
         finally:
@@ -112,17 +112,37 @@ class AnthropicProvider:
             await response.aclose()
 
 
-async def translate(response: UpstreamResponse, json_tool: str | None) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
+async def translate(
+    response: UpstreamResponse, json_tool: str | None, upstream: UpstreamInfo
+) -> AsyncIterator[list[chat_pb2.ChatCompletionChunk]]:
+    """One batch per upstream read; the time spent waiting for reads counts as upstream time."""
     translator = StreamTranslator(json_tool=json_tool, request_id=response.headers.get("request-id"))
     decoder = SSEDecoder()
+    feed = translator.feed
     event = ""
+    reads = response.chunks().__aiter__()
     try:
-        async for raw in response.chunks():
+        while True:
+            waited = time.monotonic()
+            try:
+                raw = await anext(reads)
+            except StopAsyncIteration:
+                break
+            finally:
+                upstream.seconds += time.monotonic() - waited
+            batch = []
             for sse in decoder.feed(raw):
                 event = sse.event
-                chunk = translator.feed(event, sse.data)
+                try:
+                    chunk = feed(event, sse.data)
+                except Exception:
+                    if batch:  # what arrived before the failure is delivered first
+                        yield batch
+                    raise
                 if chunk is not None:
-                    yield chunk
+                    batch.append(chunk)
+            if batch:
+                yield batch
     except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise malformed_event(event) from exc
     translator.check_complete()
