@@ -10,6 +10,7 @@ import os
 import resource
 import signal
 import socket
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from prometheus_client.multiprocess import mark_process_dead
 
 from .config import Settings
 from .core import ChatService, ModelCatalog
@@ -190,6 +192,8 @@ def run_workers(settings: Settings) -> None:
     """Runs ``settings.workers`` processes that share both ports; restarts one that dies; stops them on SIGTERM."""
     context = multiprocessing.get_context("spawn")
     stopping = False
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:  # one /metrics view across the workers
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="chatgate-metrics-")
 
     def start() -> multiprocessing.process.BaseProcess:
         process = context.Process(target=worker_main, args=(settings,), daemon=False)
@@ -217,6 +221,7 @@ def run_workers(settings: Settings) -> None:
             process.join(timeout=0.2)
             if process.exitcode is not None and not stopping:
                 log.error("worker %d exited with %s; starting a new one", process.pid, process.exitcode)
+                mark_process_dead(process.pid)  # type: ignore[no-untyped-call]
                 time.sleep(1)
                 workers[i] = start()
         if stopping and all(p.exitcode is not None for p in workers):

@@ -13,6 +13,7 @@ from chatgate.v1 import chat_pb2, chat_service_pb2, chat_service_pb2_grpc
 from service.core import Adjustment, ChatService
 from service.core.auth import KeyChecker
 from service.core.errors import GatewayError, InternalError
+from service.observability import Tracked
 
 from .errors import rich_status
 
@@ -56,44 +57,53 @@ class ChatCompletionServicer(chat_service_pb2_grpc.ChatCompletionServiceServicer
     async def CreateChatCompletion(
         self, request: chat_service_pb2.ChatCompletionRequest, context: Context
     ) -> chat_pb2.ChatCompletion:
-        try:
-            self._authenticate(context)
-            result = await self.chat.complete(request, deadline=deadline_of(context))
-        except GatewayError as error:
-            await abort(context, error)
-        except Exception:
-            log.exception("unexpected failure in CreateChatCompletion")
-            await abort(context, InternalError("The gateway failed unexpectedly; the error was logged."))
-        metadata = report_metadata(result.adjustments, result.upstream.headers)
-        metadata.append((OVERHEAD_KEY, f"{result.overhead_ms():.3f}"))
-        context.set_trailing_metadata(tuple(metadata))
-        return result.completion
+        with Tracked("grpc", "unary") as tracked:
+            try:
+                self._authenticate(context)
+                result = await self.chat.complete(request, deadline=deadline_of(context))
+            except GatewayError as error:
+                tracked.outcome = error.code
+                await abort(context, error)
+            except Exception:
+                log.exception("unexpected failure in CreateChatCompletion")
+                tracked.outcome = "internal_error"
+                await abort(context, InternalError("The gateway failed unexpectedly; the error was logged."))
+            tracked.upstream_seconds = result.upstream.seconds
+            metadata = report_metadata(result.adjustments, result.upstream.headers)
+            metadata.append((OVERHEAD_KEY, f"{result.overhead_ms():.3f}"))
+            context.set_trailing_metadata(tuple(metadata))
+            return result.completion
 
     async def StreamChatCompletion(
         self, request: chat_service_pb2.ChatCompletionRequest, context: Context
     ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
-        try:
-            self._authenticate(context)
-            stream = self.chat.stream(request, deadline=deadline_of(context))
-        except GatewayError as error:
-            await abort(context, error)
-        try:
-            async for batch in stream:
-                for chunk in batch:
-                    if chunk.choices or chunk.HasField("usage"):  # upstream pings: HTTP/2 keeps gRPC alive
-                        yield chunk
-        except GatewayError as error:
-            await abort(context, error, report_metadata(stream.adjustments, stream.upstream.headers))
-        except Exception:
-            log.exception("unexpected failure in StreamChatCompletion")
-            await abort(context, InternalError("The gateway failed unexpectedly; the error was logged."))
-        finally:
-            # Also runs when the client cancels (CancelledError propagates, never
-            # swallowed): the upstream request is closed at once.
-            await stream.aclose()
-        metadata = report_metadata(stream.adjustments, stream.upstream.headers)
-        metadata.append((OVERHEAD_KEY, f"{stream.overhead_ms():.3f}"))
-        context.set_trailing_metadata(tuple(metadata))
+        with Tracked("grpc", "stream") as tracked:
+            try:
+                self._authenticate(context)
+                stream = self.chat.stream(request, deadline=deadline_of(context))
+            except GatewayError as error:
+                tracked.outcome = error.code
+                await abort(context, error)
+            try:
+                async for batch in stream:
+                    for chunk in batch:
+                        if chunk.choices or chunk.HasField("usage"):  # upstream pings: HTTP/2 keeps gRPC alive
+                            yield chunk
+            except GatewayError as error:
+                tracked.outcome = error.code
+                await abort(context, error, report_metadata(stream.adjustments, stream.upstream.headers))
+            except Exception:
+                log.exception("unexpected failure in StreamChatCompletion")
+                tracked.outcome = "internal_error"
+                await abort(context, InternalError("The gateway failed unexpectedly; the error was logged."))
+            finally:
+                # Also runs when the client cancels (CancelledError propagates, never
+                # swallowed): the upstream request is closed at once.
+                tracked.upstream_seconds = stream.upstream.seconds
+                await stream.aclose()
+            metadata = report_metadata(stream.adjustments, stream.upstream.headers)
+            metadata.append((OVERHEAD_KEY, f"{stream.overhead_ms():.3f}"))
+            context.set_trailing_metadata(tuple(metadata))
 
     async def ListModels(
         self, request: chat_service_pb2.ListModelsRequest, context: Context

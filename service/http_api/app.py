@@ -20,6 +20,7 @@ from service.core import ChatService, ChatStream
 from service.core.auth import KeyChecker
 from service.core.errors import GatewayError, InternalError, InvalidRequest, RequestTooLarge
 from service.core.lifecycle import Lifecycle
+from service.observability import Tracked, exposition
 
 from .errors import error_headers, error_json, http_status
 from .openai_wire import chunk_json, completion_json, model_json, request_from_json
@@ -145,20 +146,22 @@ class ChatCompletionsEndpoint:
             await send_error(send, error)
             return
         watcher = DisconnectWatcher(receive)
-        try:
-            if stream:
-                await self._stream(request, ignored, watcher, send)
-            else:
-                await self._complete(request, ignored, watcher, send)
-        except asyncio.CancelledError:
-            if not watcher.gone:
-                raise
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()
-            log.info("client disconnected; upstream request cancelled")
-        finally:
-            watcher.close()
+        with Tracked("http", "stream" if stream else "unary") as tracked:
+            try:
+                if stream:
+                    await self._stream(request, ignored, watcher, send, tracked)
+                else:
+                    await self._complete(request, ignored, watcher, send, tracked)
+            except asyncio.CancelledError:
+                if not watcher.gone:
+                    raise
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+                tracked.outcome = "client_disconnected"
+                log.info("client disconnected; upstream request cancelled")
+            finally:
+                watcher.close()
 
     async def _read_request(self, scope: Scope, receive: Receive) -> tuple[Any, bool, list[str]]:
         self.keys.check(header(scope, b"authorization"))
@@ -185,28 +188,36 @@ class ChatCompletionsEndpoint:
             log.info("ignored unknown request fields: %s", ", ".join(ignored))
         return request, stream, ignored
 
-    async def _complete(self, request: Any, ignored: list[str], watcher: DisconnectWatcher, send: Send) -> None:
+    async def _complete(
+        self, request: Any, ignored: list[str], watcher: DisconnectWatcher, send: Send, tracked: Tracked
+    ) -> None:
         try:
             result = await self.chat.complete(request)
         except GatewayError as error:
+            tracked.outcome = error.code
             watcher.close()
             await send_error(send, error)
             return
         except Exception:
             log.exception("unexpected failure in a chat completion")
+            tracked.outcome = "internal_error"
             watcher.close()
             await send_error(send, InternalError("The gateway failed unexpectedly; the error was logged."))
             return
+        tracked.upstream_seconds = result.upstream.seconds
         body = orjson.dumps(completion_json(result.completion))
         headers = report_headers(adjusted_value(result.adjustments, ignored), result.upstream.headers)
         headers["x-chatgate-overhead-ms"] = f"{result.overhead_ms():.3f}"
         watcher.close()
         await send_json(send, 200, body, headers)
 
-    async def _stream(self, request: Any, ignored: list[str], watcher: DisconnectWatcher, send: Send) -> None:
+    async def _stream(
+        self, request: Any, ignored: list[str], watcher: DisconnectWatcher, send: Send, tracked: Tracked
+    ) -> None:
         try:
             stream = self.chat.stream(request)
         except GatewayError as error:
+            tracked.outcome = error.code
             watcher.close()
             await send_error(send, error)
             return
@@ -216,6 +227,7 @@ class ChatCompletionsEndpoint:
             except StopAsyncIteration:
                 first = None
             except GatewayError as error:  # before any byte: a real status code
+                tracked.outcome = error.code
                 watcher.close()
                 await send_error(send, error)
                 return
@@ -229,13 +241,16 @@ class ChatCompletionsEndpoint:
             watcher.close()
             await send({"type": "http.response.body", "body": done, "more_body": False})
         except GatewayError as error:
+            tracked.outcome = error.code
             watcher.close()
             await send_error_frame(send, error)
         except Exception:
             log.exception("unexpected failure in a chat completion stream")
+            tracked.outcome = "internal_error"
             watcher.close()
             await send_error_frame(send, InternalError("The gateway failed unexpectedly; the error was logged."))
         finally:
+            tracked.upstream_seconds = stream.upstream.seconds
             await stream.aclose()
 
 
@@ -288,6 +303,9 @@ def create_app(
     async def livez(_: Request) -> Response:
         return json_response({"status": "ok"})
 
+    async def metrics(_: Request) -> Response:
+        return Response(exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
     async def readyz(_: Request) -> Response:
         if lifecycle.ready:
             return json_response({"status": "ready"})
@@ -299,6 +317,7 @@ def create_app(
         Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
         Route("/livez", livez, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
     ]
     handlers: dict[Any, Any] = {
         GatewayError: gateway_error_response,

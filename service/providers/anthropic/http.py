@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import aiohttp
-import httpx
+
+if TYPE_CHECKING:  # imported when chosen: it costs memory in every process otherwise
+    import httpx
 
 ClientName = Literal["aiohttp", "httpx"]
 
@@ -184,12 +186,16 @@ class HttpxResponse:
         self.headers = dict(response.headers)  # httpx already lower-cases names
 
     async def read(self) -> bytes:
+        import httpx
+
         try:
             return await self._response.aread()
         except httpx.HTTPError as exc:
             raise httpx_error(exc) from exc
 
     async def chunks(self) -> AsyncIterator[bytes]:
+        import httpx
+
         try:
             async for data in self._response.aiter_bytes():
                 yield data
@@ -202,10 +208,14 @@ class HttpxResponse:
 
 class HttpxClient:
     def __init__(self, max_connections: int, timeouts: Timeouts, client: httpx.AsyncClient | None = None) -> None:
+        import httpx
+
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._client = client or httpx.AsyncClient(limits=limits, timeout=httpx_timeout(timeouts), trust_env=False)
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str], timeouts: Timeouts) -> HttpxResponse:
+        import httpx
+
         request = self._client.build_request(
             "POST", url, content=body, headers=headers, extensions={"timeout": httpx_timeout(timeouts).as_dict()}
         )
@@ -219,10 +229,14 @@ class HttpxClient:
 
 
 def httpx_timeout(timeouts: Timeouts) -> httpx.Timeout:
+    import httpx
+
     return httpx.Timeout(connect=timeouts.connect, read=timeouts.read, write=timeouts.read, pool=timeouts.pool)
 
 
 def httpx_error(exc: httpx.HTTPError) -> TransportError:
+    import httpx
+
     if isinstance(exc, httpx.ConnectTimeout | httpx.ConnectError):
         return ConnectFailed("could not connect to the upstream")
     if isinstance(exc, httpx.PoolTimeout):

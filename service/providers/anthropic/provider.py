@@ -130,7 +130,7 @@ async def translate(
                 break
             finally:
                 upstream.seconds += time.monotonic() - waited
-            batch = []
+            batch: list[chat_pb2.ChatCompletionChunk] = []
             for sse in decoder.feed(raw):
                 event = sse.event
                 try:

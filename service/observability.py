@@ -1,0 +1,84 @@
+"""Prometheus metrics shared by both edges: outcomes, the gateway's own time, upstream time, in-flight work.
+
+With several workers, PROMETHEUS_MULTIPROC_DIR (set by the supervisor) lets any
+worker's `/metrics` report the whole process group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+# Buckets in seconds: the gateway's own time is sub-millisecond when healthy.
+OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
+UPSTREAM_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+REQUESTS = Counter(
+    "chatgate_requests", "Completed chat requests by protocol, mode and outcome.", ["protocol", "mode", "outcome"]
+)
+OVERHEAD = Histogram(
+    "chatgate_gateway_overhead_seconds",
+    "The gateway's own time per request: total minus time waiting on the upstream.",
+    ["protocol", "mode"],
+    buckets=OVERHEAD_BUCKETS,
+)
+UPSTREAM = Histogram(
+    "chatgate_upstream_seconds",
+    "Time spent waiting on the upstream per request.",
+    ["protocol", "mode"],
+    buckets=UPSTREAM_BUCKETS,
+)
+IN_FLIGHT = Gauge(
+    "chatgate_in_flight_requests", "Chat requests being served.", ["protocol"], multiprocess_mode="livesum"
+)
+UPSTREAM_AUTH_FAILURES = Counter(
+    "chatgate_upstream_auth_failures", "Upstream rejections of the gateway's own credentials (operator action needed)."
+)
+
+
+def record(protocol: str, mode: str, outcome: str, overhead_ms: float, upstream_seconds: float) -> None:
+    REQUESTS.labels(protocol, mode, outcome).inc()
+    OVERHEAD.labels(protocol, mode).observe(overhead_ms / 1000)
+    UPSTREAM.labels(protocol, mode).observe(upstream_seconds)
+    if outcome == "upstream_authentication_failed":
+        UPSTREAM_AUTH_FAILURES.inc()
+
+
+def exposition() -> bytes:
+    """The text exposition format, for every worker when running several."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+    return generate_latest()
+
+
+class Tracked:
+    """One request's metrics: ``with Tracked("http", "stream") as t: ... t.outcome = error.code``."""
+
+    __slots__ = ("_gauge", "mode", "outcome", "protocol", "started", "upstream_seconds")
+
+    def __init__(self, protocol: str, mode: str) -> None:
+        self.protocol, self.mode = protocol, mode
+        self.outcome = "ok"
+        self.upstream_seconds = 0.0
+        self.started = 0.0
+        self._gauge = IN_FLIGHT.labels(protocol)
+
+    def __enter__(self) -> Tracked:
+        self.started = time.monotonic()
+        self._gauge.inc()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _: object) -> None:
+        self._gauge.dec()
+        if kind is not None and issubclass(kind, asyncio.CancelledError) and self.outcome == "ok":
+            self.outcome = "client_cancelled"
+        elif kind is not None and self.outcome == "ok":
+            self.outcome = "internal_error"
+        overhead_ms = max(0.0, (time.monotonic() - self.started - self.upstream_seconds) * 1000)
+        record(self.protocol, self.mode, self.outcome, overhead_ms, self.upstream_seconds)
