@@ -27,7 +27,6 @@ from .core.lifecycle import Lifecycle
 from .grpc_api import GrpcSettings, build_grpc_server
 from .http_api import HttpSettings, create_app
 from .providers.anthropic import AnthropicProvider, AnthropicSettings, Timeouts
-from .simulator import Simulator
 
 log = logging.getLogger("chatgate")
 SIMULATOR_KEY = "sk-ant-simulator"
@@ -95,6 +94,8 @@ async def start_upstream(settings: Settings) -> Upstream:
     """The real Anthropic API when a key is set; otherwise the simulator, in-process on a loopback port."""
     if not settings.uses_simulator:
         return Upstream(settings.anthropic_base_url, settings.anthropic_api_key)
+    from .simulator import Simulator  # only needed without a key
+
     sock = bind("127.0.0.1", 0)
     server = uvicorn_server(Simulator(), "warning", 5)
     task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -179,6 +180,8 @@ async def serve(settings: Settings) -> None:
 
 
 async def simulate(host: str, port: int, api_key: str | None, replay_dir: str | None) -> None:
+    from .simulator import Simulator
+
     sock = bind(host, port)
     app = Simulator(api_key=api_key, replay_dir=Path(replay_dir) if replay_dir else None)
     config = uvicorn.Config(app, log_level="info", access_log=False, lifespan="off", http="httptools")
