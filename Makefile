@@ -9,10 +9,17 @@ PROTOS := $(wildcard proto/chatgate/v1/*.proto)
 
 .PHONY: run test gen gen-check lint typecheck proto-lint unit bench simulate clean
 
+NODE_STAMP := tests/node/node_modules/.installed-stamp
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# The Node clients the test suite drives (openai npm SDK, @grpc/grpc-js), pinned by package-lock.json.
+$(NODE_STAMP): tests/node/package.json tests/node/package-lock.json
+	npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
 	touch $@
 
 run: $(STAMP)
@@ -41,7 +48,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) $(NODE_STAMP)
 	$(BIN)/pytest
 
 test: proto-lint gen-check lint typecheck unit
@@ -50,4 +57,4 @@ bench: $(STAMP)
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tests/node/node_modules
