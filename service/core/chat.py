@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from .errors import DeadlineExceeded, InvalidRequest
 from .models import ModelCatalog, ModelInfo
 from .provider import ChatProvider, ProviderCall, UpstreamInfo
 
+log = logging.getLogger("chatgate")
+_retired_warned: set[str] = set()
 Request = chat_service_pb2.ChatCompletionRequest
 Chunk = chat_pb2.ChatCompletionChunk
 Batch = list[Chunk]
@@ -117,6 +120,9 @@ class ChatService:
         if deadline is not None and deadline <= time.monotonic():
             raise DeadlineExceeded("The request's deadline passed before it reached the upstream.")
         model = self.catalog.resolve(request.model)
+        if model.retired is not None and model.id not in _retired_warned:
+            _retired_warned.add(model.id)
+            log.warning("model %s was retired upstream on %s; requests may fail", model.id, model.retired)
         strict = request.compatibility == STRICT or (request.compatibility != LENIENT and self.strict_by_default)
         report = CompatReport(strict=strict)
         n = request.n if request.HasField("n") else 1

@@ -7,6 +7,7 @@ header), so that clients of the gateway can reach every path end to end:
     sim:words=N          reply with N words of text (one stream delta per word)
     sim:blocks=N         split the reply into N text blocks
     sim:tool / sim:notool    call (or do not call) the first tool, even under `auto`
+    sim:preamble         write a short text block before the tool calls
     sim:parallel         call every tool, in parallel
     sim:refusal          stop with `refusal`
     sim:pause            stop with `pause_turn`
@@ -124,6 +125,8 @@ def plan_reply(body: Json, flags: dict[str, str]) -> Reply:
             blocks.append(Block("redacted_thinking", data=base64.b64encode(digest.encode()).decode()))
     tool_blocks = plan_tools(body, flags, digest)
     if tool_blocks:
+        if "preamble" in flags:
+            blocks.append(Block("text", text="Let me call a tool."))
         blocks.extend(tool_blocks)
         stop_reason = "tool_use"
     else:
@@ -157,6 +160,9 @@ def text_blocks(body: Json, flags: dict[str, str]) -> list[Block]:
         base = "Tool results received: " + "; ".join(results) + "."
     else:
         base = f"{SIMULATOR_NOTE} You said: {summary(last_user_text(body), 40) or '(nothing)'}."
+        attachments = attachment_note(body)
+        if attachments:
+            base += f" I received {attachments}."
     words = base.split()
     wanted = int(flags.get("words") or 0)
     if wanted:
@@ -171,6 +177,20 @@ def text_blocks(body: Json, flags: dict[str, str]) -> list[Block]:
         Block("text", text=" ".join(words[i : i + size]) + (" " if i + size < len(words) else ""))
         for i in range(0, len(words), size)
     ]
+
+
+def attachment_note(body: Json) -> str:
+    """Names the images and documents of the last user turn, so a client can see they arrived."""
+    messages = body.get("messages") or []
+    content = messages[-1].get("content") if messages else None
+    if not isinstance(content, list):
+        return ""
+    kinds = []
+    for block in content:
+        source = block.get("source") or {} if isinstance(block, dict) else {}
+        if block.get("type") in ("image", "document"):
+            kinds.append(f"{block['type']} ({source.get('media_type') or source.get('type')})")
+    return ", ".join(kinds)
 
 
 def tool_results(body: Json) -> list[str]:

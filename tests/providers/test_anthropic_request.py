@@ -364,3 +364,87 @@ def test_assistant_thinking_blocks_go_first_and_verbatim() -> None:
         {"type": "redacted_thinking", "data": "opaque"},
         {"type": "text", "text": "Answer."},
     ]
+
+
+def test_json_schema_uses_a_forced_tool_on_models_without_structured_output() -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    body, _ = mapped(
+        {
+            "messages": [USER],
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "count", "description": "A count.", "schema": schema},
+            },
+        },
+        model="claude-3.5-haiku",
+    )
+    assert body["tools"] == [{"name": JSON_TOOL_NAME, "description": "A count.", "input_schema": schema}]
+    assert body["tool_choice"] == {"type": "tool", "name": JSON_TOOL_NAME}
+    assert "output_config" not in body
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        {"audio": {"voice": "alloy", "format": "wav"}},
+        {"prediction": {"type": "content", "content": "x"}},
+        {"modalities": ["text", "audio"]},
+    ],
+    ids=lambda f: next(iter(f)),
+)
+def test_output_modalities_claude_lacks_are_dropped_or_rejected(field: dict[str, Any]) -> None:
+    name = next(iter(field))
+    body, report = mapped({"messages": [USER], **field})
+    assert name not in body and adjusted(report) == [f"{name}=dropped"]
+    with pytest.raises(InvalidRequest):
+        mapped({"messages": [USER], **field}, strict=True)
+
+
+def test_text_only_modalities_are_not_an_adjustment() -> None:
+    assert mapped({"messages": [USER], "modalities": ["text"]})[1].items == []
+
+
+@pytest.mark.parametrize(
+    ("thinking", "model", "expected", "report"),
+    [
+        (
+            {"type": "enabled", "budget_tokens": 4000},
+            "claude-sonnet-4-5",
+            {"type": "enabled", "budget_tokens": 4000},
+            [],
+        ),
+        ({"type": "disabled"}, "claude-sonnet-4-5", {"type": "disabled"}, []),
+        ({"type": "adaptive"}, "claude-opus-4-6", {"type": "adaptive"}, []),
+        ({"type": "adaptive"}, "claude-sonnet-4-5", {"type": "enabled", "budget_tokens": 8192}, ["thinking=adjusted"]),
+    ],
+    ids=["enabled", "disabled", "adaptive", "adaptive_unsupported"],
+)
+def test_the_anthropic_thinking_extension_wins_over_reasoning_effort(
+    thinking: dict[str, Any], model: str, expected: dict[str, Any], report: list[str]
+) -> None:
+    body, compat = mapped({"messages": [USER], "thinking": thinking, "reasoning_effort": "high"}, model=model)
+    assert body["thinking"] == expected
+    assert adjusted(compat) == report
+
+
+def test_a_thinking_budget_below_the_minimum_is_rejected() -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        mapped({"messages": [USER], "thinking": {"type": "enabled", "budget_tokens": 100}})
+    assert caught.value.param == "thinking.budget_tokens"
+
+
+def test_thinking_turns_a_forced_tool_choice_into_auto() -> None:
+    body, report = mapped({"messages": [USER], "tools": TOOLS, "tool_choice": "required", "reasoning_effort": "low"})
+    assert body["tool_choice"] == {"type": "auto"}
+    assert adjusted(report) == ["tool_choice=adjusted"]
+
+
+def test_models_that_take_one_sampling_knob_drop_top_p() -> None:
+    body, report = mapped({"messages": [USER], "temperature": 0.5, "top_p": 0.9}, model="claude-opus-4-7")
+    assert (body["temperature"], "top_p" in body) == (0.5, False)
+    assert adjusted(report) == ["top_p=dropped"]
+
+
+def test_message_names_are_dropped_and_reported() -> None:
+    body, report = mapped({"messages": [{"role": "user", "content": "Hi", "name": "ann"}]})
+    assert "name" not in str(body) and adjusted(report) == ["messages[0].name=dropped"]
