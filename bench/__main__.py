@@ -88,6 +88,8 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
                 rig, streams=20 if smoke else 1000, deltas=5 if smoke else 100, pace_ms=100
             )
             results["memory"]["idle_rss_mib"] = results["idle_rss_mib"]
+        if options.soak:
+            results["soak"] = suites.soak(rig, options.soak)
     finally:
         gateway.stop()
     if not smoke and step("workers"):
@@ -129,6 +131,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each load run")
     parser.add_argument(
         "--only", nargs="*", help="suites to run: latency throughput stream_cost first_chunk realistic memory workers"
+    )
+    parser.add_argument(
+        "--soak",
+        type=float,
+        default=0,
+        metavar="MINUTES",
+        help="also run mixed traffic (with disconnects, cancels and errors) and watch memory",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     options = parser.parse_args()

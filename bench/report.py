@@ -42,6 +42,14 @@ def table(results: dict[str, Any]) -> str:
             f"{memory['late_chunks']} late chunks (max gap {memory['max_gap_ms']:.0f} ms); "
             f"RSS after {memory['rss_after_mib']:.1f} MiB"
         )
+    soak = results.get("soak")
+    if soak:
+        out += (
+            f"\n\nsoak: {soak['minutes']:g} min, {soak['requests']:,} mixed requests (streams, disconnects, gRPC "
+            f"cancels, upstream errors): RSS {soak['rss_start_mib']:.1f} -> {soak['rss_end_mib']:.1f} MiB "
+            f"(max {soak['rss_max_mib']:.1f}), growth over the second half "
+            f"{soak['growth_mib_per_min_second_half']:+.2f} MiB/min"
+        )
     workers = results.get("workers")
     if workers:
         out += (

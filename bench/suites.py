@@ -325,3 +325,79 @@ def memory(rig: Rig, streams: int, deltas: int, pace_ms: int) -> dict[str, Any]:
         "kib_per_stream": (run["rss_during_mib"] - idle) * 1024 / streams,
         "dropped": streams - run["complete"],
     }
+
+
+# --- soak: mixed traffic for minutes, watching memory ------------------------------
+
+
+def grpc_mix(port: int, stop: float, counts: dict[str, int]) -> None:
+    """gRPC unary calls, whole streams, and streams cancelled after the first chunk (the leak-prone path)."""
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        unary, stream = channel.unary_unary(CREATE), channel.unary_stream(STREAM)
+        paced = words(50, pace_ms=10).grpc_message()
+        while time.perf_counter() < stop:
+            unary(JSON.grpc_message(), timeout=10)
+            for _ in stream(SSE20.grpc_message(), timeout=10):
+                pass
+            call = stream(paced, timeout=10)
+            next(call)
+            call.cancel()
+            counts["grpc"] += 3
+
+
+async def http_mix(port: int, stop: float, counts: dict[str, int]) -> None:
+    """Whole replies, streams, upstream errors, and streams the client leaves after one chunk."""
+    requests = [
+        post(GATEWAY_PATH, w.gateway_body(), GATEWAY_HEADERS)
+        for w in (JSON, SSE20, Workload("sim:status=529", stream=True))
+    ]
+    leave = post(GATEWAY_PATH, words(50, pace_ms=10).gateway_body(), GATEWAY_HEADERS)
+    while time.perf_counter() < stop:
+        connection = await Connection.open(port)
+        try:
+            for raw in requests:
+                await connection.request(raw)
+                counts["http"] += 1
+        finally:
+            connection.close()
+        quitter = await Connection.open(port)
+        quitter.writer.write(leave)
+        await quitter.reader.readuntil(b"data: ")
+        quitter.close()
+        counts["http"] += 1
+
+
+def soak(rig: Rig, minutes: float, concurrency: int = 16) -> dict[str, Any]:
+    import threading
+
+    stop = time.perf_counter() + minutes * 60
+    counts = {"http": 0, "grpc": 0}
+    threads = [threading.Thread(target=grpc_mix, args=(rig.grpc_port, stop, counts), daemon=True) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    samples: list[tuple[float, float]] = []
+
+    async def drive() -> None:
+        workers = [asyncio.create_task(http_mix(rig.http_port, stop, counts)) for _ in range(concurrency)]
+        started = time.perf_counter()
+        while time.perf_counter() < stop:
+            samples.append(((time.perf_counter() - started) / 60, rig.gateway.rss_mib()))
+            await asyncio.sleep(min(15.0, max(0.5, minutes * 60 / 40)))
+        await asyncio.gather(*workers)
+
+    asyncio.run(drive())
+    for thread in threads:
+        thread.join()
+    time.sleep(1)
+    late = [s for s in samples if s[0] >= minutes / 2] or samples
+    slope, _ = fit(late) if len(late) > 1 else (0.0, 0.0)
+    return {
+        "minutes": minutes,
+        "requests": counts["http"] + counts["grpc"],
+        "rss_start_mib": samples[0][1],
+        "rss_end_mib": samples[-1][1],
+        "rss_max_mib": max(r for _, r in samples),
+        "growth_mib_per_min_second_half": slope,
+        "rss_after_mib": rig.gateway.rss_mib(),
+        "samples": [(round(t, 2), round(r, 1)) for t, r in samples],
+    }
