@@ -23,6 +23,7 @@ reason string both edges expose (HTTP ``error.code``, gRPC ``ErrorInfo.reason``)
         ├── UpstreamTimeout             504 / UNAVAILABLE
         ├── IncompleteStream            stream cut before its end / UNAVAILABLE
         ├── DeadlineExceeded            504 / DEADLINE_EXCEEDED (client deadline)
+        ├── ShuttingDown                503 / UNAVAILABLE (draining; retry elsewhere)
         └── InternalError               500 / INTERNAL (a gateway bug)
 """
 
@@ -161,6 +162,11 @@ class DeadlineExceeded(ServerError):
     @property
     def retryable(self) -> bool:
         return False
+
+
+class ShuttingDown(ServerError):
+    type = "overloaded_error"
+    code = "shutting_down"
 
 
 class InternalError(ServerError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from starlette.routing import Route
 from chatgate.v1 import chat_pb2
 from service.core import ChatService, ChatStream
 from service.core.auth import KeyChecker
-from service.core.errors import GatewayError, InternalError, InvalidRequest, RequestTooLarge
+from service.core.errors import GatewayError, InternalError, InvalidRequest, RequestTooLarge, ShuttingDown
 from service.core.lifecycle import Lifecycle
 from service.observability import Tracked, exposition
 
@@ -46,6 +47,32 @@ SSE_HEADERS = [
 @dataclass(frozen=True, slots=True)
 class HttpSettings:
     max_body_bytes: int = 8 * 1024 * 1024
+
+
+class TrackedSend:
+    """The ASGI ``send``, remembering how far the response got."""
+
+    __slots__ = ("finished", "send", "started")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.started = self.finished = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        elif not message.get("more_body", False):
+            self.finished = True
+        await self.send(message)
+
+
+async def end_on_shutdown(send: TrackedSend) -> None:
+    """The server cancelled the request (its shutdown grace ran out): say so rather than just stop."""
+    if send.finished:
+        return
+    error = ShuttingDown("The gateway is shutting down; send the request again.")
+    with contextlib.suppress(Exception):
+        await (send_error_frame(send, error) if send.started else send_error(send, error))
 
 
 class ClientGone(Exception):
@@ -146,6 +173,7 @@ class ChatCompletionsEndpoint:
             await send_error(send, error)
             return
         watcher = DisconnectWatcher(receive)
+        send = TrackedSend(send)
         with Tracked("http", "stream" if stream else "unary") as tracked:
             try:
                 if stream:
@@ -154,6 +182,8 @@ class ChatCompletionsEndpoint:
                     await self._complete(request, ignored, watcher, send, tracked)
             except asyncio.CancelledError:
                 if not watcher.gone:
+                    tracked.outcome = "shutting_down"
+                    await end_on_shutdown(send)
                     raise
                 task = asyncio.current_task()
                 if task is not None:

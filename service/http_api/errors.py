@@ -24,6 +24,7 @@ STATUS: dict[type[errors.GatewayError], int] = {
     errors.UpstreamTimeout: 504,
     errors.IncompleteStream: 502,
     errors.DeadlineExceeded: 504,
+    errors.ShuttingDown: 503,
     errors.InternalError: 500,
     errors.GatewayError: 500,
 }

@@ -177,3 +177,26 @@ def test_sigterm_lets_an_in_flight_stream_finish_then_exits(simulator: Simulator
     assert rest[-1] == "data: [DONE]" and len(rest) > 30  # every word arrived after SIGTERM
     assert gateway.process.wait(timeout=15) == 0
     assert "chatgate stopped" in gateway.log()
+
+
+def test_a_stream_still_running_when_the_shutdown_grace_ends_gets_an_error_frame(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    config = tmp_path / "chatgate.toml"
+    config.write_text("[server]\nshutdown_grace = 1\n")
+    gateway = start_gateway(
+        tmp_path,
+        env={"ANTHROPIC_API_KEY": UPSTREAM_KEY, "ANTHROPIC_BASE_URL": simulator.url},
+        args=["--config", str(config)],
+    )
+    body = {"model": MODEL, "stream": True, "messages": [{"role": "user", "content": "sim:pace_ms=100 sim:words=100"}]}
+    with (
+        httpx.Client(timeout=15) as session,
+        session.stream("POST", gateway.http_url + "/v1/chat/completions", json=body) as response,
+    ):
+        lines = response.iter_lines()
+        next(lines)
+        gateway.process.send_signal(signal.SIGTERM)
+        rest = [line for line in lines if line]
+    assert '"code":"shutting_down"' in rest[-1] and "[DONE]" not in rest[-1]
+    assert gateway.process.wait(timeout=15) == 0
