@@ -33,6 +33,7 @@ Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
+CHAT_PATH = "/v1/chat/completions"
 JSON_TYPE = b"application/json"
 DONE_FRAME = b"data: [DONE]\n\n"
 PING_FRAME = b": ping\n\n"
@@ -171,6 +172,10 @@ class ChatCompletionsEndpoint:
             return
         except GatewayError as error:
             await send_error(send, error)
+            return
+        except Exception:
+            log.exception("unexpected failure reading a chat request")
+            await send_error(send, InternalError("The gateway failed unexpectedly; the error was logged."))
             return
         watcher = DisconnectWatcher(receive)
         send = TrackedSend(send)
@@ -316,10 +321,27 @@ def adjusted_value(adjustments: list[Any], ignored: list[str]) -> str:
     return ", ".join(parts)
 
 
+class ChatFastPath:
+    """Sends ``POST /v1/chat/completions`` straight to its endpoint, ahead of Starlette's router and
+    middleware stack (the endpoint answers every error itself); everything else goes to Starlette."""
+
+    __slots__ = ("app", "chat")
+
+    def __init__(self, chat: ChatCompletionsEndpoint, app: Starlette) -> None:
+        self.chat, self.app = chat, app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == CHAT_PATH and scope["method"] == "POST":
+            await self.chat(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)  # type: ignore[arg-type]
+
+
 def create_app(
     chat: ChatService, keys: KeyChecker, lifecycle: Lifecycle, settings: HttpSettings | None = None
-) -> Starlette:
+) -> ChatFastPath:
     settings = settings or HttpSettings()
+    chat_endpoint = ChatCompletionsEndpoint(chat, keys, settings)
 
     async def list_models(request: Request) -> Response:
         keys.check(request.headers.get("authorization"))
@@ -342,7 +364,7 @@ def create_app(
         return json_response({"status": "draining" if lifecycle.draining else "starting"}, status=503)
 
     routes = [
-        Route("/v1/chat/completions", ChatCompletionsEndpoint(chat, keys, settings), methods=["POST"]),
+        Route(CHAT_PATH, chat_endpoint, methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
         Route("/livez", livez, methods=["GET"]),
@@ -354,7 +376,7 @@ def create_app(
         HTTPException: http_exception_response,
         Exception: unexpected_error_response,
     }
-    return Starlette(routes=routes, exception_handlers=handlers)
+    return ChatFastPath(chat_endpoint, Starlette(routes=routes, exception_handlers=handlers))
 
 
 def json_response(content: Any, status: int = 200) -> Response:
