@@ -112,3 +112,8 @@ def error_from_transport(exc: TransportError, *, started_stream: bool) -> errors
     if started_stream:
         return errors.IncompleteStream("The upstream connection broke before the stream ended.")
     return errors.UpstreamUnavailable("The upstream connection failed.", code="upstream_connect_error")
+
+
+def malformed_event(event: str) -> errors.GatewayError:
+    """A reply or stream event the upstream sent that does not parse as its documented shape."""
+    return errors.UpstreamError(f"The upstream sent a malformed `{event}` event.")

@@ -18,12 +18,12 @@ from chatgate.v1 import chat_pb2
 from service.core import ProviderCall, UpstreamInfo
 from service.core.errors import DeadlineExceeded, GatewayError
 
-from .errors import error_from_response, error_from_transport
+from .errors import error_from_response, error_from_transport, malformed_event
 from .http import ClientName, Timeouts, TransportError, UpstreamClient, UpstreamResponse, build_client
 from .request import AnthropicRequest, to_anthropic
 from .response import completion_from_message
 from .sse import SSEDecoder
-from .stream import StreamTranslator, malformed_event
+from .stream import StreamTranslator
 
 log = logging.getLogger("chatgate.anthropic")
 

@@ -75,7 +75,7 @@ def to_anthropic(call: ProviderCall, *, stream: bool) -> AnthropicRequest:
     if request.user:
         body["metadata"] = {"user_id": request.user}
     mapped = AnthropicRequest(body, betas=list(request.anthropic_beta))
-    map_tools(request, body, report)
+    map_tools(request, body)
     map_thinking(request, model, report, body)
     map_response_format(request, model, report, mapped)
     report_unsupported(request, report)
@@ -314,7 +314,7 @@ def stop_sequences(stop: Sequence[str], report: CompatReport) -> list[str]:
     return kept
 
 
-def map_tools(request: Request, body: JsonObject, report: CompatReport) -> None:
+def map_tools(request: Request, body: JsonObject) -> None:
     if request.tools:
         body["tools"] = [tool_definition(tool, f"tools[{k}]") for k, tool in enumerate(request.tools)]
     choice = tool_choice(request, body)

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from chatgate.v1 import chat_pb2
-from service.core.errors import IncompleteStream, UpstreamError
+from service.core.errors import IncompleteStream
 
 from .errors import error_from_event
 from .response import finish_reason, usage_from
@@ -201,7 +201,3 @@ class StreamTranslator:
             raise IncompleteStream(
                 "The upstream stream ended before `message_stop`.", upstream_request_id=self.request_id
             )
-
-
-def malformed_event(event: str) -> UpstreamError:
-    return UpstreamError(f"The upstream sent a malformed `{event}` event.")
