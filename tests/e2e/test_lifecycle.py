@@ -200,3 +200,24 @@ def test_a_stream_still_running_when_the_shutdown_grace_ends_gets_an_error_frame
         rest = [line for line in lines if line]
     assert '"code":"shutting_down"' in rest[-1] and "[DONE]" not in rest[-1]
     assert gateway.process.wait(timeout=15) == 0
+
+
+def test_a_grpc_stream_still_running_when_the_shutdown_grace_ends_gets_unavailable(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    config = tmp_path / "chatgate.toml"
+    config.write_text("[server]\nshutdown_grace = 1\n")
+    gateway = start_gateway(
+        tmp_path,
+        env={"ANTHROPIC_API_KEY": UPSTREAM_KEY, "ANTHROPIC_BASE_URL": simulator.url},
+        args=["--config", str(config)],
+    )
+    stub = chat_service_pb2_grpc.ChatCompletionServiceStub(grpc.insecure_channel(gateway.grpc_target))
+    call = stub.StreamChatCompletion(grpc_request("sim:pace_ms=100 sim:words=100"), timeout=15)
+    next(call)
+    gateway.process.send_signal(signal.SIGTERM)
+    with pytest.raises(grpc.RpcError) as caught:
+        for _ in call:
+            pass
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+    assert gateway.process.wait(timeout=15) == 0
