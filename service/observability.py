@@ -13,6 +13,8 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from service.core.chat import own_time_ms
+
 # Buckets in seconds: the gateway's own time is sub-millisecond when healthy.
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
 UPSTREAM_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -80,5 +82,5 @@ class Tracked:
             self.outcome = "client_cancelled"
         elif kind is not None and self.outcome == "ok":
             self.outcome = "internal_error"
-        overhead_ms = max(0.0, (time.monotonic() - self.started - self.upstream_seconds) * 1000)
+        overhead_ms = own_time_ms(self.started, self.upstream_seconds)
         record(self.protocol, self.mode, self.outcome, overhead_ms, self.upstream_seconds)

@@ -25,6 +25,11 @@ STRICT = chat_pb2.COMPATIBILITY_STRICT
 LENIENT = chat_pb2.COMPATIBILITY_LENIENT
 
 
+def own_time_ms(started: float, upstream_seconds: float) -> float:
+    """The gateway's own time since ``started`` (monotonic): total minus time waiting on the upstream."""
+    return max(0.0, (time.monotonic() - started - upstream_seconds) * 1000)
+
+
 @dataclass(slots=True)
 class ChatResult:
     """A whole completion and what the edges report beside it."""
@@ -36,7 +41,7 @@ class ChatResult:
 
     def overhead_ms(self) -> float:
         """The gateway's own time: total minus time spent waiting on the upstream."""
-        return max(0.0, (time.monotonic() - self.started - self.upstream.seconds) * 1000)
+        return own_time_ms(self.started, self.upstream.seconds)
 
 
 class ChatStream:
@@ -60,7 +65,7 @@ class ChatStream:
 
     def overhead_ms(self) -> float:
         """The gateway's own time so far: total minus time spent waiting on the upstream."""
-        return max(0.0, (time.monotonic() - self.started - self.upstream.seconds) * 1000)
+        return own_time_ms(self.started, self.upstream.seconds)
 
     def __aiter__(self) -> ChatStream:
         return self

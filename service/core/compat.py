@@ -3,11 +3,14 @@ either adjusted and reported (lenient) or rejected naming the field (strict)."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from .errors import InvalidRequest
 
+log = logging.getLogger("chatgate")
 Action = Literal["dropped", "adjusted"]
 
 
@@ -51,6 +54,9 @@ class CompatReport:
         if item not in self.items:
             self.items.append(item)
 
-    def header_value(self) -> str:
-        """A compact, ASCII-only list for the `x-chatgate-adjusted` header."""
-        return ", ".join(f"{a.param}={a.action}" for a in self.items)
+
+def describe(adjustments: Sequence[Adjustment], ignored: Sequence[str] = ()) -> str:
+    """The compact, ASCII-only list both edges report (`x-chatgate-adjusted`); the details go to the log."""
+    if adjustments:
+        log.info("request adjusted: %s", "; ".join(str(a) for a in adjustments))
+    return ", ".join([f"{a.param}={a.action}" for a in adjustments] + [f"{name}=ignored" for name in ignored])

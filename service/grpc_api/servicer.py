@@ -12,6 +12,7 @@ import grpc
 from chatgate.v1 import chat_pb2, chat_service_pb2, chat_service_pb2_grpc
 from service.core import Adjustment, ChatService
 from service.core.auth import KeyChecker
+from service.core.compat import describe
 from service.core.errors import GatewayError, InternalError
 from service.observability import Tracked
 
@@ -33,8 +34,7 @@ def deadline_of(context: Context) -> float | None:
 def report_metadata(adjustments: Sequence[Adjustment], upstream: dict[str, str]) -> list[tuple[str, str]]:
     metadata = list(upstream.items())
     if adjustments:
-        log.info("request adjusted: %s", "; ".join(str(a) for a in adjustments))
-        metadata.append((ADJUSTED_KEY, ", ".join(f"{a.param}={a.action}" for a in adjustments)))
+        metadata.append((ADJUSTED_KEY, describe(adjustments)))
     return metadata
 
 

@@ -19,6 +19,7 @@ from starlette.routing import Route
 from chatgate.v1 import chat_pb2
 from service.core import ChatService, ChatStream
 from service.core.auth import KeyChecker
+from service.core.compat import describe
 from service.core.errors import GatewayError, InternalError, InvalidRequest, RequestTooLarge, ShuttingDown
 from service.core.lifecycle import Lifecycle
 from service.observability import Tracked, exposition
@@ -241,7 +242,7 @@ class ChatCompletionsEndpoint:
             return
         tracked.upstream_seconds = result.upstream.seconds
         body = orjson.dumps(completion_json(result.completion))
-        headers = report_headers(adjusted_value(result.adjustments, ignored), result.upstream.headers)
+        headers = report_headers(describe(result.adjustments, ignored), result.upstream.headers)
         headers["x-chatgate-overhead-ms"] = f"{result.overhead_ms():.3f}"
         watcher.close()
         await send_json(send, 200, body, headers)
@@ -266,7 +267,7 @@ class ChatCompletionsEndpoint:
                 watcher.close()
                 await send_error(send, error)
                 return
-            headers = report_headers(adjusted_value(stream.adjustments, ignored), stream.upstream.headers)
+            headers = report_headers(describe(stream.adjustments, ignored), stream.upstream.headers)
             raw_headers = SSE_HEADERS + [(k.encode(), v.encode()) for k, v in headers.items()]
             await send({"type": "http.response.start", "status": 200, "headers": raw_headers})
             if first is not None:
@@ -312,13 +313,6 @@ async def send_error_frame(send: Send, error: GatewayError) -> None:
     log.warning("stream failed after it started: %s (%s)", error.code, type(error).__name__)
     body = b"data: " + error_json(error) + b"\n\n"
     await send({"type": "http.response.body", "body": body, "more_body": False})
-
-
-def adjusted_value(adjustments: list[Any], ignored: list[str]) -> str:
-    if adjustments:
-        log.info("request adjusted: %s", "; ".join(str(a) for a in adjustments))
-    parts = [f"{a.param}={a.action}" for a in adjustments] + [f"{name}=ignored" for name in ignored]
-    return ", ".join(parts)
 
 
 class ChatFastPath:

@@ -152,17 +152,34 @@ def test_grpc_cancel_cancels_the_upstream(
     assert wait_for(lambda: simulator.stats()["aborted"] == before + 1), simulator.stats()
 
 
-def test_sigterm_lets_an_in_flight_stream_finish_then_exits(simulator: Simulator, tmp_path: Path) -> None:
-    gateway = start_gateway(tmp_path, env={"ANTHROPIC_API_KEY": UPSTREAM_KEY, "ANTHROPIC_BASE_URL": simulator.url})
-    body = {"model": MODEL, "stream": True, "messages": [{"role": "user", "content": "sim:pace_ms=20 sim:words=40"}]}
+def gateway_with_grace(simulator: Simulator, tmp_path: Path, grace: float | None = None) -> Gateway:
+    """A gateway of its own, to be stopped by the test; ``grace`` sets its shutdown grace in seconds."""
+    args = []
+    if grace is not None:
+        config = tmp_path / "chatgate.toml"
+        config.write_text(f"[server]\nshutdown_grace = {grace}\n")
+        args = ["--config", str(config)]
+    return start_gateway(
+        tmp_path, env={"ANTHROPIC_API_KEY": UPSTREAM_KEY, "ANTHROPIC_BASE_URL": simulator.url}, args=args
+    )
+
+
+def sse_lines_after_sigterm(gateway: Gateway, text: str) -> list[str]:
+    """Starts a stream, sends SIGTERM after its first line, and returns the non-blank lines that follow."""
+    body = {"model": MODEL, "stream": True, "messages": [{"role": "user", "content": text}]}
     with (
-        httpx.Client(timeout=10) as session,
+        httpx.Client(timeout=15) as session,
         session.stream("POST", gateway.http_url + "/v1/chat/completions", json=body) as response,
     ):
         lines = response.iter_lines()
         next(lines)
         gateway.process.send_signal(signal.SIGTERM)
-        rest = [line for line in lines if line]
+        return [line for line in lines if line]
+
+
+def test_sigterm_lets_an_in_flight_stream_finish_then_exits(simulator: Simulator, tmp_path: Path) -> None:
+    gateway = gateway_with_grace(simulator, tmp_path)
+    rest = sse_lines_after_sigterm(gateway, "sim:pace_ms=20 sim:words=40")
     assert rest[-1] == "data: [DONE]" and len(rest) > 30  # every word arrived after SIGTERM
     assert gateway.process.wait(timeout=15) == 0
     assert "chatgate stopped" in gateway.log()
@@ -171,22 +188,8 @@ def test_sigterm_lets_an_in_flight_stream_finish_then_exits(simulator: Simulator
 def test_a_stream_still_running_when_the_shutdown_grace_ends_gets_an_error_frame(
     simulator: Simulator, tmp_path: Path
 ) -> None:
-    config = tmp_path / "chatgate.toml"
-    config.write_text("[server]\nshutdown_grace = 1\n")
-    gateway = start_gateway(
-        tmp_path,
-        env={"ANTHROPIC_API_KEY": UPSTREAM_KEY, "ANTHROPIC_BASE_URL": simulator.url},
-        args=["--config", str(config)],
-    )
-    body = {"model": MODEL, "stream": True, "messages": [{"role": "user", "content": "sim:pace_ms=100 sim:words=100"}]}
-    with (
-        httpx.Client(timeout=15) as session,
-        session.stream("POST", gateway.http_url + "/v1/chat/completions", json=body) as response,
-    ):
-        lines = response.iter_lines()
-        next(lines)
-        gateway.process.send_signal(signal.SIGTERM)
-        rest = [line for line in lines if line]
+    gateway = gateway_with_grace(simulator, tmp_path, grace=1)
+    rest = sse_lines_after_sigterm(gateway, "sim:pace_ms=100 sim:words=100")
     assert '"code":"shutting_down"' in rest[-1] and "[DONE]" not in rest[-1]
     assert gateway.process.wait(timeout=15) == 0
 
@@ -194,13 +197,7 @@ def test_a_stream_still_running_when_the_shutdown_grace_ends_gets_an_error_frame
 def test_a_grpc_stream_still_running_when_the_shutdown_grace_ends_gets_unavailable(
     simulator: Simulator, tmp_path: Path
 ) -> None:
-    config = tmp_path / "chatgate.toml"
-    config.write_text("[server]\nshutdown_grace = 1\n")
-    gateway = start_gateway(
-        tmp_path,
-        env={"ANTHROPIC_API_KEY": UPSTREAM_KEY, "ANTHROPIC_BASE_URL": simulator.url},
-        args=["--config", str(config)],
-    )
+    gateway = gateway_with_grace(simulator, tmp_path, grace=1)
     stub = chat_service_pb2_grpc.ChatCompletionServiceStub(grpc.insecure_channel(gateway.grpc_target))
     call = stub.StreamChatCompletion(grpc_request("sim:pace_ms=100 sim:words=100"), timeout=15)
     next(call)

@@ -37,11 +37,3 @@ def test_crlf_split_between_reads_is_one_line_end() -> None:
     assert decoder.feed(b"event: a\r") == []
     assert decoder.feed(b"\ndata: 1\r") == []
     assert decoder.feed(b"\n\r\n") == [ServerSentEvent("a", b"1")]
-
-
-def test_reports_a_partial_event_left_in_the_buffer() -> None:
-    decoder = SSEDecoder()
-    decoder.feed(b"event: a\ndata: 1\n")
-    assert decoder.has_partial_event
-    decoder.feed(b"\n")
-    assert not decoder.has_partial_event

@@ -68,8 +68,3 @@ class SSEDecoder:
         self._event = ""
         self._data = []
         return event
-
-    @property
-    def has_partial_event(self) -> bool:
-        """True when bytes of an undispatched event are buffered (a cut stream)."""
-        return bool(self._pending or self._data)
