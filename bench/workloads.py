@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import orjson
 
+from service.codecs.openai_chat import request_from_json
 from service.core import CompatReport, ModelCatalog, ProviderCall
-from service.http_api.openai_wire import request_from_json
+from service.providers.anthropic import CLAUDE_MODELS
 from service.providers.anthropic.request import to_anthropic
 
 from .processes import KEY
@@ -17,7 +18,7 @@ GATEWAY_PATH = "/v1/chat/completions"
 DIRECT_PATH = "/v1/messages"
 GATEWAY_HEADERS = {"content-type": "application/json"}
 DIRECT_HEADERS = {"content-type": "application/json", "x-api-key": KEY, "anthropic-version": "2023-06-01"}
-CATALOG = ModelCatalog.default()
+CATALOG = ModelCatalog(CLAUDE_MODELS)
 
 
 @dataclass(frozen=True)

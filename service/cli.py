@@ -3,33 +3,29 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence
 
-from .config import ConfigError, load_settings
+from .config import ConfigError, load_settings, options
+from .logs import configure_logging
 
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="chatgate", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve HTTP and gRPC from one process")
-    serve.add_argument("--host", help="listen address (CHATGATE_HOST, default 127.0.0.1)")
-    serve.add_argument("--http-port", type=int, help="HTTP port (CHATGATE_HTTP_PORT, default 8080)")
-    serve.add_argument("--grpc-port", type=int, help="gRPC port (CHATGATE_GRPC_PORT, default 50051)")
     serve.add_argument("--config", help="TOML config file (CHATGATE_CONFIG)")
-    serve.add_argument(
-        "--allow-unauthenticated",
-        action="store_true",
-        default=None,
-        help="allow a non-loopback --host without API keys",
-    )
-    serve.add_argument(
-        "--no-reflection", dest="reflection", action="store_false", default=None, help="turn gRPC server reflection off"
-    )
-    serve.add_argument("--workers", type=int, help="processes sharing both ports (CHATGATE_WORKERS, default 1)")
-    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default info")
+    for name, opt, default in options():  # the flags come from the settings table
+        if opt.flag is None:
+            continue
+        where = f"{opt.env}, " if opt.env else ""
+        if opt.flag_value is not None:
+            serve.add_argument(
+                opt.flag, dest=name, action="store_const", const=opt.flag_value, default=None, help=opt.help
+            )
+        else:
+            serve.add_argument(opt.flag, dest=name, metavar="VALUE", help=f"{opt.help} ({where}default {default})")
     simulate = commands.add_parser("simulate", help="run the Anthropic Messages API simulator alone")
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--port", type=int, default=8090)
@@ -38,35 +34,34 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    # httpx logs every request line at INFO; the gateway reports what matters itself.
-    for noisy in ("httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+def fail(message: str) -> None:
+    """A misconfiguration: one line, exit status 2, never a traceback."""
+    print(f"chatgate: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    options = parser().parse_args(argv)
-    if options.command == "simulate":
-        from .gateway import simulate
-
+    parsed = parser().parse_args(argv)
+    if parsed.command == "simulate":
+        if not 0 <= parsed.port <= 65535:
+            fail(f"--port: {parsed.port} is not valid; expected an integer from 0 to 65535")
         configure_logging("info")
-        from .gateway import run_loop
+        from .gateway import run_loop, simulate
 
-        run_loop(simulate(options.host, options.port, options.api_key, options.replay_dir))
+        run_loop(simulate(parsed.host, parsed.port, parsed.api_key, parsed.replay_dir))
         return
-    flags = {k: v for k, v in vars(options).items() if k != "command"}
+    flags = {k: v for k, v in vars(parsed).items() if k != "command"}
+    from .upstreams import build_catalog
+
     try:
         settings = load_settings(flags, os.environ)
+        catalog = build_catalog(settings)  # a bad [[models]] entry fails here, before anything starts
     except ConfigError as exc:
-        print(f"chatgate: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        fail(str(exc))
+        return
     configure_logging(settings.log_level)
     from .gateway import run_loop, run_workers, serve
 
     if settings.workers > 1:
-        run_workers(settings)
-    else:
-        run_loop(serve(settings))
+        raise SystemExit(run_workers(settings))
+    run_loop(serve(settings, catalog))

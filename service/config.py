@@ -1,141 +1,474 @@
-"""Settings, read once: flags beat environment, environment beats the TOML file, the file beats defaults."""
+"""Settings, each declared once: its environment variable, file key, flag, type, default and check.
+
+Precedence: flags beat environment, environment beats the TOML file, the file
+beats defaults. Every value is checked when it is read; a bad one is a
+``ConfigError`` whose one-line message names the setting, where the value came
+from and what is accepted (the CLI prints it and exits with status 2).
+
+The table is the ``Settings`` dataclass itself: each field's ``option(...)``
+says where it may come from. ``FILE_KEYS``, ``ENV_KEYS`` and the command-line
+flags are derived from it, so nothing is declared twice.
+"""
 
 from __future__ import annotations
 
 import ipaddress
+import json
+import math
+import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-# TOML table -> keys it may hold; each key names a Settings field.
-FILE_KEYS: dict[str, dict[str, str]] = {
-    "server": {
-        "host": "host",
-        "http_port": "http_port",
-        "grpc_port": "grpc_port",
-        "reflection": "reflection",
-        "allow_unauthenticated": "allow_unauthenticated",
-        "shutdown_grace": "shutdown_grace",
-        "log_level": "log_level",
-        "workers": "workers",
-    },
-    "auth": {"api_keys": "api_keys"},
-    "upstream": {
-        "base_url": "anthropic_base_url",
-        "api_key": "anthropic_api_key",
-        "read_timeout": "read_timeout",
-        "client": "upstream_client",
-    },
-    "limits": {"max_body_bytes": "max_body_bytes", "max_choices": "max_choices"},
-    "compatibility": {"mode": "compatibility"},
-    "catalog": {"replace_defaults": "replace_default_models"},
-}
-ENV_KEYS = {
-    "CHATGATE_HOST": "host",
-    "CHATGATE_HTTP_PORT": "http_port",
-    "CHATGATE_GRPC_PORT": "grpc_port",
-    "CHATGATE_API_KEYS": "api_keys",
-    "CHATGATE_LOG_LEVEL": "log_level",
-    "CHATGATE_COMPATIBILITY": "compatibility",
-    "CHATGATE_UPSTREAM_CLIENT": "upstream_client",
-    "CHATGATE_WORKERS": "workers",
-    "ANTHROPIC_API_KEY": "anthropic_api_key",
-    "ANTHROPIC_BASE_URL": "anthropic_base_url",
-}
+UPSTREAM_KINDS = ("anthropic",)
+DEFAULT_UPSTREAM = "anthropic"
+UPSTREAM_ENV_PREFIX = "CHATGATE_UPSTREAMS__"
 
 
 class ConfigError(ValueError):
     """A setting is missing, malformed or unsafe; the message says which."""
 
 
+Parse = Callable[[Any], Any]  # raises ValueError with what is accepted
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    env: str | None
+    file: str | None  # "table.key"
+    flag: str | None
+    parse: Parse
+    help: str
+    # For on/off flags: the value the bare flag sets (they take no argument).
+    flag_value: bool | None = None
+
+
+def option(
+    default: Any,
+    parse: Parse,
+    help: str,
+    *,
+    env: str | None = None,
+    file: str | None = None,
+    flag: str | None = None,
+    flag_value: bool | None = None,
+    secret: bool = False,
+) -> Any:
+    meta = {"option": Option(env, file, flag, parse, help, flag_value)}
+    if isinstance(default, dict):  # mutable: each Settings gets its own
+        return field(default_factory=dict, repr=not secret, metadata=meta)
+    return field(default=default, repr=not secret, metadata=meta)
+
+
+# --- value parsers: each returns the typed value or raises ValueError("accepted ...") ---------
+
+
+def integer(low: int, high: int | None = None) -> Parse:
+    def parse(value: Any) -> int:
+        try:
+            number = int(value) if not isinstance(value, bool | float) else None
+        except (TypeError, ValueError):
+            number = None
+        if number is None or number < low or (high is not None and number > high):
+            raise ValueError(f"an integer from {low} to {high}" if high is not None else f"an integer >= {low}")
+        return number
+
+    return parse
+
+
+def number(low: float, *, inclusive: bool = True) -> Parse:
+    def parse(value: Any) -> float:
+        try:
+            result = float(value) if not isinstance(value, bool) else None
+        except (TypeError, ValueError):
+            result = None
+        if result is None or math.isnan(result) or result < low or (not inclusive and result == low):
+            raise ValueError(f"a number {'>=' if inclusive else '>'} {low:g} (seconds)")
+        return result
+
+    return parse
+
+
+def boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("true or false (also 1/0, yes/no, on/off)")
+
+
+def choice(*values: str) -> Parse:
+    def parse(value: Any) -> str:
+        text = str(value).strip().lower() if isinstance(value, str) else None
+        if text not in values:
+            raise ValueError("one of " + ", ".join(values))
+        return text
+
+    return parse
+
+
+def text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("a string")
+    return value
+
+
+def host(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("a host name or IP address")
+    return value.strip()
+
+
+def url(value: Any) -> str:
+    if not isinstance(value, str) or not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError("an http:// or https:// URL")
+    return value.rstrip("/")
+
+
+def key_list(value: Any) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(k, str) for k in items):
+        raise ValueError("a comma-separated string or a list of strings")
+    return tuple(k.strip() for k in items if k.strip())
+
+
+def model_tables(value: Any) -> tuple[Mapping[str, Any], ...]:
+    if isinstance(value, str):  # from the environment: a JSON array of objects
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError("a JSON array of model objects") from None
+    if not isinstance(value, list) or not all(isinstance(m, dict) for m in value):
+        raise ValueError("a list of model tables ([[models]])")
+    return tuple(value)
+
+
+# --- named upstreams ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    """One upstream API the gateway calls: `[upstreams.NAME]`, or the default one from `[upstream]`."""
+
+    name: str
+    kind: str
+    base_url: str
+    api_key: str = field(repr=False)
+    connect_timeout: float
+    read_timeout: float
+    pool_timeout: float
+    client: str
+    max_connections: int
+
+
+UPSTREAM_KEYS: dict[str, Parse] = {
+    "kind": choice(*UPSTREAM_KINDS),
+    "base_url": url,
+    "api_key": text,
+    "connect_timeout": number(0, inclusive=False),
+    "read_timeout": number(0, inclusive=False),
+    "pool_timeout": number(0, inclusive=False),
+    "client": choice("aiohttp", "httpx"),
+    "max_connections": integer(1),
+}
+UPSTREAM_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+
+
+def upstream_tables(value: Any) -> dict[str, dict[str, Any]]:
+    if not isinstance(value, dict) or not all(isinstance(t, dict) for t in value.values()):
+        raise ValueError("tables [upstreams.NAME]")
+    return {str(name): dict(table) for name, table in value.items()}
+
+
+# --- the table --------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
-    host: str = "127.0.0.1"
-    http_port: int = 8080
-    grpc_port: int = 50051
-    api_keys: tuple[str, ...] = ()
-    allow_unauthenticated: bool = False
-    reflection: bool = True
-    anthropic_api_key: str = field(default="", repr=False)
-    anthropic_base_url: str = "https://api.anthropic.com"
-    compatibility: str = "lenient"
-    max_choices: int = 8
-    max_body_bytes: int = 8 * 1024 * 1024
-    read_timeout: float = 600.0
-    upstream_client: str = "aiohttp"
-    shutdown_grace: float = 20.0
-    workers: int = 1
-    log_level: str = "info"
-    models: tuple[Mapping[str, Any], ...] = ()
-    replace_default_models: bool = False
+    host: str = option(
+        "127.0.0.1", host, "listen address for both protocols", env="CHATGATE_HOST", file="server.host", flag="--host"
+    )
+    http_port: int = option(
+        8080,
+        integer(0, 65535),
+        "HTTP port (0 picks a free one)",
+        env="CHATGATE_HTTP_PORT",
+        file="server.http_port",
+        flag="--http-port",
+    )
+    grpc_port: int = option(
+        50051,
+        integer(0, 65535),
+        "gRPC port (0 picks a free one)",
+        env="CHATGATE_GRPC_PORT",
+        file="server.grpc_port",
+        flag="--grpc-port",
+    )
+    api_keys: tuple[str, ...] = option(
+        (),
+        key_list,
+        "gateway keys clients must send (comma-separated); none means authentication is off",
+        env="CHATGATE_API_KEYS",
+        file="auth.api_keys",
+        secret=True,
+    )
+    allow_unauthenticated: bool = option(
+        False,
+        boolean,
+        "allow a non-loopback --host without gateway keys",
+        env="CHATGATE_ALLOW_UNAUTHENTICATED",
+        file="server.allow_unauthenticated",
+        flag="--allow-unauthenticated",
+        flag_value=True,
+    )
+    reflection: bool = option(
+        True,
+        boolean,
+        "gRPC server reflection",
+        env="CHATGATE_REFLECTION",
+        file="server.reflection",
+        flag="--no-reflection",
+        flag_value=False,
+    )
+    anthropic_api_key: str = option(
+        "",
+        text,
+        "the default upstream's Anthropic key; none on a loopback host means the built-in simulator",
+        env="ANTHROPIC_API_KEY",
+        file="upstream.api_key",
+        secret=True,
+    )
+    anthropic_base_url: str = option(
+        "https://api.anthropic.com",
+        url,
+        "the default upstream's base URL",
+        env="ANTHROPIC_BASE_URL",
+        file="upstream.base_url",
+    )
+    upstream_client: str = option(
+        "aiohttp",
+        choice("aiohttp", "httpx"),
+        "HTTP client for upstream calls",
+        env="CHATGATE_UPSTREAM_CLIENT",
+        file="upstream.client",
+    )
+    connect_timeout: float = option(
+        10.0,
+        number(0, inclusive=False),
+        "seconds allowed to connect to the upstream",
+        env="CHATGATE_UPSTREAM_CONNECT_TIMEOUT",
+        file="upstream.connect_timeout",
+    )
+    read_timeout: float = option(
+        600.0,
+        number(0, inclusive=False),
+        "longest silence allowed from the upstream, seconds",
+        env="CHATGATE_UPSTREAM_READ_TIMEOUT",
+        file="upstream.read_timeout",
+    )
+    pool_timeout: float = option(
+        10.0,
+        number(0, inclusive=False),
+        "seconds a request may wait for a free upstream connection",
+        env="CHATGATE_UPSTREAM_POOL_TIMEOUT",
+        file="upstream.pool_timeout",
+    )
+    max_connections: int = option(
+        1000,
+        integer(1),
+        "upstream connections per process",
+        env="CHATGATE_UPSTREAM_MAX_CONNECTIONS",
+        file="upstream.max_connections",
+    )
+    upstreams: dict[str, dict[str, Any]] = option(  # noqa: RUF009 (a field() with a default factory)
+        {},
+        upstream_tables,
+        "more upstreams by name ([upstreams.NAME]); models choose one with `provider`",
+        file="upstreams",
+    )
+    compatibility: str = option(
+        "lenient",
+        choice("lenient", "strict"),
+        "what to do with fields the upstream cannot honour exactly",
+        env="CHATGATE_COMPATIBILITY",
+        file="compatibility.mode",
+    )
+    max_choices: int = option(
+        8, integer(1, 128), "the largest `n` served by fan-out", env="CHATGATE_MAX_CHOICES", file="limits.max_choices"
+    )
+    max_body_bytes: int = option(
+        8 * 1024 * 1024,
+        integer(1024),
+        "largest HTTP body and gRPC message, bytes",
+        env="CHATGATE_MAX_BODY_BYTES",
+        file="limits.max_body_bytes",
+    )
+    shutdown_grace: float = option(
+        20.0,
+        number(0),
+        "seconds in-flight requests get after SIGTERM",
+        env="CHATGATE_SHUTDOWN_GRACE",
+        file="server.shutdown_grace",
+    )
+    workers: int = option(
+        1,
+        integer(1, 256),
+        "processes sharing both ports",
+        env="CHATGATE_WORKERS",
+        file="server.workers",
+        flag="--workers",
+    )
+    log_level: str = option(
+        "info",
+        choice("debug", "info", "warning", "error"),
+        "log level",
+        env="CHATGATE_LOG_LEVEL",
+        file="server.log_level",
+        flag="--log-level",
+    )
+    models: tuple[Mapping[str, Any], ...] = option(
+        (),
+        model_tables,
+        "model entries that override or extend the catalog ([[models]]; env: a JSON array)",
+        env="CHATGATE_MODELS",
+        file="models",
+    )
+    replace_default_models: bool = option(
+        False,
+        boolean,
+        "serve only the models listed in [[models]]",
+        env="CHATGATE_CATALOG_REPLACE_DEFAULTS",
+        file="catalog.replace_defaults",
+    )
 
     @property
     def uses_simulator(self) -> bool:
         return not self.anthropic_api_key
 
+    def default_upstream(self) -> UpstreamConfig:
+        return UpstreamConfig(
+            name=DEFAULT_UPSTREAM,
+            kind="anthropic",
+            base_url=self.anthropic_base_url,
+            api_key=self.anthropic_api_key,
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            pool_timeout=self.pool_timeout,
+            client=self.upstream_client,
+            max_connections=self.max_connections,
+        )
+
+    def upstream_configs(self) -> list[UpstreamConfig]:
+        """The default upstream, then every `[upstreams.NAME]`, each checked and complete."""
+        default = self.default_upstream()
+        configs = [default]
+        for name, table in self.upstreams.items():
+            where = f"upstreams.{name}"
+            if name == DEFAULT_UPSTREAM:
+                raise ConfigError(f"{where}: the name {name!r} is the default upstream's; configure it in [upstream]")
+            if not UPSTREAM_NAME.match(name):
+                raise ConfigError(f"{where}: a name is lower-case letters, digits, '-' and '_', starting with a letter")
+            values: dict[str, Any] = {}
+            for key, value in table.items():
+                parse = UPSTREAM_KEYS.get(key)
+                if parse is None:
+                    raise ConfigError(f"{where}: unknown key `{key}` (known: {', '.join(UPSTREAM_KEYS)})")
+                values[key] = _parse(parse, value, f"{where}.{key}")
+            if not values.get("api_key"):
+                raise ConfigError(f"{where}.api_key is required (or {upstream_env(name, 'api_key')})")
+            inherited = {k: getattr(default, k) for k in UPSTREAM_KEYS if k not in values}
+            configs.append(UpstreamConfig(name=name, **{**inherited, **values}))
+        return configs
+
     def check(self) -> None:
-        if self.workers < 1:
-            raise ConfigError(f"workers must be at least 1, not {self.workers}")
+        """Rules that involve more than one setting."""
         if self.workers > 1 and (self.http_port == 0 or self.grpc_port == 0):
-            raise ConfigError("several workers need fixed ports to share; port 0 picks one per worker")
-        if self.upstream_client not in ("aiohttp", "httpx"):
-            raise ConfigError(f"upstream client must be `aiohttp` or `httpx`, not {self.upstream_client!r}")
-        if self.compatibility not in ("lenient", "strict"):
-            raise ConfigError(f"compatibility must be `lenient` or `strict`, not {self.compatibility!r}")
+            raise ConfigError("workers: several workers need fixed ports to share; port 0 picks one per worker")
         if not self.api_keys and not self.allow_unauthenticated and not is_loopback(self.host):
             raise ConfigError(
                 f"refusing to listen on {self.host} without API keys: set CHATGATE_API_KEYS, "
                 "or pass --allow-unauthenticated if something in front of the gateway authenticates"
             )
+        self.upstream_configs()
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
+def options() -> list[tuple[str, Option, Any]]:
+    """(field name, option, default) for every setting, in declaration order."""
+    return [(f.name, f.metadata["option"], f.default) for f in fields(Settings)]
+
+
+FILE_KEYS: dict[str, str] = {opt.file: name for name, opt, _ in options() if opt.file}
+ENV_KEYS: dict[str, str] = {opt.env: name for name, opt, _ in options() if opt.env}
+PARSERS: dict[str, Parse] = {name: opt.parse for name, opt, _ in options()}
+
+
+def upstream_env(name: str, key: str) -> str:
+    return f"{UPSTREAM_ENV_PREFIX}{name.upper()}__{key.upper()}"
+
+
+def is_loopback(address: str) -> bool:
+    if address == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
     except ValueError:
         return False
 
 
-def _coerce(name: str, value: Any) -> Any:
-    kinds = {f.name: f.type for f in fields(Settings)}
-    kind = kinds[name]
+def _parse(parse: Parse, value: Any, source: str) -> Any:
     try:
-        if kind == "int":
-            return int(value)
-        if kind == "float":
-            return float(value)
-        if kind == "bool":
-            return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
-        if name == "api_keys":
-            items = value.split(",") if isinstance(value, str) else value
-            return tuple(str(k).strip() for k in items if str(k).strip())
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{name}: cannot read {value!r} as {kind}") from exc
-    return str(value)
+        return parse(value)
+    except ValueError as exc:
+        shown = value if not isinstance(value, str) or len(value) < 60 else value[:57] + "..."
+        raise ConfigError(f"{source}: {shown!r} is not valid; expected {exc}") from None
 
 
 def from_file(path: Path) -> dict[str, Any]:
     try:
         data = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
     values: dict[str, Any] = {}
     for table, content in data.items():
-        if table == "models":
-            values["models"] = tuple(content)
+        if table in FILE_KEYS:  # a whole-table setting: [[models]], [upstreams.NAME]
+            values[FILE_KEYS[table]] = _parse(PARSERS[FILE_KEYS[table]], content, f"{path}: {table}")
             continue
-        keys = FILE_KEYS.get(table)
-        if keys is None or not isinstance(content, dict):
+        if not isinstance(content, dict) or not any(k.startswith(table + ".") for k in FILE_KEYS):
             raise ConfigError(f"{path}: unknown section [{table}]")
         for key, value in content.items():
-            if key not in keys:
+            name = FILE_KEYS.get(f"{table}.{key}")
+            if name is None:
                 raise ConfigError(f"{path}: unknown key `{key}` in [{table}]")
-            values[keys[key]] = _coerce(keys[key], value)
+            values[name] = _parse(PARSERS[name], value, f"{path}: {table}.{key}")
     return values
+
+
+def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    values = {name: _parse(PARSERS[name], environ[var], var) for var, name in ENV_KEYS.items() if environ.get(var)}
+    upstreams: dict[str, dict[str, Any]] = {}
+    for var, value in environ.items():
+        if var.startswith(UPSTREAM_ENV_PREFIX) and value:
+            name, sep, key = var[len(UPSTREAM_ENV_PREFIX) :].partition("__")
+            if not sep or not name or key.lower() not in UPSTREAM_KEYS:
+                raise ConfigError(
+                    f"{var}: expected {UPSTREAM_ENV_PREFIX}NAME__KEY, KEY one of {', '.join(UPSTREAM_KEYS)}"
+                )
+            upstreams.setdefault(name.lower(), {})[key.lower()] = value
+    if upstreams:
+        values["upstreams"] = upstreams
+    return values
+
+
+def merge_upstreams(base: dict[str, dict[str, Any]], extra: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    merged = {name: dict(table) for name, table in base.items()}
+    for name, table in extra.items():
+        merged.setdefault(name, {}).update(table)
+    return merged
 
 
 def load_settings(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
@@ -144,9 +477,23 @@ def load_settings(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Setti
     config = flags.get("config") or environ.get("CHATGATE_CONFIG")
     if config:
         settings = replace(settings, **from_file(Path(config)))
-    env_values = {name: _coerce(name, environ[var]) for var, name in ENV_KEYS.items() if environ.get(var)}
+    env_values = from_environment(environ)
+    if "upstreams" in env_values:
+        env_values["upstreams"] = merge_upstreams(settings.upstreams, env_values["upstreams"])
     settings = replace(settings, **env_values)
-    flag_values = {k: v for k, v in flags.items() if v is not None and k != "config"}
+    by_flag = {opt.flag: name for name, opt, _ in options() if opt.flag}
+    flag_values = {
+        name: _parse(PARSERS[name], value, by_flag_name(by_flag, name))
+        for name, value in flags.items()
+        if value is not None and name != "config"
+    }
     settings = replace(settings, **flag_values)
     settings.check()
     return settings
+
+
+def by_flag_name(by_flag: Mapping[str, str], name: str) -> str:
+    for flag, field_name in by_flag.items():
+        if field_name == name:
+            return flag
+    return name

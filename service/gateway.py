@@ -1,4 +1,4 @@
-"""The composition root: builds the core, the provider and both edges, and runs them in one process."""
+"""The composition root: builds the core, the providers and both edges, and runs them in one process."""
 
 from __future__ import annotations
 
@@ -12,21 +12,22 @@ import signal
 import socket
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 from prometheus_client.multiprocess import mark_process_dead
 
-from .config import Settings
+from .config import Settings, UpstreamConfig
 from .core import ChatService, ModelCatalog
 from .core.auth import KeyChecker
 from .core.lifecycle import Lifecycle
 from .grpc_api import GrpcSettings, build_grpc_server
 from .http_api import HttpSettings, create_app
-from .providers.anthropic import AnthropicProvider, AnthropicSettings, Timeouts
+from .logs import configure_logging
+from .upstreams import build_catalog, build_providers
 
 log = logging.getLogger("chatgate")
 SIMULATOR_KEY = "sk-ant-simulator"
@@ -80,8 +81,9 @@ def uvicorn_server(app: Any, log_level: str, grace: float) -> QuietServer:
 
 @dataclass(slots=True)
 class Upstream:
-    base_url: str
-    api_key: str
+    """The default upstream as it will be called: the configured one, or the embedded simulator."""
+
+    config: UpstreamConfig
     simulator: QuietServer | None = None
     task: asyncio.Task[None] | None = None
 
@@ -93,8 +95,9 @@ class Upstream:
 
 async def start_upstream(settings: Settings) -> Upstream:
     """The real Anthropic API when a key is set; otherwise the simulator, in-process on a loopback port."""
+    config = settings.default_upstream()
     if not settings.uses_simulator:
-        return Upstream(settings.anthropic_base_url, settings.anthropic_api_key)
+        return Upstream(config)
     from .simulator import Simulator  # only needed without a key
 
     sock = bind("127.0.0.1", 0)
@@ -105,25 +108,16 @@ async def start_upstream(settings: Settings) -> Upstream:
     log.warning("ANTHROPIC_API_KEY is not set: serving from the built-in SIMULATOR on 127.0.0.1:%d.", port)
     log.warning("Replies are deterministic stand-ins, not Claude. Set ANTHROPIC_API_KEY to call Anthropic.")
     log.warning("=" * 72)
-    return Upstream(f"http://127.0.0.1:{port}", SIMULATOR_KEY, server, task)
+    return Upstream(replace(config, base_url=f"http://127.0.0.1:{port}", api_key=SIMULATOR_KEY), server, task)
 
 
-def build_chat(settings: Settings, upstream: Upstream) -> ChatService:
-    catalog = (
-        ModelCatalog.from_config(settings.models, replace_defaults=settings.replace_default_models)
-        if settings.models or settings.replace_default_models
-        else ModelCatalog.default()
-    )
-    provider = AnthropicProvider(
-        AnthropicSettings(
-            base_url=upstream.base_url,
-            api_key=upstream.api_key,
-            timeouts=Timeouts(read=settings.read_timeout),
-            client="httpx" if settings.upstream_client == "httpx" else "aiohttp",
-        )
-    )
+def build_chat(settings: Settings, catalog: ModelCatalog, upstream: Upstream) -> ChatService:
+    configs = [upstream.config, *settings.upstream_configs()[1:]]
     return ChatService(
-        catalog, provider, strict_by_default=settings.compatibility == "strict", max_choices=settings.max_choices
+        catalog,
+        build_providers(configs),
+        strict_by_default=settings.compatibility == "strict",
+        max_choices=settings.max_choices,
     )
 
 
@@ -134,10 +128,13 @@ def raise_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-async def serve(settings: Settings) -> None:
+async def serve(
+    settings: Settings, catalog: ModelCatalog | None = None, on_ready: Callable[[], None] | None = None
+) -> None:
     raise_file_limit()
+    catalog = catalog or build_catalog(settings)
     upstream = await start_upstream(settings)
-    chat = build_chat(settings, upstream)
+    chat = build_chat(settings, catalog, upstream)
     keys = KeyChecker(settings.api_keys)
     lifecycle = Lifecycle()
     shared = settings.workers > 1
@@ -162,6 +159,8 @@ async def serve(settings: Settings) -> None:
     while not http_server.started and not http_task.done():  # noqa: ASYNC110 (uvicorn offers no event)
         await asyncio.sleep(0.01)
     lifecycle.started = True
+    if on_ready is not None:
+        on_ready()
     log.info(
         "chatgate serving HTTP on http://%s:%d and gRPC on %s:%d%s",
         settings.host,
@@ -175,7 +174,7 @@ async def serve(settings: Settings) -> None:
     lifecycle.draining = True
     http_server.should_exit = True
     await asyncio.gather(grpc_server.stop(settings.shutdown_grace), http_task, return_exceptions=True)
-    await chat.provider.aclose()
+    await chat.aclose()
     await upstream.stop()
     log.info("chatgate stopped")
 
@@ -192,51 +191,75 @@ async def simulate(host: str, port: int, api_key: str | None, replay_dir: str | 
     await uvicorn.Server(config).serve(sockets=[sock])
 
 
-def run_workers(settings: Settings) -> None:
-    """Runs ``settings.workers`` processes that share both ports; restarts one that dies; stops them on SIGTERM."""
+RESTART_WINDOW = 60.0  # seconds
+MAX_RESTARTS = 5  # within the window, before the supervisor gives up
+
+
+def run_workers(settings: Settings) -> int:
+    """Runs ``settings.workers`` processes that share both ports and returns the exit status.
+
+    A worker that dies before it is ready (a port it cannot bind, say) stops the
+    whole group with status 1: restarting it would fail the same way forever. A
+    worker that dies after it was ready is restarted, at most ``MAX_RESTARTS``
+    times a minute. SIGTERM and SIGINT stop every worker (status 0).
+    """
     context = multiprocessing.get_context("spawn")
     stopping = False
+    status = 0
     if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:  # one /metrics view across the workers
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="chatgate-metrics-")
 
-    def start() -> multiprocessing.process.BaseProcess:
-        process = context.Process(target=worker_main, args=(settings,), daemon=False)
+    def start() -> tuple[multiprocessing.process.BaseProcess, Any]:
+        ready = context.Event()
+        process = context.Process(target=worker_main, args=(settings, ready), daemon=False)
         process.start()
-        return process
+        return process, ready
 
-    def stop(signum: int, _: object) -> None:
+    def stop_all(signum: int = 0, _: object = None) -> None:
         nonlocal stopping
         stopping = True
-        for process in workers:
+        for process, _ready in workers:
             if process.pid is not None and process.is_alive():
                 os.kill(process.pid, signal.SIGTERM)
 
     workers = [start() for _ in range(settings.workers)]
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop_all)
+    signal.signal(signal.SIGINT, stop_all)
     log.info(
         "started %d workers sharing HTTP port %d and gRPC port %d",
         settings.workers,
         settings.http_port,
         settings.grpc_port,
     )
+    restarts: list[float] = []
     while True:
-        for i, process in enumerate(workers):
+        for i, (process, ready) in enumerate(workers):
             process.join(timeout=0.2)
-            if process.exitcode is not None and not stopping:
-                log.error("worker %d exited with %s; starting a new one", process.pid, process.exitcode)
-                mark_process_dead(process.pid)  # type: ignore[no-untyped-call]
-                time.sleep(1)
-                workers[i] = start()
-        if stopping and all(p.exitcode is not None for p in workers):
-            return
+            if process.exitcode is None or stopping:
+                continue
+            mark_process_dead(process.pid)  # type: ignore[no-untyped-call]
+            if not ready.is_set():
+                log.error("worker %d failed to start (exit status %s); stopping", process.pid, process.exitcode)
+                status = 1
+                stop_all()
+                break
+            now = time.monotonic()
+            restarts = [t for t in restarts if now - t < RESTART_WINDOW] + [now]
+            if len(restarts) > MAX_RESTARTS:
+                log.error("workers died %d times within %.0f s; stopping", len(restarts), RESTART_WINDOW)
+                status = 1
+                stop_all()
+                break
+            log.error("worker %d exited with %s; starting a new one", process.pid, process.exitcode)
+            time.sleep(1)
+            workers[i] = start()
+        if stopping and all(p.exitcode is not None for p, _ in workers):
+            return status
 
 
-def worker_main(settings: Settings) -> None:
-    from .cli import configure_logging
-
+def worker_main(settings: Settings, ready: Any) -> None:
     configure_logging(settings.log_level)
-    run_loop(serve(settings))
+    run_loop(serve(settings, on_ready=ready.set))
 
 
 def run_loop(main: Any) -> None:

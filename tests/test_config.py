@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from service.config import ConfigError, load_settings
-from service.core import ModelCatalog
+from service.upstreams import build_catalog
 
 
 def write(tmp_path: Path, text: str) -> str:
@@ -59,7 +59,7 @@ def test_models_in_the_file_override_and_extend_the_catalog(tmp_path: Path) -> N
         'max_output_tokens = 2000\naliases = ["cheap"]\n',
     )
     settings = load_settings({"config": config}, {})
-    catalog = ModelCatalog.from_config(settings.models, replace_defaults=False)
+    catalog = build_catalog(settings)
     assert catalog.resolve("claude-sonnet-4-5").max_output_tokens == 1000
     assert catalog.resolve("cheap").upstream_id == "claude-haiku-4-5-20251001"
     assert catalog.resolve("claude-3.5-haiku").id == "claude-3.5-haiku"

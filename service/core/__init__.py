@@ -1,6 +1,7 @@
 """The transport-free core: use case, model catalog, provider protocol, errors.
 
-It imports the generated schema and the standard library only.
+It imports the generated schema and the standard library only, and knows no
+provider: models name their provider, and the use case routes by that name.
 """
 
 from .chat import ChatResult, ChatService, ChatStream

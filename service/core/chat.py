@@ -1,4 +1,4 @@
-"""The use case: validate a request, resolve its model, call the provider, whole or streamed."""
+"""The use case: validate a request, resolve its model, route it to that model's provider, whole or streamed."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from chatgate.v1 import chat_pb2, chat_service_pb2
@@ -15,6 +15,7 @@ from .compat import Adjustment, CompatReport
 from .errors import DeadlineExceeded, InvalidRequest
 from .models import ModelCatalog, ModelInfo
 from .provider import ChatProvider, ProviderCall, UpstreamInfo
+from .validation import unknown_enum_field
 
 log = logging.getLogger("chatgate")
 _retired_warned: set[str] = set()
@@ -80,20 +81,28 @@ class ChatStream:
 
 
 class ChatService:
-    """Chat completions over one provider, the same for every edge."""
+    """Chat completions, the same for every edge: each request goes to the provider its model names."""
 
     def __init__(
         self,
         catalog: ModelCatalog,
-        provider: ChatProvider,
+        providers: Mapping[str, ChatProvider],
         *,
-        strict_by_default: bool = False,
-        max_choices: int = 8,
+        strict_by_default: bool,
+        max_choices: int,
     ) -> None:
+        missing = sorted({m.provider for m in catalog} - set(providers))
+        if missing:
+            raise ValueError(f"models name providers that are not configured: {', '.join(missing)}")
         self.catalog = catalog
-        self.provider = provider
+        self.providers = dict(providers)
         self.strict_by_default = strict_by_default
         self.max_choices = max_choices
+
+    async def aclose(self) -> None:
+        """Releases every provider's connections."""
+        for provider in self.providers.values():
+            await provider.aclose()
 
     def list_models(self) -> list[ModelInfo]:
         return list(self.catalog)
@@ -103,24 +112,21 @@ class ChatService:
 
     async def complete(self, request: Request, *, deadline: float | None = None) -> ChatResult:
         started = time.monotonic()
-        calls = self._prepare(request, deadline)
+        provider, calls = self._prepare(request, deadline)
         if len(calls) == 1:
-            completion = await self.provider.complete(calls[0])
+            completion = await provider.complete(calls[0])
         else:
-            replies = await asyncio.gather(*(self.provider.complete(c) for c in calls))
+            replies = await asyncio.gather(*(provider.complete(c) for c in calls))
             completion = merge_completions(replies)
         return ChatResult(completion, calls[0].report.items, calls[0].upstream, started)
 
     def stream(self, request: Request, *, deadline: float | None = None) -> ChatStream:
-        calls = self._prepare(request, deadline)
+        provider, calls = self._prepare(request, deadline)
         include_usage = request.stream_options.include_usage
-        if len(calls) == 1:
-            batches = self.provider.stream(calls[0])
-        else:
-            batches = merge_streams([self.provider.stream(c) for c in calls])
+        batches = provider.stream(calls[0]) if len(calls) == 1 else merge_streams([provider.stream(c) for c in calls])
         return ChatStream(with_usage_policy(batches, include_usage), calls[0].report, calls[0].upstream)
 
-    def _prepare(self, request: Request, deadline: float | None) -> list[ProviderCall]:
+    def _prepare(self, request: Request, deadline: float | None) -> tuple[ChatProvider, list[ProviderCall]]:
         validate(request, self.max_choices)
         if deadline is not None and deadline <= time.monotonic():
             raise DeadlineExceeded("The request's deadline passed before it reached the upstream.")
@@ -132,7 +138,7 @@ class ChatService:
         report = CompatReport(strict=strict)
         n = request.n if request.HasField("n") else 1
         # All fan-out calls share one report, so each adjustment is listed once.
-        return [ProviderCall(request, model, report, deadline) for _ in range(n)]
+        return self.providers[model.provider], [ProviderCall(request, model, report, deadline) for _ in range(n)]
 
 
 def validate(request: Request, max_choices: int) -> None:
@@ -155,6 +161,9 @@ def validate(request: Request, max_choices: int) -> None:
     _check_range(request, "top_p", 0.0, 1.0)
     if request.HasField("top_k") and request.top_k < 0:
         raise InvalidRequest("`top_k` must not be negative.", param="top_k")
+    if (field := unknown_enum_field(request)) is not None:
+        # proto3 enums are open: a newer client can send a number this server does not know.
+        raise InvalidRequest(f"`{field}` has a value this server does not know.", param=field, code="invalid_value")
 
 
 def _check_range(request: Request, name: str, low: float, high: float) -> None:

@@ -1,27 +1,30 @@
-"""The model catalog: which Claude models are served, under which names, with what limits."""
+"""The model catalog: which models are served, under which names, by which provider, with what limits.
+
+Only what every provider shares lives here. What a provider kind alone needs
+to call a model well (Claude's thinking styles and sampling rules, say) is its
+``traits``: an object the core carries but never reads, defined and parsed by
+that provider's package.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import date
-from typing import Any, Literal
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from typing import Any
 
 from chatgate.v1 import chat_pb2
 
 from .errors import ModelNotFound
 
-ThinkingStyle = Literal["none", "budget", "adaptive"]
-EFFORTS = ("minimal", "low", "medium", "high")
-
-# Thinking budgets per OpenAI reasoning effort. Anthropic's minimum budget is
-# 1024 tokens; the rest double so each step is a clear change in cost.
-DEFAULT_REASONING_BUDGETS: Mapping[str, int] = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384}
+# Reads a provider kind's own keys of a `[[models]]` entry; ``base`` is the traits
+# being overridden (None for a new entry). Raises ValueError naming the bad key.
+TraitsParser = Callable[[Mapping[str, Any], object], object]
 
 
 @dataclass(frozen=True, slots=True)
 class ModelInfo:
-    """One served model and what the gateway must know to call it well."""
+    """One served model and what every provider must know to call it."""
 
     id: str
     upstream_id: str
@@ -30,18 +33,17 @@ class ModelInfo:
     context_window: int = 200_000
     aliases: tuple[str, ...] = ()
     created: int = 0
-    thinking: ThinkingStyle = "budget"
-    structured_output: bool = False
-    # Newer models reject `temperature` and `top_p` in the same request.
-    sampling_exclusive: bool = False
     retired: date | None = None
-    reasoning_budgets: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_REASONING_BUDGETS))
+    # The configured upstream (`[upstreams.NAME]`) whose provider serves this model.
+    provider: str = "anthropic"
+    owned_by: str = ""
+    traits: object = None
 
     def to_proto(self) -> chat_pb2.Model:
         return chat_pb2.Model(
             id=self.id,
             created=self.created,
-            owned_by="anthropic",
+            owned_by=self.owned_by,
             display_name=self.display_name,
             aliases=self.aliases,
             max_output_tokens=self.max_output_tokens,
@@ -49,138 +51,9 @@ class ModelInfo:
         )
 
 
-def _model(id: str, upstream: str, name: str, out: int, ctx: int, created: str, **extra: Any) -> ModelInfo:
-    stamp = int(date.fromisoformat(created).strftime("%s")) if created else 0
-    return ModelInfo(id, upstream, name, out, ctx, created=stamp, **extra)
-
-
-# Limits come from Anthropic's model overview pages. Entries whose Anthropic id
-# is a snapshot keep it as an alias, so clients can send either name.
-DEFAULT_MODELS: tuple[ModelInfo, ...] = (
-    _model(
-        "claude-opus-5",
-        "claude-opus-5",
-        "Claude Opus 5",
-        128_000,
-        1_000_000,
-        "2026-07-24",
-        thinking="adaptive",
-        structured_output=True,
-        sampling_exclusive=True,
-    ),
-    _model(
-        "claude-opus-4-7",
-        "claude-opus-4-7",
-        "Claude Opus 4.7",
-        128_000,
-        1_000_000,
-        "2026-04-16",
-        thinking="adaptive",
-        structured_output=True,
-        sampling_exclusive=True,
-    ),
-    _model(
-        "claude-opus-4-6",
-        "claude-opus-4-6",
-        "Claude Opus 4.6",
-        128_000,
-        1_000_000,
-        "2026-02-05",
-        thinking="adaptive",
-        structured_output=True,
-    ),
-    _model(
-        "claude-sonnet-4-6",
-        "claude-sonnet-4-6",
-        "Claude Sonnet 4.6",
-        64_000,
-        1_000_000,
-        "2026-02-17",
-        thinking="adaptive",
-        structured_output=True,
-    ),
-    _model(
-        "claude-opus-4-5",
-        "claude-opus-4-5-20251101",
-        "Claude Opus 4.5",
-        64_000,
-        200_000,
-        "2025-11-24",
-        aliases=("claude-opus-4-5-20251101",),
-        structured_output=True,
-    ),
-    _model(
-        "claude-sonnet-4-5",
-        "claude-sonnet-4-5-20250929",
-        "Claude Sonnet 4.5",
-        64_000,
-        200_000,
-        "2025-09-29",
-        aliases=("claude-sonnet-4-5-20250929",),
-        structured_output=True,
-    ),
-    _model(
-        "claude-haiku-4-5",
-        "claude-haiku-4-5-20251001",
-        "Claude Haiku 4.5",
-        64_000,
-        200_000,
-        "2025-10-15",
-        aliases=("claude-haiku-4-5-20251001",),
-        structured_output=True,
-    ),
-    _model(
-        "claude-opus-4-1",
-        "claude-opus-4-1-20250805",
-        "Claude Opus 4.1",
-        32_000,
-        200_000,
-        "2025-08-05",
-        aliases=("claude-opus-4-1-20250805",),
-        structured_output=True,
-    ),
-    _model(
-        "claude-sonnet-4-20250514",
-        "claude-sonnet-4-20250514",
-        "Claude Sonnet 4",
-        64_000,
-        200_000,
-        "2025-05-22",
-        aliases=("claude-sonnet-4-0",),
-        retired=date(2026, 6, 15),
-    ),
-    _model(
-        "claude-opus-4-20250514",
-        "claude-opus-4-20250514",
-        "Claude Opus 4",
-        32_000,
-        200_000,
-        "2025-05-22",
-        aliases=("claude-opus-4-0",),
-        retired=date(2026, 6, 15),
-    ),
-    _model(
-        "claude-3.5-sonnet",
-        "claude-3-5-sonnet-20241022",
-        "Claude Sonnet 3.5",
-        8_192,
-        200_000,
-        "2024-10-22",
-        aliases=("claude-3-5-sonnet-20241022", "claude-3-5-sonnet-latest"),
-        thinking="none",
-        retired=date(2025, 10, 22),
-    ),
-    _model(
-        "claude-3.5-haiku",
-        "claude-3-5-haiku-20241022",
-        "Claude Haiku 3.5",
-        8_192,
-        200_000,
-        "2024-10-22",
-        aliases=("claude-3-5-haiku-20241022", "claude-3-5-haiku-latest"),
-        thinking="none",
-    ),
-)
+def release_time(day: str) -> int:
+    """Unix seconds at midnight UTC of an ISO date (independent of the local time zone)."""
+    return int(datetime.combine(date.fromisoformat(day), datetime.min.time(), UTC).timestamp()) if day else 0
 
 
 class ModelCatalog:
@@ -212,37 +85,81 @@ class ModelCatalog:
         return model
 
     @classmethod
-    def default(cls) -> ModelCatalog:
-        return cls(DEFAULT_MODELS)
+    def from_config(
+        cls,
+        defaults: Iterable[ModelInfo],
+        entries: Iterable[Mapping[str, Any]],
+        traits: Mapping[str, TraitsParser],
+        *,
+        replace_defaults: bool = False,
+    ) -> ModelCatalog:
+        """Builds a catalog from `[[models]]` tables; entries override ``defaults`` by id.
 
-    @classmethod
-    def from_config(cls, entries: Iterable[Mapping[str, Any]], *, replace_defaults: bool) -> ModelCatalog:
-        """Builds a catalog from `[[models]]` tables; entries override defaults by id."""
-        models = {} if replace_defaults else {m.id: m for m in DEFAULT_MODELS}
-        for entry in entries:
-            model = model_from_config(entry, models.get(str(entry.get("id", ""))))
+        ``traits`` maps each configured provider name to the parser of its own keys.
+        """
+        models = {} if replace_defaults else {m.id: m for m in defaults}
+        for k, entry in enumerate(entries):
+            base = models.get(str(entry.get("id", "")))
+            model = model_from_config(entry, base, traits, where=f"models[{k}]")
             models[model.id] = model
         return cls(models.values())
 
 
-def model_from_config(entry: Mapping[str, Any], base: ModelInfo | None) -> ModelInfo:
-    """One `[[models]]` table; keys absent from an override keep the default's value."""
-    known = set(ModelInfo.__dataclass_fields__)
-    unknown = set(entry) - known
-    if unknown:
-        raise ValueError(f"unknown keys in [[models]] entry: {sorted(unknown)}")
-    values = dict(entry)
+GENERIC_KEYS = {
+    "id": str,
+    "upstream_id": str,
+    "display_name": str,
+    "max_output_tokens": int,
+    "context_window": int,
+    "aliases": list,
+    "created": str,
+    "retired": str,
+    "provider": str,
+    "owned_by": str,
+}
+
+
+def model_from_config(
+    entry: Mapping[str, Any], base: ModelInfo | None, traits: Mapping[str, TraitsParser], *, where: str
+) -> ModelInfo:
+    """One `[[models]]` table; keys absent from an override keep the default's value.
+
+    Raises ValueError with a one-line message naming the entry and the key.
+    """
+    if not isinstance(entry, Mapping):
+        raise ValueError(f"{where} must be a table")
+    generic = {k: v for k, v in entry.items() if k in GENERIC_KEYS}
+    for key, value in generic.items():
+        kind = GENERIC_KEYS[key]
+        if not isinstance(value, kind) or isinstance(value, bool) or (isinstance(value, int) and value < 1):
+            expected = {str: "a string", int: "a positive integer", list: "a list of strings"}[kind]
+            raise ValueError(f"{where}.{key} must be {expected}, not {value!r}")
+    values: dict[str, Any] = dict(generic)
     if "aliases" in values:
+        if not all(isinstance(a, str) and a for a in values["aliases"]):
+            raise ValueError(f"{where}.aliases must be a list of non-empty strings")
         values["aliases"] = tuple(values["aliases"])
-    if "retired" in values and isinstance(values["retired"], str):
-        values["retired"] = date.fromisoformat(values["retired"])
-    if "reasoning_budgets" in values:
-        values["reasoning_budgets"] = {**DEFAULT_REASONING_BUDGETS, **values["reasoning_budgets"]}
-    if base is not None:
-        return replace(base, **values)
-    for required in ("id", "max_output_tokens"):
-        if required not in values:
-            raise ValueError(f"[[models]] entry needs `{required}`: {dict(entry)}")
-    values.setdefault("upstream_id", values["id"])
-    values.setdefault("display_name", values["id"])
-    return ModelInfo(**values)
+    for key, convert in (("retired", date.fromisoformat), ("created", release_time)):
+        if key in values:
+            try:
+                values[key] = convert(values[key])
+            except ValueError:
+                raise ValueError(f"{where}.{key} must be a date like 2026-01-31, not {entry[key]!r}") from None
+    if base is None:
+        for required in ("id", "max_output_tokens"):
+            if required not in values:
+                raise ValueError(f"{where} needs `{required}` (a new model, not an override of a default one)")
+        values.setdefault("upstream_id", values["id"])
+        values.setdefault("display_name", values["id"])
+        model = ModelInfo(**values)
+    else:
+        model = replace(base, **values)
+    parser = traits.get(model.provider)
+    if parser is None:
+        raise ValueError(f"{where}.provider names no configured upstream: {model.provider!r} (known: {sorted(traits)})")
+    own = {k: v for k, v in entry.items() if k not in GENERIC_KEYS}
+    keep = base.traits if base is not None and base.provider == model.provider else None
+    try:
+        return replace(model, traits=parser(own, keep))
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None

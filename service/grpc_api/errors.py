@@ -1,4 +1,4 @@
-"""GatewayError -> gRPC status code and google.rpc.Status details, in one place."""
+"""GatewayError -> gRPC status code and google.rpc.Status details, in one place (docs/errors.md)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from service.core import errors
 DOMAIN = "chatgate.dev"
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
-# Codes chosen by meaning (reliability.md section c), never by running the
-# HTTP -> gRPC table backwards.
+# Codes chosen by meaning (docs/errors.md), never by running the HTTP -> gRPC
+# table backwards.
 CODES: dict[type[errors.GatewayError], grpc.StatusCode] = {
     errors.InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
     errors.AuthenticationFailed: grpc.StatusCode.UNAUTHENTICATED,
@@ -54,6 +54,9 @@ def rich_status(error: errors.GatewayError) -> tuple[grpc.StatusCode, str, tuple
     if error.upstream_status:
         metadata["upstream_status"] = str(error.upstream_status)
     details = [_packed(error_details_pb2.ErrorInfo(reason=error.code, domain=DOMAIN, metadata=metadata))]
+    if error.param and isinstance(error, errors.ClientError):
+        violation = error_details_pb2.BadRequest.FieldViolation(field=error.param, description=error.message)
+        details.append(_packed(error_details_pb2.BadRequest(field_violations=[violation])))
     trailers: list[tuple[str, bytes | str]] = []
     if error.retry_after is not None:
         delay = duration_pb2.Duration()

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import _async as health_aio  # the aio servicer, which health.aio re-exports
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2
+from grpc_reflection.v1alpha._async import ReflectionServicer  # the aio servicer reflection.aio names
 
 from chatgate.v1 import chat_service_pb2, chat_service_pb2_grpc
 from service.core import ChatService
@@ -18,13 +19,16 @@ from .servicer import ChatCompletionServicer
 SERVICE_NAME = chat_service_pb2.DESCRIPTOR.services_by_name["ChatCompletionService"].full_name
 
 
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+
+
 @dataclass(frozen=True, slots=True)
 class GrpcSettings:
-    reflection: bool = True
+    reflection: bool
     # Matches the HTTP body limit; larger messages fail with RESOURCE_EXHAUSTED.
-    max_message_bytes: int = 8 * 1024 * 1024
+    max_message_bytes: int
     # Lets worker processes share the port; off for one process, so a port clash fails loudly.
-    reuse_port: bool = False
+    reuse_port: bool
 
 
 @dataclass(slots=True)
@@ -44,10 +48,7 @@ class GrpcServer:
         await self.server.stop(grace)
 
 
-def build_grpc_server(
-    chat: ChatService, keys: KeyChecker, address: str, settings: GrpcSettings | None = None
-) -> GrpcServer:
-    settings = settings or GrpcSettings()
+def build_grpc_server(chat: ChatService, keys: KeyChecker, address: str, settings: GrpcSettings) -> GrpcServer:
     options = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -63,9 +64,27 @@ def build_grpc_server(
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if settings.reflection:
-        names = (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
-        reflection.enable_server_reflection(names, server)
+        enable_reflection(server)
     port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"could not bind the gRPC listener to {address}")
     return GrpcServer(server, health_servicer, port)
+
+
+def enable_reflection(server: grpc.aio.Server) -> None:
+    """Server reflection as both ``grpc.reflection.v1`` (which newer tools try first) and ``v1alpha``.
+
+    grpcio-reflection ships only v1alpha; the two services have the same
+    messages on the wire, so one servicer answers under both names.
+    """
+    health = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+    servicer = ReflectionServicer((SERVICE_NAME, health, REFLECTION_V1, reflection.SERVICE_NAME))
+    for name in (REFLECTION_V1, reflection.SERVICE_NAME):
+        handler = grpc.stream_stream_rpc_method_handler(
+            servicer.ServerReflectionInfo,
+            request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+            response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+        )
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(name, {"ServerReflectionInfo": handler}),)
+        )

@@ -1,10 +1,17 @@
-"""``chatgate.v1.ChatCompletionService``: receive, delegate to the core, send or abort."""
+"""``chatgate.v1.ChatCompletionService``: receive, delegate to the core, send or abort.
+
+Every method runs inside one ``CallBoundary``: the single place where a
+failure becomes a gRPC status. A ``GatewayError`` keeps its classification; any
+other exception is our own bug, logged with its traceback and sent as
+``INTERNAL``.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from types import TracebackType
 from typing import Any, NoReturn
 
 import grpc
@@ -21,8 +28,10 @@ from .errors import rich_status
 log = logging.getLogger("chatgate.grpc")
 
 Context = grpc.aio.ServicerContext[Any, Any]
+Metadata = list[tuple[str, str]]
 ADJUSTED_KEY = "x-chatgate-adjusted"
 OVERHEAD_KEY = "x-chatgate-overhead-ms"
+ACTIONS = {"dropped": chat_pb2.ADJUSTMENT_ACTION_DROPPED, "adjusted": chat_pb2.ADJUSTMENT_ACTION_ADJUSTED}
 
 
 def deadline_of(context: Context) -> float | None:
@@ -31,17 +40,60 @@ def deadline_of(context: Context) -> float | None:
     return None if remaining is None else time.monotonic() + remaining
 
 
-def report_metadata(adjustments: Sequence[Adjustment], upstream: dict[str, str]) -> list[tuple[str, str]]:
+def report_metadata(adjustments: Sequence[Adjustment], upstream: dict[str, str]) -> Metadata:
     metadata = list(upstream.items())
     if adjustments:
         metadata.append((ADJUSTED_KEY, describe(adjustments)))
     return metadata
 
 
+def report_proto(adjustments: Sequence[Adjustment], overhead_ms: float) -> chat_pb2.GatewayReport:
+    return chat_pb2.GatewayReport(
+        adjustments=[
+            chat_pb2.Adjustment(param=a.param, action=ACTIONS[a.action], detail=a.detail) for a in adjustments
+        ],
+        overhead_ms=overhead_ms,
+    )
+
+
 async def abort(context: Context, error: GatewayError, metadata: Sequence[tuple[str, str]] = ()) -> NoReturn:
     code, message, trailers = rich_status(error)
     await context.abort(code, message, trailing_metadata=tuple(metadata) + trailers)
     raise AssertionError("unreachable: abort raises")  # pragma: no cover
+
+
+class CallBoundary:
+    """``async with CallBoundary(context, tracked):`` turns whatever the body raises into one status.
+
+    ``report`` (set once known) gives the metadata an error should still carry:
+    the adjustments and the upstream's headers. Cancellation passes through:
+    the client is gone, and the body's own ``finally`` releases the upstream.
+    """
+
+    __slots__ = ("context", "report", "tracked")
+
+    def __init__(self, context: Context, tracked: Tracked | None = None) -> None:
+        self.context = context
+        self.tracked = tracked
+        self.report: Callable[[], Metadata] = list
+
+    async def __aenter__(self) -> CallBoundary:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        # CancelledError and GeneratorExit are BaseExceptions: the client left, nothing to send.
+        if error is None or not isinstance(error, Exception) or isinstance(error, grpc.aio.AbortError):
+            return
+        if isinstance(error, GatewayError):
+            failure = error
+        else:
+            log.error("unexpected failure in a gRPC call", exc_info=(kind or Exception, error, trace))
+            failure = InternalError("The gateway failed unexpectedly; the error was logged.")
+        if self.tracked is not None:
+            self.tracked.outcome = failure.code
+        await abort(self.context, failure, self.report())
 
 
 class ChatCompletionServicer(chat_service_pb2_grpc.ChatCompletionServiceServicer):
@@ -58,58 +110,48 @@ class ChatCompletionServicer(chat_service_pb2_grpc.ChatCompletionServiceServicer
         self, request: chat_service_pb2.ChatCompletionRequest, context: Context
     ) -> chat_pb2.ChatCompletion:
         with Tracked("grpc", "unary") as tracked:
-            try:
+            async with CallBoundary(context, tracked):
                 self._authenticate(context)
                 result = await self.chat.complete(request, deadline=deadline_of(context))
-            except GatewayError as error:
-                tracked.outcome = error.code
-                await abort(context, error)
-            except Exception:
-                log.exception("unexpected failure in CreateChatCompletion")
-                tracked.outcome = "internal_error"
-                await abort(context, InternalError("The gateway failed unexpectedly; the error was logged."))
             tracked.upstream_seconds = result.upstream.seconds
+            overhead_ms = result.overhead_ms()
+            completion = result.completion
+            completion.gateway.CopyFrom(report_proto(result.adjustments, overhead_ms))
             metadata = report_metadata(result.adjustments, result.upstream.headers)
-            metadata.append((OVERHEAD_KEY, f"{result.overhead_ms():.3f}"))
+            metadata.append((OVERHEAD_KEY, f"{overhead_ms:.3f}"))
             context.set_trailing_metadata(tuple(metadata))
-            return result.completion
+            return completion
 
     async def StreamChatCompletion(
         self, request: chat_service_pb2.ChatCompletionRequest, context: Context
     ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
         with Tracked("grpc", "stream") as tracked:
-            try:
+            boundary = CallBoundary(context, tracked)
+            async with boundary:
                 self._authenticate(context)
                 stream = self.chat.stream(request, deadline=deadline_of(context))
-            except GatewayError as error:
-                tracked.outcome = error.code
-                await abort(context, error)
-            try:
-                async for batch in stream:
-                    for chunk in batch:
-                        if chunk.choices or chunk.HasField("usage"):  # upstream pings: HTTP/2 keeps gRPC alive
-                            yield chunk
-            except GatewayError as error:
-                tracked.outcome = error.code
-                await abort(context, error, report_metadata(stream.adjustments, stream.upstream.headers))
-            except Exception:
-                log.exception("unexpected failure in StreamChatCompletion")
-                tracked.outcome = "internal_error"
-                await abort(context, InternalError("The gateway failed unexpectedly; the error was logged."))
-            finally:
-                # Also runs when the client cancels (CancelledError propagates, never
-                # swallowed): the upstream request is closed at once.
-                tracked.upstream_seconds = stream.upstream.seconds
-                await stream.aclose()
-            metadata = report_metadata(stream.adjustments, stream.upstream.headers)
+                boundary.report = lambda: report_metadata(stream.adjustments, stream.upstream.headers)
+                try:
+                    batch = await anext(stream, None)  # the upstream call starts here
+                    # Adjustments are known before the first chunk: callers get them up front.
+                    await context.send_initial_metadata(tuple(boundary.report()))
+                    while batch is not None:
+                        for chunk in batch:
+                            if chunk.choices or chunk.HasField("usage"):  # upstream pings: HTTP/2 keeps gRPC alive
+                                yield chunk
+                        batch = await anext(stream, None)
+                finally:
+                    # Also runs when the client cancels (CancelledError propagates, never
+                    # swallowed): the upstream request is closed at once.
+                    tracked.upstream_seconds = stream.upstream.seconds
+                    await stream.aclose()
+            metadata = boundary.report()
             metadata.append((OVERHEAD_KEY, f"{stream.overhead_ms():.3f}"))
             context.set_trailing_metadata(tuple(metadata))
 
     async def ListModels(
         self, request: chat_service_pb2.ListModelsRequest, context: Context
     ) -> chat_service_pb2.ListModelsResponse:
-        try:
+        async with CallBoundary(context):
             self._authenticate(context)
-        except GatewayError as error:
-            await abort(context, error)
         return chat_service_pb2.ListModelsResponse(models=[m.to_proto() for m in self.chat.list_models()])

@@ -1,5 +1,6 @@
-"""The HTTP edge: OpenAI JSON and SSE over the core."""
+"""The HTTP edge: API dialects (surfaces) over one shared request lifecycle and the core."""
 
-from .app import HttpSettings, create_app
+from .app import create_app
+from .lifecycle import HttpSettings
 
 __all__ = ["HttpSettings", "create_app"]

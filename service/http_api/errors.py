@@ -1,10 +1,11 @@
-"""GatewayError -> HTTP status, headers and OpenAI error JSON, in one place."""
+"""GatewayError -> HTTP status and headers, in one place, for every surface (docs/errors.md).
+
+The body is each dialect's own shape; the status and the retry headers are not.
+"""
 
 from __future__ import annotations
 
 import math
-
-import orjson
 
 from service.core import errors
 
@@ -39,14 +40,6 @@ def http_status(error: errors.GatewayError) -> int:
         if cls in STATUS:
             return STATUS[cls]
     return 500
-
-
-def error_body(error: errors.GatewayError) -> dict[str, object]:
-    return {"error": {"message": error.message, "type": error.type, "param": error.param, "code": error.code}}
-
-
-def error_json(error: errors.GatewayError) -> bytes:
-    return orjson.dumps(error_body(error))
 
 
 def error_headers(error: errors.GatewayError) -> dict[str, str]:

@@ -10,6 +10,7 @@ import pytest
 from chatgate.v1 import chat_pb2, chat_service_pb2
 from service.core import ChatService, ModelCatalog
 from service.core.errors import DeadlineExceeded, GatewayError, InvalidRequest, ModelNotFound, UpstreamOverloaded
+from service.providers.anthropic import CLAUDE_MODELS
 from service.providers.scripted import ScriptedProvider
 from tests.support import grpc_request, user
 
@@ -42,8 +43,13 @@ COMPLETION = chat_pb2.ChatCompletion(
 )
 
 
-def service(provider: ScriptedProvider, **options: object) -> ChatService:
-    return ChatService(ModelCatalog.default(), provider, **options)  # type: ignore[arg-type]
+def service(provider: ScriptedProvider, *, strict_by_default: bool = False, max_choices: int = 8) -> ChatService:
+    return ChatService(
+        ModelCatalog(CLAUDE_MODELS),
+        {"anthropic": provider},
+        strict_by_default=strict_by_default,
+        max_choices=max_choices,
+    )
 
 
 async def collect(stream: object) -> list[chat_pb2.ChatCompletionChunk]:
@@ -90,7 +96,7 @@ def test_aliases_resolve_to_one_catalog_entry() -> None:
 
 
 def test_seed_names_are_in_the_default_catalog() -> None:
-    names = {m.id for m in ModelCatalog.default()}
+    names = {m.id for m in ModelCatalog(CLAUDE_MODELS)}
     assert {"claude-sonnet-4-20250514", "claude-opus-4-20250514", "claude-3.5-sonnet", "claude-3.5-haiku"} <= names
 
 

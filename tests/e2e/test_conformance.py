@@ -18,7 +18,7 @@ import pytest
 from openai.lib.streaming.chat import ChatCompletionStreamState
 
 from chatgate.v1 import chat_pb2, chat_service_pb2_grpc
-from service.http_api.openai_wire import FINISH_REASONS, thinking_blocks_json, usage_json
+from service.codecs.openai_chat import FINISH_REASONS, thinking_blocks_json, usage_json
 from tests.support import FIXTURES, GOLDEN, MODEL, grpc_request
 
 STREAMS = sorted(p.stem for p in FIXTURES.glob("*.sse"))

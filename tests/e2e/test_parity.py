@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from chatgate.v1 import chat_pb2, chat_service_pb2_grpc
-from service.http_api.openai_wire import FINISH_REASONS, request_from_json
+from service.codecs.openai_chat import FINISH_REASONS, request_from_json
 from tests.support import MODEL
 
 CASES: list[dict[str, Any]] = [

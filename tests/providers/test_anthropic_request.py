@@ -6,12 +6,13 @@ from typing import Any
 
 import pytest
 
+from service.codecs.openai_chat import request_from_json
 from service.core import CompatReport, ModelCatalog, ProviderCall
 from service.core.errors import InvalidRequest
-from service.http_api.openai_wire import request_from_json
+from service.providers.anthropic import CLAUDE_MODELS
 from service.providers.anthropic.request import JSON_TOOL_NAME, to_anthropic
 
-CATALOG = ModelCatalog.default()
+CATALOG = ModelCatalog(CLAUDE_MODELS)
 USER = {"role": "user", "content": "Hi"}
 PNG = (
     "data:image/png;base64,"

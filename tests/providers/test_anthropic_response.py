@@ -35,8 +35,8 @@ def test_thinking_blocks_come_back_verbatim_with_reasoning_text() -> None:
     message = load("thinking_text").choices[0].message
     assert message.reasoning_content == "Let me think. 2 + 2 is 4."
     assert [(b.type, b.signature or b.data) for b in message.thinking_blocks] == [
-        ("thinking", "c2lnbmF0dXJlLW9uZQ=="),
-        ("redacted_thinking", "EmwKAhgB"),
+        (chat_pb2.THINKING_BLOCK_TYPE_THINKING, "c2lnbmF0dXJlLW9uZQ=="),
+        (chat_pb2.THINKING_BLOCK_TYPE_REDACTED, "EmwKAhgB"),
     ]
 
 

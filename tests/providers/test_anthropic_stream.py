@@ -8,8 +8,8 @@ import pytest
 
 from chatgate.v1 import chat_pb2
 from service.core.errors import IncompleteStream, UpstreamOverloaded
-from service.providers.anthropic.sse import SSEDecoder
 from service.providers.anthropic.stream import StreamTranslator
+from service.upstream.sse import SSEDecoder
 from tests.support import FIXTURES
 
 STOP, LENGTH, TOOLS = chat_pb2.FINISH_REASON_STOP, chat_pb2.FINISH_REASON_LENGTH, chat_pb2.FINISH_REASON_TOOL_CALLS
@@ -107,7 +107,7 @@ def test_thinking_streams_as_reasoning_and_ends_with_the_signed_block() -> None:
     assert result.reasoning == "Let me think. 2 + 2 is 4."
     assert result.content == "The answer is 4."
     assert [(b.type, b.thinking, b.signature) for b in result.thinking_blocks] == [
-        ("thinking", "Let me think. 2 + 2 is 4.", "c2lnbmF0dXJlLW9uZQ==")
+        (chat_pb2.THINKING_BLOCK_TYPE_THINKING, "Let me think. 2 + 2 is 4.", "c2lnbmF0dXJlLW9uZQ==")
     ]
 
 
@@ -119,7 +119,7 @@ def test_thinking_then_tool_keeps_tool_index_zero() -> None:
 
 def test_redacted_thinking_is_passed_on_whole() -> None:
     blocks = translate("redacted_thinking").thinking_blocks
-    assert [b.type for b in blocks] == ["thinking", "redacted_thinking"]
+    assert [b.type for b in blocks] == [chat_pb2.THINKING_BLOCK_TYPE_THINKING, chat_pb2.THINKING_BLOCK_TYPE_REDACTED]
     assert blocks[1].data.startswith("EmwKAhgB")
 
 

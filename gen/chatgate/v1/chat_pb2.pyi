@@ -60,6 +60,42 @@ class Compatibility(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     COMPATIBILITY_UNSPECIFIED: _ClassVar[Compatibility]
     COMPATIBILITY_LENIENT: _ClassVar[Compatibility]
     COMPATIBILITY_STRICT: _ClassVar[Compatibility]
+
+class ImageDetail(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    IMAGE_DETAIL_UNSPECIFIED: _ClassVar[ImageDetail]
+    IMAGE_DETAIL_AUTO: _ClassVar[ImageDetail]
+    IMAGE_DETAIL_LOW: _ClassVar[ImageDetail]
+    IMAGE_DETAIL_HIGH: _ClassVar[ImageDetail]
+
+class CacheControlType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CACHE_CONTROL_TYPE_UNSPECIFIED: _ClassVar[CacheControlType]
+    CACHE_CONTROL_TYPE_EPHEMERAL: _ClassVar[CacheControlType]
+
+class CacheTtl(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CACHE_TTL_UNSPECIFIED: _ClassVar[CacheTtl]
+    CACHE_TTL_FIVE_MINUTES: _ClassVar[CacheTtl]
+    CACHE_TTL_ONE_HOUR: _ClassVar[CacheTtl]
+
+class ToolType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TOOL_TYPE_UNSPECIFIED: _ClassVar[ToolType]
+    TOOL_TYPE_FUNCTION: _ClassVar[ToolType]
+
+class ThinkingBlockType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    THINKING_BLOCK_TYPE_UNSPECIFIED: _ClassVar[ThinkingBlockType]
+    THINKING_BLOCK_TYPE_THINKING: _ClassVar[ThinkingBlockType]
+    THINKING_BLOCK_TYPE_REDACTED: _ClassVar[ThinkingBlockType]
+
+class AdjustmentAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ADJUSTMENT_ACTION_UNSPECIFIED: _ClassVar[AdjustmentAction]
+    ADJUSTMENT_ACTION_DROPPED: _ClassVar[AdjustmentAction]
+    ADJUSTMENT_ACTION_ADJUSTED: _ClassVar[AdjustmentAction]
+    ADJUSTMENT_ACTION_IGNORED: _ClassVar[AdjustmentAction]
 ROLE_UNSPECIFIED: Role
 ROLE_SYSTEM: Role
 ROLE_DEVELOPER: Role
@@ -92,6 +128,24 @@ THINKING_TYPE_ADAPTIVE: ThinkingType
 COMPATIBILITY_UNSPECIFIED: Compatibility
 COMPATIBILITY_LENIENT: Compatibility
 COMPATIBILITY_STRICT: Compatibility
+IMAGE_DETAIL_UNSPECIFIED: ImageDetail
+IMAGE_DETAIL_AUTO: ImageDetail
+IMAGE_DETAIL_LOW: ImageDetail
+IMAGE_DETAIL_HIGH: ImageDetail
+CACHE_CONTROL_TYPE_UNSPECIFIED: CacheControlType
+CACHE_CONTROL_TYPE_EPHEMERAL: CacheControlType
+CACHE_TTL_UNSPECIFIED: CacheTtl
+CACHE_TTL_FIVE_MINUTES: CacheTtl
+CACHE_TTL_ONE_HOUR: CacheTtl
+TOOL_TYPE_UNSPECIFIED: ToolType
+TOOL_TYPE_FUNCTION: ToolType
+THINKING_BLOCK_TYPE_UNSPECIFIED: ThinkingBlockType
+THINKING_BLOCK_TYPE_THINKING: ThinkingBlockType
+THINKING_BLOCK_TYPE_REDACTED: ThinkingBlockType
+ADJUSTMENT_ACTION_UNSPECIFIED: AdjustmentAction
+ADJUSTMENT_ACTION_DROPPED: AdjustmentAction
+ADJUSTMENT_ACTION_ADJUSTED: AdjustmentAction
+ADJUSTMENT_ACTION_IGNORED: AdjustmentAction
 
 class ChatMessage(_message.Message):
     __slots__ = ("role", "content", "name", "tool_calls", "tool_call_id", "thinking_blocks", "reasoning_content", "refusal")
@@ -132,8 +186,8 @@ class ImageUrl(_message.Message):
     URL_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
     url: str
-    detail: str
-    def __init__(self, url: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
+    detail: ImageDetail
+    def __init__(self, url: _Optional[str] = ..., detail: _Optional[_Union[ImageDetail, str]] = ...) -> None: ...
 
 class FileInput(_message.Message):
     __slots__ = ("file_data", "file_id", "filename")
@@ -157,9 +211,9 @@ class CacheControl(_message.Message):
     __slots__ = ("type", "ttl")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     TTL_FIELD_NUMBER: _ClassVar[int]
-    type: str
-    ttl: str
-    def __init__(self, type: _Optional[str] = ..., ttl: _Optional[str] = ...) -> None: ...
+    type: CacheControlType
+    ttl: CacheTtl
+    def __init__(self, type: _Optional[_Union[CacheControlType, str]] = ..., ttl: _Optional[_Union[CacheTtl, str]] = ...) -> None: ...
 
 class ToolCall(_message.Message):
     __slots__ = ("index", "id", "type", "function")
@@ -169,9 +223,9 @@ class ToolCall(_message.Message):
     FUNCTION_FIELD_NUMBER: _ClassVar[int]
     index: int
     id: str
-    type: str
+    type: ToolType
     function: FunctionCall
-    def __init__(self, index: _Optional[int] = ..., id: _Optional[str] = ..., type: _Optional[str] = ..., function: _Optional[_Union[FunctionCall, _Mapping]] = ...) -> None: ...
+    def __init__(self, index: _Optional[int] = ..., id: _Optional[str] = ..., type: _Optional[_Union[ToolType, str]] = ..., function: _Optional[_Union[FunctionCall, _Mapping]] = ...) -> None: ...
 
 class FunctionCall(_message.Message):
     __slots__ = ("name", "arguments")
@@ -188,22 +242,22 @@ class ThinkingBlock(_message.Message):
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
-    type: str
+    type: ThinkingBlockType
     thinking: str
     signature: str
     data: str
     index: int
-    def __init__(self, type: _Optional[str] = ..., thinking: _Optional[str] = ..., signature: _Optional[str] = ..., data: _Optional[str] = ..., index: _Optional[int] = ...) -> None: ...
+    def __init__(self, type: _Optional[_Union[ThinkingBlockType, str]] = ..., thinking: _Optional[str] = ..., signature: _Optional[str] = ..., data: _Optional[str] = ..., index: _Optional[int] = ...) -> None: ...
 
 class Tool(_message.Message):
     __slots__ = ("type", "function", "cache_control")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     FUNCTION_FIELD_NUMBER: _ClassVar[int]
     CACHE_CONTROL_FIELD_NUMBER: _ClassVar[int]
-    type: str
+    type: ToolType
     function: FunctionDefinition
     cache_control: CacheControl
-    def __init__(self, type: _Optional[str] = ..., function: _Optional[_Union[FunctionDefinition, _Mapping]] = ..., cache_control: _Optional[_Union[CacheControl, _Mapping]] = ...) -> None: ...
+    def __init__(self, type: _Optional[_Union[ToolType, str]] = ..., function: _Optional[_Union[FunctionDefinition, _Mapping]] = ..., cache_control: _Optional[_Union[CacheControl, _Mapping]] = ...) -> None: ...
 
 class FunctionDefinition(_message.Message):
     __slots__ = ("name", "description", "parameters", "strict")
@@ -260,18 +314,38 @@ class Thinking(_message.Message):
     def __init__(self, type: _Optional[_Union[ThinkingType, str]] = ..., budget_tokens: _Optional[int] = ...) -> None: ...
 
 class ChatCompletion(_message.Message):
-    __slots__ = ("id", "created", "model", "choices", "usage")
+    __slots__ = ("id", "created", "model", "choices", "usage", "gateway")
     ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     CHOICES_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
+    GATEWAY_FIELD_NUMBER: _ClassVar[int]
     id: str
     created: int
     model: str
     choices: _containers.RepeatedCompositeFieldContainer[Choice]
     usage: Usage
-    def __init__(self, id: _Optional[str] = ..., created: _Optional[int] = ..., model: _Optional[str] = ..., choices: _Optional[_Iterable[_Union[Choice, _Mapping]]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ...) -> None: ...
+    gateway: GatewayReport
+    def __init__(self, id: _Optional[str] = ..., created: _Optional[int] = ..., model: _Optional[str] = ..., choices: _Optional[_Iterable[_Union[Choice, _Mapping]]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., gateway: _Optional[_Union[GatewayReport, _Mapping]] = ...) -> None: ...
+
+class GatewayReport(_message.Message):
+    __slots__ = ("adjustments", "overhead_ms")
+    ADJUSTMENTS_FIELD_NUMBER: _ClassVar[int]
+    OVERHEAD_MS_FIELD_NUMBER: _ClassVar[int]
+    adjustments: _containers.RepeatedCompositeFieldContainer[Adjustment]
+    overhead_ms: float
+    def __init__(self, adjustments: _Optional[_Iterable[_Union[Adjustment, _Mapping]]] = ..., overhead_ms: _Optional[float] = ...) -> None: ...
+
+class Adjustment(_message.Message):
+    __slots__ = ("param", "action", "detail")
+    PARAM_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    param: str
+    action: AdjustmentAction
+    detail: str
+    def __init__(self, param: _Optional[str] = ..., action: _Optional[_Union[AdjustmentAction, str]] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class Choice(_message.Message):
     __slots__ = ("index", "message", "finish_reason")

@@ -9,7 +9,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ChatCompletionRequest(_message.Message):
-    __slots__ = ("model", "messages", "max_completion_tokens", "max_tokens", "temperature", "top_p", "top_k", "stop", "n", "stream_options", "tools", "tool_choice", "parallel_tool_calls", "response_format", "reasoning_effort", "thinking", "user", "compatibility", "anthropic_beta", "seed", "logprobs", "top_logprobs", "logit_bias", "presence_penalty", "frequency_penalty", "store", "metadata", "service_tier", "modalities", "audio", "prediction")
+    __slots__ = ("model", "messages", "max_completion_tokens", "max_tokens", "temperature", "top_p", "top_k", "stop", "n", "stream_options", "tools", "tool_choice", "parallel_tool_calls", "response_format", "reasoning_effort", "user", "compatibility", "seed", "logprobs", "top_logprobs", "logit_bias", "presence_penalty", "frequency_penalty", "store", "metadata", "service_tier", "modalities", "audio", "prediction", "anthropic")
     class LogitBiasEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -39,10 +39,8 @@ class ChatCompletionRequest(_message.Message):
     PARALLEL_TOOL_CALLS_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_FORMAT_FIELD_NUMBER: _ClassVar[int]
     REASONING_EFFORT_FIELD_NUMBER: _ClassVar[int]
-    THINKING_FIELD_NUMBER: _ClassVar[int]
     USER_FIELD_NUMBER: _ClassVar[int]
     COMPATIBILITY_FIELD_NUMBER: _ClassVar[int]
-    ANTHROPIC_BETA_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     LOGPROBS_FIELD_NUMBER: _ClassVar[int]
     TOP_LOGPROBS_FIELD_NUMBER: _ClassVar[int]
@@ -55,6 +53,7 @@ class ChatCompletionRequest(_message.Message):
     MODALITIES_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     PREDICTION_FIELD_NUMBER: _ClassVar[int]
+    ANTHROPIC_FIELD_NUMBER: _ClassVar[int]
     model: str
     messages: _containers.RepeatedCompositeFieldContainer[_chat_pb2.ChatMessage]
     max_completion_tokens: int
@@ -70,10 +69,8 @@ class ChatCompletionRequest(_message.Message):
     parallel_tool_calls: bool
     response_format: _chat_pb2.ResponseFormat
     reasoning_effort: _chat_pb2.ReasoningEffort
-    thinking: _chat_pb2.Thinking
     user: str
     compatibility: _chat_pb2.Compatibility
-    anthropic_beta: _containers.RepeatedScalarFieldContainer[str]
     seed: int
     logprobs: bool
     top_logprobs: int
@@ -86,7 +83,16 @@ class ChatCompletionRequest(_message.Message):
     modalities: _containers.RepeatedScalarFieldContainer[str]
     audio: _struct_pb2.Struct
     prediction: _struct_pb2.Struct
-    def __init__(self, model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[_chat_pb2.ChatMessage, _Mapping]]] = ..., max_completion_tokens: _Optional[int] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., top_k: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ..., n: _Optional[int] = ..., stream_options: _Optional[_Union[_chat_pb2.StreamOptions, _Mapping]] = ..., tools: _Optional[_Iterable[_Union[_chat_pb2.Tool, _Mapping]]] = ..., tool_choice: _Optional[_Union[_chat_pb2.ToolChoice, _Mapping]] = ..., parallel_tool_calls: _Optional[bool] = ..., response_format: _Optional[_Union[_chat_pb2.ResponseFormat, _Mapping]] = ..., reasoning_effort: _Optional[_Union[_chat_pb2.ReasoningEffort, str]] = ..., thinking: _Optional[_Union[_chat_pb2.Thinking, _Mapping]] = ..., user: _Optional[str] = ..., compatibility: _Optional[_Union[_chat_pb2.Compatibility, str]] = ..., anthropic_beta: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., logprobs: _Optional[bool] = ..., top_logprobs: _Optional[int] = ..., logit_bias: _Optional[_Mapping[str, float]] = ..., presence_penalty: _Optional[float] = ..., frequency_penalty: _Optional[float] = ..., store: _Optional[bool] = ..., metadata: _Optional[_Mapping[str, str]] = ..., service_tier: _Optional[str] = ..., modalities: _Optional[_Iterable[str]] = ..., audio: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., prediction: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    anthropic: AnthropicOptions
+    def __init__(self, model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[_chat_pb2.ChatMessage, _Mapping]]] = ..., max_completion_tokens: _Optional[int] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., top_k: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ..., n: _Optional[int] = ..., stream_options: _Optional[_Union[_chat_pb2.StreamOptions, _Mapping]] = ..., tools: _Optional[_Iterable[_Union[_chat_pb2.Tool, _Mapping]]] = ..., tool_choice: _Optional[_Union[_chat_pb2.ToolChoice, _Mapping]] = ..., parallel_tool_calls: _Optional[bool] = ..., response_format: _Optional[_Union[_chat_pb2.ResponseFormat, _Mapping]] = ..., reasoning_effort: _Optional[_Union[_chat_pb2.ReasoningEffort, str]] = ..., user: _Optional[str] = ..., compatibility: _Optional[_Union[_chat_pb2.Compatibility, str]] = ..., seed: _Optional[int] = ..., logprobs: _Optional[bool] = ..., top_logprobs: _Optional[int] = ..., logit_bias: _Optional[_Mapping[str, float]] = ..., presence_penalty: _Optional[float] = ..., frequency_penalty: _Optional[float] = ..., store: _Optional[bool] = ..., metadata: _Optional[_Mapping[str, str]] = ..., service_tier: _Optional[str] = ..., modalities: _Optional[_Iterable[str]] = ..., audio: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., prediction: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., anthropic: _Optional[_Union[AnthropicOptions, _Mapping]] = ...) -> None: ...
+
+class AnthropicOptions(_message.Message):
+    __slots__ = ("thinking", "betas")
+    THINKING_FIELD_NUMBER: _ClassVar[int]
+    BETAS_FIELD_NUMBER: _ClassVar[int]
+    thinking: _chat_pb2.Thinking
+    betas: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, thinking: _Optional[_Union[_chat_pb2.Thinking, _Mapping]] = ..., betas: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()

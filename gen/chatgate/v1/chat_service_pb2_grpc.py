@@ -27,14 +27,21 @@ if _version_not_supported:
 
 
 class ChatCompletionServiceStub:
-    """Serves Claude models through the shape of OpenAI's Chat Completions API.
+    """Serves chat models (Claude first) through the shape of OpenAI's Chat
+    Completions API.
 
     Errors use canonical status codes with `google.rpc.Status` details: an
     `ErrorInfo` whose `reason` equals the HTTP facade's `error.code` (domain
-    `chatgate.dev`), plus `RetryInfo` when a retry after a delay can succeed.
-    Fields the gateway adjusted or dropped are listed in the trailing metadata
-    key `x-chatgate-adjusted`; its own processing time is in
-    `x-chatgate-overhead-ms`.
+    `chatgate.dev`), a `BadRequest` naming each invalid field, and `RetryInfo`
+    when a retry after a delay can succeed.
+
+    What the gateway changed in a request is reported in
+    `ChatCompletion.gateway` (unary) and, for both RPCs, in the metadata key
+    `x-chatgate-adjusted`: initial metadata on streams (known before the first
+    chunk), trailing metadata on unary calls. The gateway's own processing time
+    is in `ChatCompletion.gateway.overhead_ms` and the trailing metadata key
+    `x-chatgate-overhead-ms`. `service_config.json` next to this file holds
+    per-method timeouts and a retry policy clients can load.
     """
 
     def __init__(self, channel):
@@ -61,14 +68,21 @@ class ChatCompletionServiceStub:
 
 
 class ChatCompletionServiceServicer:
-    """Serves Claude models through the shape of OpenAI's Chat Completions API.
+    """Serves chat models (Claude first) through the shape of OpenAI's Chat
+    Completions API.
 
     Errors use canonical status codes with `google.rpc.Status` details: an
     `ErrorInfo` whose `reason` equals the HTTP facade's `error.code` (domain
-    `chatgate.dev`), plus `RetryInfo` when a retry after a delay can succeed.
-    Fields the gateway adjusted or dropped are listed in the trailing metadata
-    key `x-chatgate-adjusted`; its own processing time is in
-    `x-chatgate-overhead-ms`.
+    `chatgate.dev`), a `BadRequest` naming each invalid field, and `RetryInfo`
+    when a retry after a delay can succeed.
+
+    What the gateway changed in a request is reported in
+    `ChatCompletion.gateway` (unary) and, for both RPCs, in the metadata key
+    `x-chatgate-adjusted`: initial metadata on streams (known before the first
+    chunk), trailing metadata on unary calls. The gateway's own processing time
+    is in `ChatCompletion.gateway.overhead_ms` and the trailing metadata key
+    `x-chatgate-overhead-ms`. `service_config.json` next to this file holds
+    per-method timeouts and a retry policy clients can load.
     """
 
     def CreateChatCompletion(self, request, context):
@@ -133,14 +147,21 @@ def add_ChatCompletionServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ChatCompletionService:
-    """Serves Claude models through the shape of OpenAI's Chat Completions API.
+    """Serves chat models (Claude first) through the shape of OpenAI's Chat
+    Completions API.
 
     Errors use canonical status codes with `google.rpc.Status` details: an
     `ErrorInfo` whose `reason` equals the HTTP facade's `error.code` (domain
-    `chatgate.dev`), plus `RetryInfo` when a retry after a delay can succeed.
-    Fields the gateway adjusted or dropped are listed in the trailing metadata
-    key `x-chatgate-adjusted`; its own processing time is in
-    `x-chatgate-overhead-ms`.
+    `chatgate.dev`), a `BadRequest` naming each invalid field, and `RetryInfo`
+    when a retry after a delay can succeed.
+
+    What the gateway changed in a request is reported in
+    `ChatCompletion.gateway` (unary) and, for both RPCs, in the metadata key
+    `x-chatgate-adjusted`: initial metadata on streams (known before the first
+    chunk), trailing metadata on unary calls. The gateway's own processing time
+    is in `ChatCompletion.gateway.overhead_ms` and the trailing metadata key
+    `x-chatgate-overhead-ms`. `service_config.json` next to this file holds
+    per-method timeouts and a retry policy clients can load.
     """
 
     @staticmethod

@@ -1,6 +1,6 @@
 """The Anthropic Messages API provider."""
 
-from .http import Timeouts
+from .catalog import CLAUDE_MODELS, ClaudeTraits, traits_from_config
 from .provider import AnthropicProvider, AnthropicSettings
 
-__all__ = ["AnthropicProvider", "AnthropicSettings", "Timeouts"]
+__all__ = ["CLAUDE_MODELS", "AnthropicProvider", "AnthropicSettings", "ClaudeTraits", "traits_from_config"]

@@ -1,4 +1,4 @@
-"""Upstream failures -> the core's error tree, in one place (reliability.md section c)."""
+"""Anthropic's error replies and in-stream error events -> the core's error tree (docs/errors.md)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ from typing import Any
 import orjson
 
 from service.core import errors
-
-from .http import ConnectFailed, ReadTimedOut, TransportError
 
 SPEND_LIMIT_MARKERS = ("spend limit", "enforced_spend_limit_reached", "credit balance")
 
@@ -97,23 +95,3 @@ def _parse_error_body(body: bytes) -> tuple[str | None, str | None, str]:
         str(message) if message else None,
         orjson.dumps(details).decode() if details else "",
     )
-
-
-def error_from_transport(exc: TransportError, *, started_stream: bool) -> errors.GatewayError:
-    """Failures below HTTP, with fixed messages: library text can name internal hosts."""
-    if isinstance(exc, ConnectFailed):
-        if exc.pool:
-            return errors.UpstreamUnavailable(
-                "No upstream connection became free in time.", code="upstream_pool_timeout"
-            )
-        return errors.UpstreamUnavailable("Could not connect to the upstream.", code="upstream_connect_error")
-    if isinstance(exc, ReadTimedOut):
-        return errors.UpstreamTimeout("The upstream did not answer in time.")
-    if started_stream:
-        return errors.IncompleteStream("The upstream connection broke before the stream ended.")
-    return errors.UpstreamUnavailable("The upstream connection failed.", code="upstream_connect_error")
-
-
-def malformed_event(event: str) -> errors.GatewayError:
-    """A reply or stream event the upstream sent that does not parse as its documented shape."""
-    return errors.UpstreamError(f"The upstream sent a malformed `{event}` event.")

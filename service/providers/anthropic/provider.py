@@ -17,12 +17,23 @@ import orjson
 from chatgate.v1 import chat_pb2
 from service.core import ProviderCall, UpstreamInfo
 from service.core.errors import DeadlineExceeded, GatewayError
+from service.upstream import (
+    ClientName,
+    Malformed,
+    SSEDecoder,
+    Timeouts,
+    TransportError,
+    UpstreamClient,
+    UpstreamResponse,
+    build_client,
+    error_from_transport,
+    json_object,
+)
+from service.upstream.errors import malformed_event
 
-from .errors import error_from_response, error_from_transport, malformed_event
-from .http import ClientName, Timeouts, TransportError, UpstreamClient, UpstreamResponse, build_client
+from .errors import error_from_response
 from .request import AnthropicRequest, to_anthropic
 from .response import completion_from_message
-from .sse import SSEDecoder
 from .stream import StreamTranslator
 
 log = logging.getLogger("chatgate.anthropic")
@@ -34,11 +45,13 @@ DEADLINE_SLACK = 0.05  # seconds
 
 @dataclass(frozen=True, slots=True)
 class AnthropicSettings:
-    base_url: str = "https://api.anthropic.com"
-    api_key: str = field(default="", repr=False)  # the key never reaches a log line
-    timeouts: Timeouts = field(default_factory=Timeouts)
-    max_connections: int = 1000
-    client: ClientName = "aiohttp"
+    """One configured Anthropic upstream; the values come from the settings table (service/config.py)."""
+
+    base_url: str
+    api_key: str = field(repr=False)  # the key never reaches a log line
+    timeouts: Timeouts
+    max_connections: int
+    client: ClientName
 
 
 class AnthropicProvider:
@@ -91,8 +104,8 @@ class AnthropicProvider:
         if response.status != 200:
             raise error_from_response(response.status, response.headers, body)
         try:
-            return completion_from_message(orjson.loads(body), json_tool=mapped.json_tool)
-        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            return completion_from_message(json_object(body), json_tool=mapped.json_tool)
+        except Malformed as exc:  # anything else raised while mapping is our own bug
             raise malformed_event("message") from exc
 
     async def stream(self, call: ProviderCall) -> AsyncIterator[list[chat_pb2.ChatCompletionChunk]]:
@@ -143,7 +156,7 @@ async def translate(
                     batch.append(chunk)
             if batch:
                 yield batch
-    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+    except Malformed as exc:  # anything else raised while translating is our own bug
         raise malformed_event(event) from exc
     translator.check_complete()
 

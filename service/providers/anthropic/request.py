@@ -1,6 +1,6 @@
 """OpenAI-shaped request (chatgate.v1) -> Anthropic Messages API body. Pure functions.
 
-Each rule of WIRE.md's request table is one small function here; anything Claude
+Each rule of the request table in docs/mapping.md is one small function here; anything Claude
 cannot honour exactly goes through the call's ``CompatReport``.
 """
 
@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from google.protobuf import json_format, struct_pb2
 
 from chatgate.v1 import chat_pb2, chat_service_pb2
+from service.codecs.fields import struct_to_json
 from service.core import CompatReport, ModelInfo, ProviderCall
 from service.core.errors import InvalidRequest
+
+from .catalog import traits_of
 
 Request = chat_service_pb2.ChatCompletionRequest
 JsonObject = dict[str, Any]
@@ -27,6 +29,7 @@ IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/we
 # structured output; its input becomes the message content.
 JSON_TOOL_NAME = "chatgate_json_response"
 EMPTY_SCHEMA: JsonObject = {"type": "object", "properties": {}}
+CACHE_TTLS = {chat_pb2.CACHE_TTL_FIVE_MINUTES: "5m", chat_pb2.CACHE_TTL_ONE_HOUR: "1h"}
 THINKING_MIN_BUDGET = 1024
 ADAPTIVE_EFFORTS = {"minimal": "low", "low": "low", "medium": "medium", "high": "high"}
 EFFORT_NAMES = {
@@ -74,7 +77,7 @@ def to_anthropic(call: ProviderCall, *, stream: bool) -> AnthropicRequest:
         body["stream"] = True
     if request.user:
         body["metadata"] = {"user_id": request.user}
-    mapped = AnthropicRequest(body, betas=list(request.anthropic_beta))
+    mapped = AnthropicRequest(body, betas=list(request.anthropic.betas))
     map_tools(request, body)
     map_thinking(request, model, report, body)
     map_response_format(request, model, report, mapped)
@@ -212,9 +215,9 @@ def parse_data_url(url: str, param: str) -> tuple[str, str]:
 
 
 def cache_control(control: chat_pb2.CacheControl) -> JsonObject:
-    out: JsonObject = {"type": control.type or "ephemeral"}
+    out: JsonObject = {"type": "ephemeral"}  # Anthropic's only cache type
     if control.ttl:
-        out["ttl"] = control.ttl
+        out["ttl"] = CACHE_TTLS[control.ttl]
     return out
 
 
@@ -227,11 +230,9 @@ def assistant_blocks(message: chat_pb2.ChatMessage, i: int) -> list[JsonObject]:
 
 
 def thinking_block(block: chat_pb2.ThinkingBlock, param: str) -> JsonObject:
-    if block.type == "redacted_thinking":
+    if block.type == chat_pb2.THINKING_BLOCK_TYPE_REDACTED:
         return {"type": "redacted_thinking", "data": block.data}
-    if block.type in ("thinking", ""):
-        return {"type": "thinking", "thinking": block.thinking, "signature": block.signature}
-    raise InvalidRequest(f"Unknown thinking block type `{block.type}`.", param=f"{param}.type")
+    return {"type": "thinking", "thinking": block.thinking, "signature": block.signature}
 
 
 def tool_use_block(call: chat_pb2.ToolCall, param: str) -> JsonObject:
@@ -296,7 +297,7 @@ def map_sampling(request: Request, model: ModelInfo, report: CompatReport, body:
         else:
             body["temperature"] = request.temperature
     if request.HasField("top_p"):
-        if model.sampling_exclusive and "temperature" in body:
+        if traits_of(model).sampling_exclusive and "temperature" in body:
             report.drop("top_p", f"{model.id} accepts only one of temperature and top_p")
         else:
             body["top_p"] = request.top_p
@@ -323,8 +324,6 @@ def map_tools(request: Request, body: JsonObject) -> None:
 
 
 def tool_definition(tool: chat_pb2.Tool, param: str) -> JsonObject:
-    if tool.type not in ("function", ""):
-        raise InvalidRequest(f"Tool type `{tool.type}` is not supported.", param=f"{param}.type")
     function = tool.function
     if not function.name:
         raise InvalidRequest("A tool needs a function name.", param=f"{param}.function.name")
@@ -383,16 +382,18 @@ def map_thinking(request: Request, model: ModelInfo, report: CompatReport, body:
 
 
 def thinking_setting(request: Request, model: ModelInfo, report: CompatReport) -> JsonObject | None:
-    if request.HasField("thinking") and request.thinking.type != chat_pb2.THINKING_TYPE_UNSPECIFIED:
-        kind = request.thinking.type
+    asked = request.anthropic.thinking
+    style = traits_of(model).thinking
+    if asked.type != chat_pb2.THINKING_TYPE_UNSPECIFIED:
+        kind = asked.type
         if kind == chat_pb2.THINKING_TYPE_DISABLED:
             return {"type": "disabled"}
         if kind == chat_pb2.THINKING_TYPE_ADAPTIVE:
-            if model.thinking == "adaptive":
+            if style == "adaptive":
                 return {"type": "adaptive"}
             report.adjust("thinking", f"{model.id} has no adaptive thinking; a medium budget is used")
             return budget_thinking(model, "medium")
-        budget = request.thinking.budget_tokens
+        budget = asked.budget_tokens
         if budget < THINKING_MIN_BUDGET:
             raise InvalidRequest(
                 f"`thinking.budget_tokens` must be at least {THINKING_MIN_BUDGET}.", param="thinking.budget_tokens"
@@ -401,10 +402,10 @@ def thinking_setting(request: Request, model: ModelInfo, report: CompatReport) -
     effort = EFFORT_NAMES.get(request.reasoning_effort)
     if effort is None:
         return None
-    if model.thinking == "none":
+    if style == "none":
         report.drop("reasoning_effort", f"{model.id} does not support extended thinking")
         return None
-    if model.thinking == "adaptive":
+    if style == "adaptive":
         if effort == "minimal":
             report.adjust("reasoning_effort", "minimal is sent as Claude's low effort")
         return {"type": "adaptive", "effort": ADAPTIVE_EFFORTS[effort]}
@@ -412,7 +413,7 @@ def thinking_setting(request: Request, model: ModelInfo, report: CompatReport) -
 
 
 def budget_thinking(model: ModelInfo, effort: str) -> JsonObject:
-    return {"type": "enabled", "budget_tokens": model.reasoning_budgets[effort]}
+    return {"type": "enabled", "budget_tokens": traits_of(model).reasoning_budgets[effort]}
 
 
 def apply_thinking_constraints(body: JsonObject, report: CompatReport) -> None:
@@ -446,7 +447,7 @@ def map_response_format(request: Request, model: ModelInfo, report: CompatReport
         if not spec.HasField("schema"):
             raise InvalidRequest("`json_schema.schema` is required.", param="response_format.json_schema.schema")
         schema = struct_to_json(spec.schema)
-        if model.structured_output:
+        if traits_of(model).structured_output:
             body.setdefault("output_config", {})["format"] = {"type": "json_schema", "schema": schema}
             return
         description = spec.description or f"Reply with JSON matching the `{spec.name or 'response'}` schema."
@@ -474,19 +475,3 @@ def report_unsupported(request: Request, report: CompatReport) -> None:
             report.drop(name, "Claude has no equivalent")
     if any(m != "text" for m in request.modalities):
         report.drop("modalities", "Claude only produces text")
-
-
-def struct_to_json(struct: struct_pb2.Struct) -> JsonObject:
-    """A Struct as plain JSON; numbers that are whole come back as integers,
-    since protobuf stores every JSON number as a double."""
-    return _restore_ints(json_format.MessageToDict(struct))  # type: ignore[no-any-return]
-
-
-def _restore_ints(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _restore_ints(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_restore_ints(v) for v in value]
-    return value

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from chatgate.v1 import chat_pb2
+from service.upstream import Malformed, object_field, required_str
 
 log = logging.getLogger("chatgate.anthropic")
 
@@ -41,10 +42,10 @@ def finish_reason(stop_reason: str | None, *, json_tool_used: bool = False) -> c
 
 def usage_from(usage: dict[str, Any]) -> chat_pb2.Usage:
     """OpenAI counts cached input inside ``prompt_tokens``; Anthropic reports it beside."""
-    cache_read = usage.get("cache_read_input_tokens") or 0
-    cache_write = usage.get("cache_creation_input_tokens") or 0
-    prompt = (usage.get("input_tokens") or 0) + cache_read + cache_write
-    completion = usage.get("output_tokens") or 0
+    cache_read = _count(usage, "cache_read_input_tokens")
+    cache_write = _count(usage, "cache_creation_input_tokens")
+    prompt = _count(usage, "input_tokens") + cache_read + cache_write
+    completion = _count(usage, "output_tokens")
     return chat_pb2.Usage(
         prompt_tokens=prompt,
         completion_tokens=completion,
@@ -53,12 +54,24 @@ def usage_from(usage: dict[str, Any]) -> chat_pb2.Usage:
     )
 
 
+def _count(usage: dict[str, Any], key: str) -> int:
+    value = usage.get(key) or 0
+    if not isinstance(value, int):
+        raise Malformed(f"usage `{key}` is not an integer")
+    return value
+
+
 def completion_from_message(message: dict[str, Any], *, json_tool: str | None = None) -> chat_pb2.ChatCompletion:
     reply = chat_pb2.ChatMessage(role=chat_pb2.ROLE_ASSISTANT)
     texts: list[str] = []
     reasoning: list[str] = []
     json_tool_used = False
-    for block in message.get("content") or ():
+    content = message.get("content") or ()
+    if not isinstance(content, list):
+        raise Malformed("`content` is not a list")
+    for block in content:
+        if not isinstance(block, dict):
+            raise Malformed("a content block is not an object")
         kind = block.get("type")
         if kind == "text":
             texts.append(block.get("text", ""))
@@ -69,15 +82,19 @@ def completion_from_message(message: dict[str, Any], *, json_tool: str | None = 
                 texts.append(arguments)
                 continue
             reply.tool_calls.add(
-                id=block["id"], type="function", function=chat_pb2.FunctionCall(name=block["name"], arguments=arguments)
+                id=required_str(block, "id"),
+                type=chat_pb2.TOOL_TYPE_FUNCTION,
+                function=chat_pb2.FunctionCall(name=required_str(block, "name"), arguments=arguments),
             )
         elif kind == "thinking":
             reasoning.append(block.get("thinking", ""))
             reply.thinking_blocks.add(
-                type="thinking", thinking=block.get("thinking", ""), signature=block.get("signature", "")
+                type=chat_pb2.THINKING_BLOCK_TYPE_THINKING,
+                thinking=block.get("thinking", ""),
+                signature=block.get("signature", ""),
             )
         elif kind == "redacted_thinking":
-            reply.thinking_blocks.add(type="redacted_thinking", data=block.get("data", ""))
+            reply.thinking_blocks.add(type=chat_pb2.THINKING_BLOCK_TYPE_REDACTED, data=block.get("data", ""))
     if texts or not reply.tool_calls:
         reply.content.add(text="".join(texts))  # every text block, never only the first or last
     if reasoning:
@@ -93,5 +110,5 @@ def completion_from_message(message: dict[str, Any], *, json_tool: str | None = 
                 finish_reason=finish_reason(message.get("stop_reason"), json_tool_used=json_tool_used),
             )
         ],
-        usage=usage_from(message.get("usage") or {}),
+        usage=usage_from(object_field(message, "usage")),
     )

@@ -1,7 +1,9 @@
 """Anthropic SSE events -> chatgate.v1 chunks: one small state machine, fed one event at a time.
 
 Per event it does one JSON parse and builds at most one chunk; that is the whole
-per-chunk cost, so keep it that way.
+per-chunk cost, so keep it that way. Upstream JSON is read through the checked
+helpers of ``service.upstream``, so a malformed event raises ``Malformed`` and
+anything else raised here is a bug of ours.
 """
 
 from __future__ import annotations
@@ -11,10 +13,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from chatgate.v1 import chat_pb2
 from service.core.errors import IncompleteStream
+from service.upstream import json_object, object_field, required_str
 
 from .errors import error_from_event
 from .response import finish_reason, usage_from
@@ -27,9 +28,6 @@ ChunkChoice = chat_pb2.ChunkChoice
 ToolCall = chat_pb2.ToolCall
 FunctionCall = chat_pb2.FunctionCall
 ASSISTANT = chat_pb2.ROLE_ASSISTANT
-# A chunk with no choices and no usage: the edges turn it into a keep-alive
-# (an SSE comment) or skip it (gRPC). It carries Anthropic's `ping` events.
-HEARTBEAT = Chunk()
 _unknown_logged: set[str] = set()
 
 
@@ -75,17 +73,19 @@ class StreamTranslator:
     def feed(self, event: str, data: bytes) -> Chunk | None:
         """Translates one SSE event; returns the chunk to send, if any."""
         if event == "content_block_delta":
-            return self._on_delta(orjson.loads(data))
+            return self._on_delta(json_object(data))
         if event == "ping":
-            return HEARTBEAT
+            # A chunk with no choices and no usage: the edges turn it into a keep-alive
+            # (an SSE comment) or skip it (gRPC). A new one each time: chunks get mutated.
+            return Chunk()
         if event == "content_block_start":
-            return self._on_block_start(orjson.loads(data))
+            return self._on_block_start(json_object(data))
         if event == "content_block_stop":
-            return self._on_block_stop(orjson.loads(data))
+            return self._on_block_stop(json_object(data))
         if event == "message_start":
-            return self._on_message_start(orjson.loads(data))
+            return self._on_message_start(json_object(data))
         if event == "message_delta":
-            return self._on_message_delta(orjson.loads(data))
+            return self._on_message_delta(json_object(data))
         if event == "message_stop":
             self.finished = True
             return None
@@ -105,16 +105,16 @@ class StreamTranslator:
         )
 
     def _on_message_start(self, payload: dict[str, Any]) -> Chunk:
-        message = payload.get("message") or {}
+        message = object_field(payload, "message")
         self.id = "chatcmpl-" + str(message.get("id", ""))
         self.model = str(message.get("model", ""))
-        self._usage = dict(message.get("usage") or {})
+        self._usage = dict(object_field(message, "usage"))
         # No `content` yet: a reply that turns out to be tool calls only must
         # accumulate to `content: null`, as the whole reply reports it.
         return self._chunk(Delta(role=ASSISTANT))
 
     def _on_block_start(self, payload: dict[str, Any]) -> Chunk | None:
-        block = payload.get("content_block") or {}
+        block = object_field(payload, "content_block")
         kind = block.get("type", "")
         state = _Block(kind)
         self._blocks[payload.get("index", 0)] = state
@@ -130,7 +130,7 @@ class StreamTranslator:
             call = ToolCall(
                 index=state.tool_index,
                 id=block.get("id", ""),
-                type="function",
+                type=chat_pb2.TOOL_TYPE_FUNCTION,
                 function=FunctionCall(name=block.get("name", ""), arguments=""),
             )
             return self._chunk(Delta(tool_calls=[call]))
@@ -139,10 +139,10 @@ class StreamTranslator:
         return None
 
     def _on_delta(self, payload: dict[str, Any]) -> Chunk | None:
-        delta = payload["delta"]
+        delta = object_field(payload, "delta")
         kind = delta.get("type")
         if kind == "text_delta":
-            return self._chunk(Delta(content=delta["text"]))
+            return self._chunk(Delta(content=required_str(delta, "text")))
         state = self._blocks.get(payload.get("index", 0))
         if kind == "input_json_delta":
             fragment = delta.get("partial_json", "")
@@ -174,8 +174,10 @@ class StreamTranslator:
         if state.kind == "json" and not state.has_arguments:
             return self._chunk(Delta(content="{}"))
         if state.kind in ("thinking", "redacted_thinking"):
-            block = chat_pb2.ThinkingBlock(type=state.kind, index=self._thinking_count)
-            if state.kind == "thinking":
+            redacted = state.kind == "redacted_thinking"
+            kind = chat_pb2.THINKING_BLOCK_TYPE_REDACTED if redacted else chat_pb2.THINKING_BLOCK_TYPE_THINKING
+            block = chat_pb2.ThinkingBlock(type=kind, index=self._thinking_count)
+            if not redacted:
                 block.thinking, block.signature = "".join(state.text), state.signature
             else:
                 block.data = state.data
@@ -185,8 +187,8 @@ class StreamTranslator:
 
     def _on_message_delta(self, payload: dict[str, Any]) -> Chunk:
         # Output usage here is cumulative: set it, never add it.
-        self._usage.update({k: v for k, v in (payload.get("usage") or {}).items() if v is not None})
-        stop_reason = (payload.get("delta") or {}).get("stop_reason")
+        self._usage.update({k: v for k, v in object_field(payload, "usage").items() if v is not None})
+        stop_reason = object_field(payload, "delta").get("stop_reason")
         reason = finish_reason(stop_reason, json_tool_used=self._json_tool_used(stop_reason))
         chunk = self._chunk(Delta(), reason)
         chunk.usage.CopyFrom(usage_from(self._usage))

@@ -1,7 +1,7 @@
-"""The upstream HTTP seam: one small interface, two clients behind it.
+"""The upstream HTTP seam: one small interface, two clients behind it, for every provider.
 
 ``aiohttp`` is the default because it measured fastest (README, "Upstream
-client"); ``httpx`` is kept as a tested alternative. Each client turns its
+client" under Performance); ``httpx`` is kept as a tested alternative. Each client turns its
 library's exceptions into the three ``TransportError`` kinds below, so the
 rest of the provider never sees either library's errors.
 """
@@ -24,9 +24,9 @@ ClientName = Literal["aiohttp", "httpx"]
 class Timeouts:
     """Seconds. ``read`` bounds each silence between reads, not the whole reply."""
 
-    connect: float = 10.0
-    read: float = 600.0
-    pool: float = 10.0
+    connect: float
+    read: float
+    pool: float
 
 
 class TransportError(Exception):

@@ -1,23 +1,37 @@
-"""OpenAI Chat Completions JSON <-> chatgate.v1 messages, field by field.
+"""OpenAI Chat Completions JSON <-> chatgate.v1 messages, field by field, both directions.
 
 Protobuf's own JSON mapping is not OpenAI's wire (camelCase names, no
-`object`, no `choices` shape), so both directions are written out here. Every
-type error names the offending field as OpenAI's `param`.
+`object`, no `choices` shape), so every field is written out here. JSON ->
+message readers name the offending field as OpenAI's `param`; message -> JSON
+writers produce exactly what OpenAI's API sends. The HTTP edge uses
+``request_from_json`` and the ``*_json`` writers; an OpenAI-compatible upstream
+uses ``request_to_json`` and the ``*_from_json`` readers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
-from google.protobuf import struct_pb2
 
 from chatgate.v1 import chat_pb2, chat_service_pb2
 from service.core.errors import InvalidRequest
 
-Json = dict[str, Any]
-T = TypeVar("T")
+from .fields import (
+    Json,
+    get_bool,
+    get_enum,
+    get_int,
+    get_list,
+    get_number,
+    get_object,
+    get_str,
+    struct_to_json,
+    to_struct,
+    type_error,
+)
+
+Request = chat_service_pb2.ChatCompletionRequest
 
 ROLES = {
     "system": chat_pb2.ROLE_SYSTEM,
@@ -50,6 +64,24 @@ THINKING_TYPES = {
     "adaptive": chat_pb2.THINKING_TYPE_ADAPTIVE,
 }
 COMPATIBILITY = {"lenient": chat_pb2.COMPATIBILITY_LENIENT, "strict": chat_pb2.COMPATIBILITY_STRICT}
+IMAGE_DETAILS = {
+    "auto": chat_pb2.IMAGE_DETAIL_AUTO,
+    "low": chat_pb2.IMAGE_DETAIL_LOW,
+    "high": chat_pb2.IMAGE_DETAIL_HIGH,
+}
+CACHE_TYPES = {"ephemeral": chat_pb2.CACHE_CONTROL_TYPE_EPHEMERAL}
+CACHE_TTLS = {"5m": chat_pb2.CACHE_TTL_FIVE_MINUTES, "1h": chat_pb2.CACHE_TTL_ONE_HOUR}
+TOOL_TYPES = {"function": chat_pb2.TOOL_TYPE_FUNCTION}
+THINKING_BLOCK_TYPES = {
+    "thinking": chat_pb2.THINKING_BLOCK_TYPE_THINKING,
+    "redacted_thinking": chat_pb2.THINKING_BLOCK_TYPE_REDACTED,
+}
+FINISH_REASON_VALUES = {
+    "stop": chat_pb2.FINISH_REASON_STOP,
+    "length": chat_pb2.FINISH_REASON_LENGTH,
+    "tool_calls": chat_pb2.FINISH_REASON_TOOL_CALLS,
+    "content_filter": chat_pb2.FINISH_REASON_CONTENT_FILTER,
+}
 FINISH_REASONS: dict[int, str | None] = {
     chat_pb2.FINISH_REASON_UNSPECIFIED: None,
     chat_pb2.FINISH_REASON_STOP: "stop",
@@ -94,80 +126,6 @@ KNOWN_FIELDS = frozenset(
         "prediction",
     }
 )
-
-
-# --- typed field readers ------------------------------------------------------
-
-
-def _type_error(param: str, expected: str) -> InvalidRequest:
-    return InvalidRequest(f"`{param}` must be {expected}.", param=param, code="invalid_type")
-
-
-def get_str(obj: Mapping[str, Any], key: str, param: str) -> str | None:
-    value = obj.get(key)
-    if value is None or isinstance(value, str):
-        return value
-    raise _type_error(param, "a string")
-
-
-def get_int(obj: Mapping[str, Any], key: str, param: str) -> int | None:
-    value = obj.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise _type_error(param, "an integer")
-    return value
-
-
-def get_number(obj: Mapping[str, Any], key: str, param: str) -> float | None:
-    value = obj.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _type_error(param, "a number")
-    return float(value)
-
-
-def get_bool(obj: Mapping[str, Any], key: str, param: str) -> bool | None:
-    value = obj.get(key)
-    if value is None or isinstance(value, bool):
-        return value
-    raise _type_error(param, "a boolean")
-
-
-def get_object(obj: Mapping[str, Any], key: str, param: str) -> Json | None:
-    value = obj.get(key)
-    if value is None or isinstance(value, dict):
-        return value
-    raise _type_error(param, "an object")
-
-
-def get_list(obj: Mapping[str, Any], key: str, param: str) -> list[Any] | None:
-    value = obj.get(key)
-    if value is None or isinstance(value, list):
-        return value
-    raise _type_error(param, "an array")
-
-
-def get_enum(obj: Mapping[str, Any], key: str, param: str, values: Mapping[str, T]) -> T | None:
-    name = get_str(obj, key, param)
-    if name is None:
-        return None
-    if name not in values:
-        allowed = ", ".join(f"`{v}`" for v in values)
-        raise InvalidRequest(f"`{param}` must be one of {allowed}; got `{name}`.", param=param, code="invalid_value")
-    return values[name]
-
-
-def to_struct(value: Json, param: str) -> struct_pb2.Struct:
-    struct = struct_pb2.Struct()
-    try:
-        struct.update(value)
-    except (ValueError, TypeError):
-        raise _type_error(param, "a JSON object") from None
-    return struct
 
 
 # --- request ------------------------------------------------------------------
@@ -221,7 +179,7 @@ def _read_options(body: Json, request: chat_service_pb2.ChatCompletionRequest) -
     elif isinstance(stop, list) and all(isinstance(s, str) for s in stop):
         request.stop.extend(stop)
     elif stop is not None:
-        raise _type_error("stop", "a string or an array of strings")
+        raise type_error("stop", "a string or an array of strings")
     if (options := get_object(body, "stream_options", "stream_options")) is not None:
         request.stream_options.include_usage = bool(get_bool(options, "include_usage", "stream_options.include_usage"))
     for k, tool in enumerate(get_list(body, "tools", "tools") or ()):
@@ -233,10 +191,9 @@ def _read_options(body: Json, request: chat_service_pb2.ChatCompletionRequest) -
     if (effort := get_enum(body, "reasoning_effort", "reasoning_effort", EFFORTS)) is not None:
         request.reasoning_effort = effort
     if (thinking := get_object(body, "thinking", "thinking")) is not None:
-        request.thinking.type = (
-            get_enum(thinking, "type", "thinking.type", THINKING_TYPES) or chat_pb2.THINKING_TYPE_UNSPECIFIED
-        )
-        request.thinking.budget_tokens = get_int(thinking, "budget_tokens", "thinking.budget_tokens") or 0
+        target = request.anthropic.thinking
+        target.type = get_enum(thinking, "type", "thinking.type", THINKING_TYPES) or chat_pb2.THINKING_TYPE_UNSPECIFIED
+        target.budget_tokens = get_int(thinking, "budget_tokens", "thinking.budget_tokens") or 0
     if (mode := get_enum(body, "compatibility", "compatibility", COMPATIBILITY)) is not None:
         request.compatibility = mode
     _read_unsupported(body, request)
@@ -246,15 +203,15 @@ def _read_unsupported(body: Json, request: chat_service_pb2.ChatCompletionReques
     """Fields with no Claude equivalent are still carried, so the policy can report or reject them."""
     for token, bias in (get_object(body, "logit_bias", "logit_bias") or {}).items():
         if isinstance(bias, bool) or not isinstance(bias, int | float):
-            raise _type_error(f"logit_bias.{token}", "a number")
+            raise type_error(f"logit_bias.{token}", "a number")
         request.logit_bias[str(token)] = float(bias)
     for key, value in (get_object(body, "metadata", "metadata") or {}).items():
         if not isinstance(value, str):
-            raise _type_error(f"metadata.{key}", "a string")
+            raise type_error(f"metadata.{key}", "a string")
         request.metadata[str(key)] = value
     modalities = get_list(body, "modalities", "modalities") or []
     if not all(isinstance(m, str) for m in modalities):
-        raise _type_error("modalities", "an array of strings")
+        raise type_error("modalities", "an array of strings")
     request.modalities.extend(modalities)
     for key in ("audio", "prediction"):
         if (value := get_object(body, key, key)) is not None:
@@ -263,7 +220,7 @@ def _read_unsupported(body: Json, request: chat_service_pb2.ChatCompletionReques
 
 def message_from_json(message: Any, param: str) -> chat_pb2.ChatMessage:
     if not isinstance(message, dict):
-        raise _type_error(param, "an object")
+        raise type_error(param, "an object")
     role_name = message.get("role")
     if role_name is None:
         raise InvalidRequest(f"`{param}.role` is required.", param=f"{param}.role", code="missing_required_parameter")
@@ -276,7 +233,7 @@ def message_from_json(message: Any, param: str) -> chat_pb2.ChatMessage:
         for j, part in enumerate(content):
             out.content.append(part_from_json(part, f"{param}.content[{j}]"))
     elif content is not None:
-        raise _type_error(f"{param}.content", "a string or an array of content parts")
+        raise type_error(f"{param}.content", "a string or an array of content parts")
     out.name = get_str(message, "name", f"{param}.name") or ""
     out.tool_call_id = get_str(message, "tool_call_id", f"{param}.tool_call_id") or ""
     for k, call in enumerate(get_list(message, "tool_calls", f"{param}.tool_calls") or ()):
@@ -288,7 +245,7 @@ def message_from_json(message: Any, param: str) -> chat_pb2.ChatMessage:
 
 def part_from_json(part: Any, param: str) -> chat_pb2.ContentPart:
     if not isinstance(part, dict):
-        raise _type_error(param, "an object")
+        raise type_error(param, "an object")
     kind = get_str(part, "type", f"{param}.type")
     out = chat_pb2.ContentPart()
     if kind in ("text", "refusal"):
@@ -298,9 +255,10 @@ def part_from_json(part: Any, param: str) -> chat_pb2.ContentPart:
         if isinstance(image, str):  # some clients send the URL directly
             image = {"url": image}
         if not isinstance(image, dict) or not isinstance(image.get("url"), str):
-            raise _type_error(f"{param}.image_url.url", "a string")
+            raise type_error(f"{param}.image_url.url", "a string")
         out.image_url.url = image["url"]
-        out.image_url.detail = get_str(image, "detail", f"{param}.image_url.detail") or ""
+        detail = get_enum(image, "detail", f"{param}.image_url.detail", IMAGE_DETAILS)
+        out.image_url.detail = detail or chat_pb2.IMAGE_DETAIL_UNSPECIFIED
     elif kind == "file":
         file = get_object(part, "file", f"{param}.file") or {}
         out.file.file_data = get_str(file, "file_data", f"{param}.file.file_data") or ""
@@ -319,22 +277,23 @@ def part_from_json(part: Any, param: str) -> chat_pb2.ContentPart:
 
 def cache_control_from_json(control: Json, param: str) -> chat_pb2.CacheControl:
     return chat_pb2.CacheControl(
-        type=get_str(control, "type", f"{param}.type") or "ephemeral", ttl=get_str(control, "ttl", f"{param}.ttl") or ""
+        type=get_enum(control, "type", f"{param}.type", CACHE_TYPES) or chat_pb2.CACHE_CONTROL_TYPE_EPHEMERAL,
+        ttl=get_enum(control, "ttl", f"{param}.ttl", CACHE_TTLS) or chat_pb2.CACHE_TTL_UNSPECIFIED,
     )
 
 
 def tool_call_from_json(call: Any, param: str) -> chat_pb2.ToolCall:
     if not isinstance(call, dict):
-        raise _type_error(param, "an object")
+        raise type_error(param, "an object")
     function = get_object(call, "function", f"{param}.function") or {}
     arguments = function.get("arguments")
     if isinstance(arguments, dict):  # lenient: an object where JSON text belongs
         arguments = orjson.dumps(arguments).decode()
     elif arguments is not None and not isinstance(arguments, str):
-        raise _type_error(f"{param}.function.arguments", "a JSON string")
+        raise type_error(f"{param}.function.arguments", "a JSON string")
     return chat_pb2.ToolCall(
         id=get_str(call, "id", f"{param}.id") or "",
-        type=get_str(call, "type", f"{param}.type") or "function",
+        type=get_enum(call, "type", f"{param}.type", TOOL_TYPES) or chat_pb2.TOOL_TYPE_FUNCTION,
         function=chat_pb2.FunctionCall(
             name=get_str(function, "name", f"{param}.function.name") or "", arguments=arguments or ""
         ),
@@ -343,9 +302,9 @@ def tool_call_from_json(call: Any, param: str) -> chat_pb2.ToolCall:
 
 def thinking_block_from_json(block: Any, param: str) -> chat_pb2.ThinkingBlock:
     if not isinstance(block, dict):
-        raise _type_error(param, "an object")
+        raise type_error(param, "an object")
     return chat_pb2.ThinkingBlock(
-        type=get_str(block, "type", f"{param}.type") or "thinking",
+        type=get_enum(block, "type", f"{param}.type", THINKING_BLOCK_TYPES) or chat_pb2.THINKING_BLOCK_TYPE_THINKING,
         thinking=get_str(block, "thinking", f"{param}.thinking") or "",
         signature=get_str(block, "signature", f"{param}.signature") or "",
         data=get_str(block, "data", f"{param}.data") or "",
@@ -354,13 +313,13 @@ def thinking_block_from_json(block: Any, param: str) -> chat_pb2.ThinkingBlock:
 
 def tool_from_json(tool: Any, param: str) -> chat_pb2.Tool:
     if not isinstance(tool, dict):
-        raise _type_error(param, "an object")
+        raise type_error(param, "an object")
     function = get_object(tool, "function", f"{param}.function")
     if function is None:
         raise InvalidRequest(
             f"`{param}.function` is required.", param=f"{param}.function", code="missing_required_parameter"
         )
-    out = chat_pb2.Tool(type=get_str(tool, "type", f"{param}.type") or "function")
+    out = chat_pb2.Tool(type=get_enum(tool, "type", f"{param}.type", TOOL_TYPES) or chat_pb2.TOOL_TYPE_FUNCTION)
     out.function.name = get_str(function, "name", f"{param}.function.name") or ""
     out.function.description = get_str(function, "description", f"{param}.function.description") or ""
     if (schema := get_object(function, "parameters", f"{param}.function.parameters")) is not None:
@@ -424,8 +383,9 @@ def thinking_blocks_json(blocks: Any, *, indexed: bool = False) -> list[Json]:
     out: list[Json] = []
     for block in blocks:
         entry: Json = {"index": block.index} if indexed else {}
-        entry["type"] = block.type
-        if block.type == "redacted_thinking":
+        redacted = block.type == chat_pb2.THINKING_BLOCK_TYPE_REDACTED
+        entry["type"] = "redacted_thinking" if redacted else "thinking"
+        if redacted:
             entry["data"] = block.data
         else:
             entry["thinking"], entry["signature"] = block.thinking, block.signature
@@ -529,3 +489,264 @@ def model_json(model: chat_pb2.Model) -> Json:
         "max_output_tokens": model.max_output_tokens,
         "context_window": model.context_window,
     }
+
+
+# --- the other direction: chatgate.v1 -> request JSON, response JSON -> chatgate.v1 ----------------
+#
+# What an OpenAI-compatible upstream needs: the request as OpenAI's JSON, and its
+# replies read back into messages. ``request_from_json(request_to_json(r))`` gives
+# ``r`` again (Anthropic's betas travel as a header, not in the body).
+
+
+def request_to_json(request: Request, *, stream: bool = False) -> Json:
+    body: Json = {"model": request.model, "messages": [message_to_json(m) for m in request.messages]}
+    for name in (
+        "max_completion_tokens",
+        "max_tokens",
+        "temperature",
+        "top_p",
+        "top_k",
+        "n",
+        "parallel_tool_calls",
+        "seed",
+        "logprobs",
+        "top_logprobs",
+        "presence_penalty",
+        "frequency_penalty",
+        "store",
+        "service_tier",
+    ):
+        if request.HasField(name):
+            body[name] = getattr(request, name)
+    if request.stop:
+        body["stop"] = list(request.stop)
+    if stream:
+        body["stream"] = True
+    if request.HasField("stream_options"):
+        body["stream_options"] = {"include_usage": request.stream_options.include_usage}
+    if request.tools:
+        body["tools"] = [tool_to_json(t) for t in request.tools]
+    if request.HasField("tool_choice"):
+        body["tool_choice"] = tool_choice_to_json(request.tool_choice)
+    if request.HasField("response_format"):
+        body["response_format"] = response_format_to_json(request.response_format)
+    if request.reasoning_effort:
+        body["reasoning_effort"] = _name_of(EFFORTS, request.reasoning_effort)
+    if request.anthropic.HasField("thinking"):
+        thinking = request.anthropic.thinking
+        body["thinking"] = {"type": _name_of(THINKING_TYPES, thinking.type)}
+        if thinking.budget_tokens:
+            body["thinking"]["budget_tokens"] = thinking.budget_tokens
+    if request.user:
+        body["user"] = request.user
+    if request.compatibility:
+        body["compatibility"] = _name_of(COMPATIBILITY, request.compatibility)
+    if request.logit_bias:
+        body["logit_bias"] = dict(request.logit_bias)
+    if request.metadata:
+        body["metadata"] = dict(request.metadata)
+    if request.modalities:
+        body["modalities"] = list(request.modalities)
+    for name in ("audio", "prediction"):
+        if request.HasField(name):
+            body[name] = struct_to_json(getattr(request, name))
+    return body
+
+
+def _name_of(names: dict[str, Any], value: int) -> str | None:
+    for name, number in names.items():
+        if number == value:
+            return name
+    return None
+
+
+def message_to_json(message: chat_pb2.ChatMessage) -> Json:
+    out: Json = {"role": ROLE_NAMES.get(message.role, "user")}
+    parts = message.content
+    if len(parts) == 1 and parts[0].WhichOneof("part") == "text" and not parts[0].HasField("cache_control"):
+        out["content"] = parts[0].text
+    elif parts:
+        out["content"] = [part_to_json(p) for p in parts]
+    else:
+        out["content"] = None
+    if message.name:
+        out["name"] = message.name
+    if message.tool_call_id:
+        out["tool_call_id"] = message.tool_call_id
+    if message.tool_calls:
+        out["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.function.name, "arguments": c.function.arguments}}
+            for c in message.tool_calls
+        ]
+    if message.thinking_blocks:
+        out["thinking_blocks"] = thinking_blocks_json(message.thinking_blocks)
+    return out
+
+
+def part_to_json(part: chat_pb2.ContentPart) -> Json:
+    kind = part.WhichOneof("part")
+    out: Json
+    if kind == "image_url":
+        image: Json = {"url": part.image_url.url}
+        if part.image_url.detail:
+            image["detail"] = _name_of(IMAGE_DETAILS, part.image_url.detail)
+        out = {"type": "image_url", "image_url": image}
+    elif kind == "file":
+        file = {
+            k: v
+            for k, v in (
+                ("file_data", part.file.file_data),
+                ("file_id", part.file.file_id),
+                ("filename", part.file.filename),
+            )
+            if v
+        }
+        out = {"type": "file", "file": file}
+    elif kind == "input_audio":
+        out = {"type": "input_audio", "input_audio": {"data": part.input_audio.data, "format": part.input_audio.format}}
+    else:
+        out = {"type": "text", "text": part.text}
+    if part.HasField("cache_control"):
+        out["cache_control"] = cache_control_to_json(part.cache_control)
+    return out
+
+
+def cache_control_to_json(control: chat_pb2.CacheControl) -> Json:
+    out: Json = {"type": "ephemeral"}
+    if control.ttl:
+        out["ttl"] = _name_of(CACHE_TTLS, control.ttl)
+    return out
+
+
+def tool_to_json(tool: chat_pb2.Tool) -> Json:
+    function: Json = {"name": tool.function.name}
+    if tool.function.description:
+        function["description"] = tool.function.description
+    if tool.function.HasField("parameters"):
+        function["parameters"] = struct_to_json(tool.function.parameters)
+    if tool.function.HasField("strict"):
+        function["strict"] = tool.function.strict
+    out: Json = {"type": "function", "function": function}
+    if tool.HasField("cache_control"):
+        out["cache_control"] = cache_control_to_json(tool.cache_control)
+    return out
+
+
+def tool_choice_to_json(choice: chat_pb2.ToolChoice) -> Json | str | None:
+    if choice.WhichOneof("choice") == "function_name":
+        return {"type": "function", "function": {"name": choice.function_name}}
+    return _name_of(TOOL_CHOICE_MODES, choice.mode)
+
+
+def response_format_to_json(fmt: chat_pb2.ResponseFormat) -> Json:
+    out: Json = {"type": _name_of(RESPONSE_FORMATS, fmt.type) or "text"}
+    if fmt.HasField("json_schema"):
+        spec = fmt.json_schema
+        schema: Json = {"name": spec.name}
+        if spec.description:
+            schema["description"] = spec.description
+        if spec.HasField("schema"):
+            schema["schema"] = struct_to_json(spec.schema)
+        if spec.HasField("strict"):
+            schema["strict"] = spec.strict
+        out["json_schema"] = schema
+    return out
+
+
+def completion_from_json(body: Any) -> chat_pb2.ChatCompletion:
+    """An OpenAI ``chat.completion`` object as a message."""
+    if not isinstance(body, dict):
+        raise type_error("completion", "an object")
+    out = chat_pb2.ChatCompletion(
+        id=get_str(body, "id", "id") or "",
+        created=get_int(body, "created", "created") or 0,
+        model=get_str(body, "model", "model") or "",
+    )
+    for k, choice in enumerate(get_list(body, "choices", "choices") or ()):
+        param = f"choices[{k}]"
+        if not isinstance(choice, dict):
+            raise type_error(param, "an object")
+        reply = reply_from_json(get_object(choice, "message", f"{param}.message") or {}, f"{param}.message")
+        reason = get_enum(choice, "finish_reason", f"{param}.finish_reason", FINISH_REASON_VALUES)
+        out.choices.add(
+            index=get_int(choice, "index", f"{param}.index") or 0,
+            message=reply,
+            finish_reason=reason or chat_pb2.FINISH_REASON_UNSPECIFIED,
+        )
+    if (usage := get_object(body, "usage", "usage")) is not None:
+        out.usage.CopyFrom(usage_from_json(usage))
+    return out
+
+
+def reply_from_json(message: Json, param: str) -> chat_pb2.ChatMessage:
+    out = message_from_json({**message, "role": message.get("role") or "assistant"}, param)
+    out.reasoning_content = get_str(message, "reasoning_content", f"{param}.reasoning_content") or ""
+    out.refusal = get_str(message, "refusal", f"{param}.refusal") or ""
+    return out
+
+
+def chunk_from_json(body: Any) -> chat_pb2.ChatCompletionChunk:
+    """An OpenAI ``chat.completion.chunk`` object as a message."""
+    if not isinstance(body, dict):
+        raise type_error("chunk", "an object")
+    out = chat_pb2.ChatCompletionChunk(
+        id=get_str(body, "id", "id") or "",
+        created=get_int(body, "created", "created") or 0,
+        model=get_str(body, "model", "model") or "",
+    )
+    for k, choice in enumerate(get_list(body, "choices", "choices") or ()):
+        param = f"choices[{k}]"
+        if not isinstance(choice, dict):
+            raise type_error(param, "an object")
+        reason = get_enum(choice, "finish_reason", f"{param}.finish_reason", FINISH_REASON_VALUES)
+        out.choices.add(
+            index=get_int(choice, "index", f"{param}.index") or 0,
+            delta=delta_from_json(get_object(choice, "delta", f"{param}.delta") or {}, f"{param}.delta"),
+            finish_reason=reason or chat_pb2.FINISH_REASON_UNSPECIFIED,
+        )
+    if (usage := get_object(body, "usage", "usage")) is not None:
+        out.usage.CopyFrom(usage_from_json(usage))
+    return out
+
+
+def delta_from_json(delta: Json, param: str) -> chat_pb2.Delta:
+    out = chat_pb2.Delta()
+    if (role := get_enum(delta, "role", f"{param}.role", ROLES)) is not None:
+        out.role = role
+    for name in ("content", "reasoning_content", "refusal"):
+        if (text := get_str(delta, name, f"{param}.{name}")) is not None:
+            setattr(out, name, text)
+    for k, call in enumerate(get_list(delta, "tool_calls", f"{param}.tool_calls") or ()):
+        where = f"{param}.tool_calls[{k}]"
+        fragment = tool_call_from_json(call, where)
+        fragment.index = get_int(call, "index", f"{where}.index") or 0
+        if "type" not in call:  # only a call's first fragment names its type
+            fragment.ClearField("type")
+        out.tool_calls.append(fragment)
+    for k, block in enumerate(get_list(delta, "thinking_blocks", f"{param}.thinking_blocks") or ()):
+        where = f"{param}.thinking_blocks[{k}]"
+        parsed = thinking_block_from_json(block, where)
+        parsed.index = get_int(block, "index", f"{where}.index") or 0
+        out.thinking_blocks.append(parsed)
+    return out
+
+
+def usage_from_json(usage: Json) -> chat_pb2.Usage:
+    prompt = get_object(usage, "prompt_tokens_details", "usage.prompt_tokens_details") or {}
+    completion = get_object(usage, "completion_tokens_details", "usage.completion_tokens_details") or {}
+    return chat_pb2.Usage(
+        prompt_tokens=get_int(usage, "prompt_tokens", "usage.prompt_tokens") or 0,
+        completion_tokens=get_int(usage, "completion_tokens", "usage.completion_tokens") or 0,
+        total_tokens=get_int(usage, "total_tokens", "usage.total_tokens") or 0,
+        prompt_tokens_details=chat_pb2.PromptTokensDetails(
+            cached_tokens=get_int(prompt, "cached_tokens", "usage.prompt_tokens_details.cached_tokens") or 0,
+            cache_creation_tokens=get_int(
+                prompt, "cache_creation_tokens", "usage.prompt_tokens_details.cache_creation_tokens"
+            )
+            or 0,
+        ),
+        completion_tokens_details=chat_pb2.CompletionTokensDetails(
+            reasoning_tokens=get_int(completion, "reasoning_tokens", "usage.completion_tokens_details.reasoning_tokens")
+            or 0
+        ),
+    )

@@ -1,0 +1,188 @@
+"""The request lifecycle every HTTP chat surface shares, with its one error and outcome boundary.
+
+A surface is an API dialect (OpenAI Chat Completions today; the Anthropic
+Messages and OpenAI Responses APIs next): it parses its wire format into a
+``chatgate.v1`` request and renders answers, stream frames and errors in its
+own shape. Everything else happens here, once: authentication, the body limit,
+disconnect watching and cancellation, metrics, and the choice of how a failure
+reaches the client.
+
+The contracts it keeps (docs/errors.md): nothing is sent before the first
+upstream event, so early errors keep their status; a disconnect cancels the
+upstream call in every phase; a failed stream ends with an error frame, never
+a bare cut; a complete answer is never followed by an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from chatgate.v1 import chat_pb2, chat_service_pb2
+from service.core import ChatResult, ChatService, ChatStream
+from service.core.auth import KeyChecker
+from service.core.compat import describe
+from service.core.errors import GatewayError, InternalError, InvalidRequest, ShuttingDown
+from service.observability import Tracked
+
+from .asgi import ClientGone, DisconnectWatcher, Receive, Scope, Send, TrackedSend, header, read_body, send_json
+from .errors import error_headers, http_status
+
+log = logging.getLogger("chatgate.http")
+
+Chunk = chat_pb2.ChatCompletionChunk
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    max_body_bytes: int
+
+
+@dataclass(slots=True)
+class ChatCall:
+    """A parsed request: what to ask the core, how to answer, and what the gateway ignored."""
+
+    request: chat_service_pb2.ChatCompletionRequest
+    stream: bool
+    ignored: list[str] = field(default_factory=list)
+
+
+class Surface(Protocol):
+    """One API dialect over HTTP. Pure translation: no I/O, no error handling of its own."""
+
+    @property
+    def stream_headers(self) -> list[tuple[bytes, bytes]]:
+        """The response headers of a stream (content type and proxy hints)."""
+        ...
+
+    def parse(self, body: bytes, scope: Scope) -> ChatCall:
+        """The request body (and headers) as a core request; raises ``GatewayError`` on bad input."""
+        ...
+
+    def completion(self, result: ChatResult) -> bytes: ...
+
+    def frames(self, batch: list[Chunk]) -> bytes:
+        """One batch of chunks as the bytes of its stream frames (keep-alives included)."""
+        ...
+
+    def end_of_stream(self, stream: ChatStream) -> bytes: ...
+
+    def error_body(self, error: GatewayError) -> bytes: ...
+
+    def error_frame(self, error: GatewayError) -> bytes:
+        """The last frame of a stream that failed after it started."""
+        ...
+
+
+def report_headers(adjusted: str, upstream: dict[str, str]) -> dict[str, str]:
+    headers = dict(upstream)
+    if adjusted:
+        headers["x-chatgate-adjusted"] = adjusted
+    return headers
+
+
+class ChatEndpoint:
+    """A chat surface's route as a plain ASGI app, around the shared lifecycle.
+
+    Plain ASGI because the contracts need control that a response class hides:
+    when the status line goes out, and what happens on disconnect.
+    """
+
+    def __init__(self, surface: Surface, chat: ChatService, keys: KeyChecker, settings: HttpSettings) -> None:
+        self.surface = surface
+        self.chat = chat
+        self.keys = keys
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        out = TrackedSend(send)
+        watcher: DisconnectWatcher | None = None
+        with Tracked("http", "unary") as tracked:
+            try:
+                call = await self._read(scope, receive)
+                tracked.mode = "stream" if call.stream else "unary"
+                watcher = DisconnectWatcher(receive)
+                if call.stream:
+                    await self._stream(call, watcher, out, tracked)
+                else:
+                    await self._complete(call, watcher, out, tracked)
+            except ClientGone:
+                tracked.outcome = "client_disconnected"
+            except asyncio.CancelledError:
+                if watcher is None or not watcher.gone:  # the server's shutdown grace ran out
+                    tracked.outcome = "shutting_down"
+                    await self._fail(out, ShuttingDown("The gateway is shutting down; send the request again."))
+                    raise
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+                tracked.outcome = "client_disconnected"
+                log.info("client disconnected; upstream request cancelled")
+            except GatewayError as error:
+                tracked.outcome = error.code
+                await self._fail(out, error, watcher)
+            except Exception:
+                # Our own bug, never an upstream fault: logged with its traceback, reported as 500.
+                log.exception("unexpected failure serving %s", scope.get("path"))
+                tracked.outcome = "internal_error"
+                await self._fail(out, InternalError("The gateway failed unexpectedly; the error was logged."), watcher)
+            finally:
+                if watcher is not None:
+                    watcher.close()
+
+    async def _fail(self, out: TrackedSend, error: GatewayError, watcher: DisconnectWatcher | None = None) -> None:
+        """A JSON error if nothing was sent, an error frame if a stream started, nothing if the answer is complete."""
+        if watcher is not None:
+            watcher.close()
+        if out.finished:
+            return
+        with contextlib.suppress(OSError, RuntimeError):  # the client may be gone already
+            if not out.started:
+                await send_json(out, http_status(error), self.surface.error_body(error), error_headers(error))
+            else:
+                log.warning("stream failed after it started: %s (%s)", error.code, type(error).__name__)
+                await out({"type": "http.response.body", "body": self.surface.error_frame(error), "more_body": False})
+
+    async def _read(self, scope: Scope, receive: Receive) -> ChatCall:
+        self.keys.check(header(scope, b"authorization"))
+        content_type = (header(scope, b"content-type") or "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            raise InvalidRequest(
+                "The request body must be JSON, sent with `Content-Type: application/json`.",
+                code="invalid_content_type",
+            )
+        body = await read_body(receive, scope, self.settings.max_body_bytes)
+        call = self.surface.parse(body, scope)
+        if call.ignored:
+            log.info("ignored unknown request fields: %s", ", ".join(call.ignored))
+        return call
+
+    async def _complete(self, call: ChatCall, watcher: DisconnectWatcher, out: TrackedSend, tracked: Tracked) -> None:
+        result = await self.chat.complete(call.request)
+        tracked.upstream_seconds = result.upstream.seconds
+        body = self.surface.completion(result)
+        headers = report_headers(describe(result.adjustments, call.ignored), result.upstream.headers)
+        headers["x-chatgate-overhead-ms"] = f"{result.overhead_ms():.3f}"
+        watcher.close()
+        await send_json(out, 200, body, headers)
+
+    async def _stream(self, call: ChatCall, watcher: DisconnectWatcher, out: TrackedSend, tracked: Tracked) -> None:
+        stream = self.chat.stream(call.request)
+        try:
+            first = await anext(stream, None)  # the upstream call starts here; errors still get a status
+            headers = report_headers(describe(stream.adjustments, call.ignored), stream.upstream.headers)
+            raw_headers = self.surface.stream_headers + [(k.encode(), v.encode()) for k, v in headers.items()]
+            await out({"type": "http.response.start", "status": 200, "headers": raw_headers})
+            batch = first
+            while batch is not None:  # one write per batch: what one upstream read produced
+                await out({"type": "http.response.body", "body": self.surface.frames(batch), "more_body": True})
+                batch = await anext(stream, None)
+            end = self.surface.end_of_stream(stream)
+            watcher.close()
+            await out({"type": "http.response.body", "body": end, "more_body": False})
+        finally:
+            tracked.upstream_seconds = stream.upstream.seconds
+            await stream.aclose()

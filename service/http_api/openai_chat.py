@@ -1,0 +1,78 @@
+"""The OpenAI Chat Completions surface: `POST /v1/chat/completions`, JSON and Server-Sent Events.
+
+Only the dialect lives here: parsing with the neutral codec, OpenAI's error
+shape, and SSE framing (`data:` lines, `: ping` comments, `[DONE]`). The
+request lifecycle is ``lifecycle.ChatEndpoint``'s.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import orjson
+
+from chatgate.v1 import chat_pb2
+from service.codecs.openai_chat import chunk_json, completion_json, request_from_json
+from service.core import ChatResult, ChatStream
+from service.core.errors import GatewayError, InvalidRequest
+
+from .asgi import Scope, header
+from .lifecycle import ChatCall
+
+PATH = "/v1/chat/completions"
+DONE_FRAME = b"data: [DONE]\n\n"
+PING_FRAME = b": ping\n\n"
+COMPATIBILITY_MODES = {"strict": chat_pb2.COMPATIBILITY_STRICT, "lenient": chat_pb2.COMPATIBILITY_LENIENT}
+
+
+def error_json(error: GatewayError) -> bytes:
+    """OpenAI's error shape: ``{"error": {"message", "type", "param", "code"}}``."""
+    return orjson.dumps(
+        {"error": {"message": error.message, "type": error.type, "param": error.param, "code": error.code}}
+    )
+
+
+def frame(chunk: chat_pb2.ChatCompletionChunk) -> bytes:
+    if not chunk.choices and not chunk.HasField("usage"):
+        return PING_FRAME  # an upstream keep-alive: an SSE comment the SDKs skip
+    return b"data: " + orjson.dumps(chunk_json(chunk)) + b"\n\n"
+
+
+class OpenAIChat:
+    """The dialect of OpenAI's Chat Completions API."""
+
+    stream_headers: ClassVar[list[tuple[bytes, bytes]]] = [
+        (b"content-type", b"text/event-stream; charset=utf-8"),
+        (b"cache-control", b"no-cache"),
+        (b"x-accel-buffering", b"no"),  # tells nginx-style proxies not to buffer the stream
+    ]
+
+    def parse(self, body: bytes, scope: Scope) -> ChatCall:
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise InvalidRequest("The request body is not valid JSON.", code="invalid_json") from None
+        request, stream, ignored = request_from_json(parsed)
+        if beta := header(scope, b"anthropic-beta"):
+            request.anthropic.betas.extend(b.strip() for b in beta.split(",") if b.strip())
+        mode = COMPATIBILITY_MODES.get((header(scope, b"x-chatgate-compatibility") or "").lower())
+        if mode is not None and not request.compatibility:
+            request.compatibility = mode
+        return ChatCall(request, stream, ignored)
+
+    def completion(self, result: ChatResult) -> bytes:
+        return orjson.dumps(completion_json(result.completion))
+
+    def frames(self, batch: list[chat_pb2.ChatCompletionChunk]) -> bytes:
+        return frame(batch[0]) if len(batch) == 1 else b"".join([frame(chunk) for chunk in batch])
+
+    def end_of_stream(self, stream: ChatStream) -> bytes:
+        # The gateway's own time, as a comment SDKs skip: the headers left long ago.
+        return b": x-chatgate-overhead-ms %.3f\n\n" % stream.overhead_ms() + DONE_FRAME
+
+    def error_body(self, error: GatewayError) -> bytes:
+        return error_json(error)
+
+    def error_frame(self, error: GatewayError) -> bytes:
+        """One error frame and no ``[DONE]``: OpenAI SDKs raise on it."""
+        return b"data: " + error_json(error) + b"\n\n"

@@ -1,0 +1,71 @@
+"""Failures every upstream can have, mapped to the core's error tree in one place.
+
+Two kinds: the transport failed below HTTP (``error_from_transport``), or the
+upstream answered with something that does not have its documented shape
+(``Malformed``). The helpers below are how provider code reads upstream JSON:
+a missing or mistyped field raises ``Malformed``, so a genuine upstream fault
+is reported as one (a retryable ``upstream_error``), while a ``KeyError`` or
+``TypeError`` from our own code stays a bug (``internal_error``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from service.core import errors
+
+from .http import ConnectFailed, ReadTimedOut, TransportError
+
+
+class Malformed(Exception):
+    """The upstream sent a body or event that does not fit its documented shape."""
+
+
+def json_object(data: bytes | str) -> dict[str, Any]:
+    """Parses upstream JSON that must be an object."""
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise Malformed("not JSON") from None
+    if not isinstance(value, dict):
+        raise Malformed("not a JSON object")
+    return value
+
+
+def object_field(obj: dict[str, Any], key: str) -> dict[str, Any]:
+    """An optional object field: absent or null reads as empty, any other type is malformed."""
+    value = obj.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise Malformed(f"`{key}` is not an object")
+    return value
+
+
+def required_str(obj: dict[str, Any], key: str) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str):
+        raise Malformed(f"`{key}` is missing or not a string")
+    return value
+
+
+def error_from_transport(exc: TransportError, *, started_stream: bool) -> errors.GatewayError:
+    """Failures below HTTP, with fixed messages: library text can name internal hosts."""
+    if isinstance(exc, ConnectFailed):
+        if exc.pool:
+            return errors.UpstreamUnavailable(
+                "No upstream connection became free in time.", code="upstream_pool_timeout"
+            )
+        return errors.UpstreamUnavailable("Could not connect to the upstream.", code="upstream_connect_error")
+    if isinstance(exc, ReadTimedOut):
+        return errors.UpstreamTimeout("The upstream did not answer in time.")
+    if started_stream:
+        return errors.IncompleteStream("The upstream connection broke before the stream ended.")
+    return errors.UpstreamUnavailable("The upstream connection failed.", code="upstream_connect_error")
+
+
+def malformed_event(event: str) -> errors.GatewayError:
+    """A reply or stream event the upstream sent that does not parse as its documented shape."""
+    return errors.UpstreamError(f"The upstream sent a malformed `{event}` event.")
