@@ -116,6 +116,21 @@ def wait_until(check: Any, process: subprocess.Popen[bytes], log_path: Path, tim
     raise RuntimeError(f"process did not become ready:\n{log_path.read_text()}")
 
 
+def eventually(check: Any, timeout: float = 10.0) -> bool:
+    """Polls ``check`` until it holds or ``timeout`` passes; returns whether it held.
+
+    For effects that happen on another process's schedule (an abort counted by
+    the simulator): the test waits only as long as it must, never a fixed time.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if check():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+
+
 def start_simulator(log_dir: Path, *, api_key: str | None = None, replay_dir: Path | None = None) -> Simulator:
     port = free_port()
     args = ["simulate", "--port", str(port)]

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from service.config import ConfigError, load_settings
+from service.config import ConfigError, load_settings, options
 from service.upstreams import build_catalog
+from tests.support import ROOT, free_port
 
 
 def write(tmp_path: Path, text: str) -> str:
@@ -63,3 +68,98 @@ def test_models_in_the_file_override_and_extend_the_catalog(tmp_path: Path) -> N
     assert catalog.resolve("claude-sonnet-4-5").max_output_tokens == 1000
     assert catalog.resolve("cheap").upstream_id == "claude-haiku-4-5-20251001"
     assert catalog.resolve("claude-3.5-haiku").id == "claude-3.5-haiku"
+
+
+# --- every bad setting: one line naming it, exit status 2, never a traceback -------------------
+
+BAD_SETTINGS = [
+    (["--grpc-port", "70000"], {}, "", "--grpc-port"),
+    (["--http-port", "-1"], {}, "", "--http-port"),
+    ([], {"CHATGATE_GRPC_PORT": "seventy"}, "", "CHATGATE_GRPC_PORT"),
+    ([], {}, "[limits]\nmax_body_bytes = -1\n", "limits.max_body_bytes"),
+    ([], {"CHATGATE_MAX_BODY_BYTES": "0"}, "", "CHATGATE_MAX_BODY_BYTES"),
+    ([], {}, "[limits]\nmax_choices = 0\n", "limits.max_choices"),
+    (["--workers", "0"], {}, "", "--workers"),
+    (["--log-level", "loud"], {}, "", "--log-level"),
+    ([], {"CHATGATE_COMPATIBILITY": "loose"}, "", "CHATGATE_COMPATIBILITY"),
+    ([], {"CHATGATE_UPSTREAM_CLIENT": "requests"}, "", "CHATGATE_UPSTREAM_CLIENT"),
+    ([], {}, '[server]\nreflection = "maybe"\n', "server.reflection"),
+    ([], {}, "[upstream]\nread_timeout = 0\n", "upstream.read_timeout"),
+    ([], {"ANTHROPIC_BASE_URL": "api.anthropic.com"}, "", "ANTHROPIC_BASE_URL"),
+    ([], {}, '[[models]]\nid = "new-model"\n', "models[0] needs `max_output_tokens`"),
+    ([], {}, '[[models]]\nid = "m"\nmax_output_tokens = "lots"\n', "models[0].max_output_tokens"),
+    ([], {}, '[[models]]\nid = "claude-sonnet-4-5"\nthinking = "deep"\n', "thinking must be one of"),
+    ([], {}, '[[models]]\nid = "m"\nmax_output_tokens = 5\nprovider = "nowhere"\n', "models[0].provider"),
+    ([], {}, '[[models]]\nid = "m"\nmax_output_tokens = 5\ncolour = "red"\n', "unknown key `colour`"),
+    ([], {"CHATGATE_MODELS": "not json"}, "", "CHATGATE_MODELS"),
+    ([], {}, '[upstreams.backup]\nkind = "anthropic"\n', "upstreams.backup.api_key is required"),
+    ([], {}, '[upstreams.backup]\nkind = "gemini"\napi_key = "k"\n', "upstreams.backup.kind"),
+    ([], {}, "[server]\nhttp_prot = 1\n", "unknown key `http_prot`"),
+    ([], {}, "[nonsense]\na = 1\n", "unknown section [nonsense]"),
+    ([], {}, "not toml at all [\n", "cannot read config file"),
+]
+
+
+@pytest.mark.parametrize(("args", "env", "config", "named"), BAD_SETTINGS)
+def test_a_bad_setting_is_one_line_and_exit_status_2(
+    tmp_path: Path, args: list[str], env: dict[str, str], config: str, named: str
+) -> None:
+    if config:
+        args = [*args, "--config", write(tmp_path, config)]
+    result = run_cli(["serve", "--http-port", "0", "--grpc-port", "0", *args], env)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("chatgate: ") and named in lines[0], result.stderr
+    assert "Traceback" not in result.stderr and "SIMULATOR" not in result.stderr
+
+
+def run_cli(args: list[str], env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CHATGATE_"))}
+    clean["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "gen")])
+    return subprocess.run(
+        [sys.executable, "-m", "service", *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_a_worker_that_fails_at_start_stops_the_supervisor() -> None:
+    """Workers share ports with SO_REUSEPORT; a port held by another socket makes every worker's bind fail."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        result = run_cli(["serve", "--workers", "2", "--http-port", str(taken), "--grpc-port", str(free_port())], {})
+    assert result.returncode == 1, result.stderr
+    assert "failed to start" in result.stderr
+
+
+def test_every_file_setting_has_an_environment_variable_and_help() -> None:
+    for name, opt, _ in options():
+        assert opt.help, name
+        if opt.file and name != "upstreams":  # upstreams: CHATGATE_UPSTREAMS__NAME__KEY per key
+            assert opt.env, f"{name} ({opt.file}) has no environment variable"
+
+
+def test_named_upstreams_from_file_and_environment(tmp_path: Path) -> None:
+    config = write(
+        tmp_path,
+        '[upstreams.backup]\nkind = "anthropic"\nbase_url = "http://127.0.0.1:9"\nread_timeout = 30\n\n'
+        '[[models]]\nid = "backup-sonnet"\nupstream_id = "claude-sonnet-4-5"\nmax_output_tokens = 64000\n'
+        'provider = "backup"\n',
+    )
+    env = {"CHATGATE_UPSTREAMS__BACKUP__API_KEY": "sk-ant-backup"}
+    settings = load_settings({"config": config}, env)
+    default, backup = settings.upstream_configs()
+    assert (default.name, backup.name, backup.base_url, backup.read_timeout) == (
+        "anthropic",
+        "backup",
+        "http://127.0.0.1:9",
+        30.0,
+    )
+    assert backup.api_key == "sk-ant-backup" and "sk-ant-backup" not in repr(backup)
+    assert build_catalog(settings).resolve("backup-sonnet").provider == "backup"

@@ -62,7 +62,8 @@ def rich_status(error: errors.GatewayError) -> tuple[grpc.StatusCode, str, tuple
         delay = duration_pb2.Duration()
         delay.FromMilliseconds(int(error.retry_after * 1000))
         details.append(_packed(error_details_pb2.RetryInfo(retry_delay=delay)))
-        trailers.append(("grpc-retry-pushback-ms", str(int(error.retry_after * 1000))))
+        # At least 1 ms: gRPC-core clients given a pushback of 0 never retry and wait out their deadline.
+        trailers.append(("grpc-retry-pushback-ms", str(max(1, int(error.retry_after * 1000)))))
     elif not error.retryable and code == grpc.StatusCode.RESOURCE_EXHAUSTED:
         trailers.append(("grpc-retry-pushback-ms", "-1"))  # tells gRPC clients not to retry
     if error.upstream_request_id:

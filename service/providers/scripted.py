@@ -12,25 +12,26 @@ from dataclasses import dataclass, field
 
 from chatgate.v1 import chat_pb2
 from service.core import ProviderCall
-from service.core.errors import GatewayError
 
-Step = chat_pb2.ChatCompletionChunk | list[chat_pb2.ChatCompletionChunk] | GatewayError | float
+Step = chat_pb2.ChatCompletionChunk | list[chat_pb2.ChatCompletionChunk] | Exception | float
 
 
 @dataclass
 class ScriptedProvider:
     """``completion`` answers ``complete``; ``steps`` drive ``stream``: a chunk is
-    yielded as a batch of one, a list as one batch, an error raised, a float
-    slept (seconds). ``calls`` records every call."""
+    yielded as a batch of one, a list as one batch, an exception raised (a
+    ``GatewayError``, or any other to play a bug), a float slept (seconds).
+    ``calls`` records every call."""
 
-    completion: chat_pb2.ChatCompletion | GatewayError | None = None
+    completion: chat_pb2.ChatCompletion | Exception | None = None
     steps: Sequence[Step] = ()
     calls: list[ProviderCall] = field(default_factory=list)
+    opened_streams: int = 0
     closed_streams: int = 0
 
     async def complete(self, call: ProviderCall) -> chat_pb2.ChatCompletion:
         self.calls.append(call)
-        if isinstance(self.completion, GatewayError):
+        if isinstance(self.completion, Exception):
             raise self.completion
         if self.completion is None:
             raise AssertionError("no completion scripted")
@@ -40,9 +41,10 @@ class ScriptedProvider:
 
     async def stream(self, call: ProviderCall) -> AsyncIterator[list[chat_pb2.ChatCompletionChunk]]:
         self.calls.append(call)
+        self.opened_streams += 1
         try:
             for step in self.steps:
-                if isinstance(step, GatewayError):
+                if isinstance(step, Exception):
                     raise step
                 if isinstance(step, float):
                     await asyncio.sleep(step)

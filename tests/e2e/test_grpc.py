@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
@@ -9,7 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from chatgate.v1 import chat_pb2, chat_service_pb2, chat_service_pb2_grpc
-from tests.support import grpc_request
+from tests.support import ROOT, Gateway, Simulator, grpc_request, marker
 
 Stub = chat_service_pb2_grpc.ChatCompletionServiceStub
 
@@ -20,7 +22,12 @@ def rich_details(error: grpc.RpcError) -> dict[str, object]:
     status = status_pb2.Status.FromString(raw)
     found: dict[str, object] = {}
     for detail in status.details:
-        for cls in (error_details_pb2.ErrorInfo, error_details_pb2.RetryInfo, error_details_pb2.RequestInfo):
+        for cls in (
+            error_details_pb2.ErrorInfo,
+            error_details_pb2.RetryInfo,
+            error_details_pb2.RequestInfo,
+            error_details_pb2.BadRequest,
+        ):
             if detail.Is(cls.DESCRIPTOR):
                 message = cls()
                 detail.Unpack(message)
@@ -34,7 +41,9 @@ def test_unary(stub: Stub) -> None:
     assert reply.choices[0].finish_reason == chat_pb2.FINISH_REASON_STOP
     assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
     metadata = dict(call.trailing_metadata())
-    assert float(metadata["x-chatgate-overhead-ms"]) >= 0 and metadata["x-request-id"].startswith("req_sim_")
+    # Positive, not merely non-negative: the value is clamped at 0, so `>= 0` could not fail.
+    assert float(metadata["x-chatgate-overhead-ms"]) > 0 and metadata["x-request-id"].startswith("req_sim_")
+    assert reply.gateway.overhead_ms > 0 and not reply.gateway.adjustments
 
 
 def test_streaming(stub: Stub) -> None:
@@ -134,3 +143,96 @@ def test_a_deadline_cuts_a_stalled_upstream(stub: Stub) -> None:
     with pytest.raises(grpc.RpcError) as caught:
         stub.CreateChatCompletion(grpc_request("sim:stall=5"), timeout=0.5)
     assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED  # type: ignore[attr-defined]
+
+
+def test_adjustments_are_in_the_reply_itself(stub: Stub) -> None:
+    reply = stub.CreateChatCompletion(grpc_request("x", temperature=1.5, seed=3), timeout=10)
+    assert [(a.param, a.action) for a in reply.gateway.adjustments] == [
+        ("temperature", chat_pb2.ADJUSTMENT_ACTION_ADJUSTED),
+        ("seed", chat_pb2.ADJUSTMENT_ACTION_DROPPED),
+    ]
+    assert all(a.detail for a in reply.gateway.adjustments)
+
+
+def test_a_stream_reports_adjustments_in_initial_metadata_before_the_first_chunk(stub: Stub) -> None:
+    call = stub.StreamChatCompletion(grpc_request("sim:words=20", seed=3), timeout=10)
+    initial = dict(call.initial_metadata())  # blocks until the headers arrive, before any chunk is read
+    assert initial["x-chatgate-adjusted"] == "seed=dropped"
+    chunks = list(call)
+    assert chunks and dict(call.trailing_metadata())["x-chatgate-adjusted"] == "seed=dropped"
+
+
+def unknown_enum_requests() -> list[tuple[chat_service_pb2.ChatCompletionRequest, str]]:
+    cases = []
+    request = grpc_request("x")
+    request.tool_choice.mode = 99  # type: ignore[assignment]
+    cases.append((request, "tool_choice.mode"))
+    request = grpc_request("x")
+    request.messages[0].role = 42  # type: ignore[assignment]
+    cases.append((request, "messages[0].role"))
+    for name, path in (("reasoning_effort", "reasoning_effort"), ("compatibility", "compatibility")):
+        request = grpc_request("x")
+        setattr(request, name, 17)
+        cases.append((request, path))
+    request = grpc_request("x")
+    request.response_format.type = 9  # type: ignore[assignment]
+    cases.append((request, "response_format.type"))
+    request = grpc_request("x")
+    request.anthropic.thinking.type = 8  # type: ignore[assignment]
+    cases.append((request, "anthropic.thinking.type"))
+    request = grpc_request("x")
+    request.messages[0].content[0].cache_control.ttl = 5  # type: ignore[assignment]
+    cases.append((request, "messages[0].content[0].cache_control.ttl"))
+    return cases
+
+
+@pytest.mark.parametrize(("request_", "field"), unknown_enum_requests(), ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize("rpc", ["CreateChatCompletion", "StreamChatCompletion"])
+def test_an_enum_number_the_server_does_not_know_is_invalid_argument_naming_the_field(
+    stub: Stub, request_: chat_service_pb2.ChatCompletionRequest, field: str, rpc: str
+) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        result = getattr(stub, rpc)(request_, timeout=10)
+        list(result) if rpc == "StreamChatCompletion" else None
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    bad = rich_details(caught.value)["BadRequest"]
+    assert isinstance(bad, error_details_pb2.BadRequest)
+    assert [v.field for v in bad.field_violations] == [field]
+    assert stub.CreateChatCompletion(grpc_request("still serving"), timeout=10).choices  # the server keeps serving
+
+
+def test_invalid_fields_are_listed_as_field_violations(stub: Stub) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.CreateChatCompletion(grpc_request("x", temperature=3.0), timeout=10)
+    bad = rich_details(caught.value)["BadRequest"]
+    assert isinstance(bad, error_details_pb2.BadRequest)
+    assert [(v.field, bool(v.description)) for v in bad.field_violations] == [("temperature", True)]
+
+
+@pytest.mark.parametrize("version", ["v1", "v1alpha"])
+def test_reflection_answers_as_v1_and_v1alpha(grpc_channel: grpc.Channel, version: str) -> None:
+    # v1 and v1alpha share their messages on the wire, so v1alpha's classes can speak v1.
+    method = grpc_channel.stream_stream(
+        f"/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo",
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+    listed = next(iter(method(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)))
+    names = {s.name for s in listed.list_services_response.service}
+    assert {"chatgate.v1.ChatCompletionService", f"grpc.reflection.{version}.ServerReflection"} <= names
+    symbol = reflection_pb2.ServerReflectionRequest(file_containing_symbol="chatgate.v1.ChatCompletionService")
+    described = next(iter(method(iter([symbol]), timeout=5)))
+    assert described.file_descriptor_response.file_descriptor_proto
+
+
+def test_the_published_service_config_retries_unavailable(gateway: Gateway, simulator: Simulator) -> None:
+    config = (ROOT / "proto" / "chatgate" / "v1" / "service_config.json").read_text()
+    options = [("grpc.service_config", config), ("grpc.enable_retries", 1)]
+    tag = marker()
+    with grpc.insecure_channel(gateway.grpc_target, options=options) as channel:
+        retrying = chat_service_pb2_grpc.ChatCompletionServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as caught:
+            retrying.CreateChatCompletion(grpc_request(f"{tag} sim:status=529 sim:retry_after=0"), timeout=20)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+    attempts = json.loads(config)["methodConfig"][0]["retryPolicy"]["maxAttempts"]
+    assert sum(tag in str(entry["body"]) for entry in simulator.received()) == attempts

@@ -51,6 +51,8 @@ def usage_from(usage: dict[str, Any]) -> chat_pb2.Usage:
         completion_tokens=completion,
         total_tokens=prompt + completion,
         prompt_tokens_details=chat_pb2.PromptTokensDetails(cached_tokens=cache_read, cache_creation_tokens=cache_write),
+        # Always present, as OpenAI sends it; reasoning tokens are not reported separately by Anthropic yet.
+        completion_tokens_details=chat_pb2.CompletionTokensDetails(),
     )
 
 

@@ -1,0 +1,151 @@
+"""The neutral OpenAI Chat codec, both directions: what one side writes, the other reads back unchanged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from chatgate.v1 import chat_pb2
+from service.codecs.openai_chat import (
+    chunk_from_json,
+    chunk_json,
+    completion_from_json,
+    completion_json,
+    request_from_json,
+    request_to_json,
+)
+from service.core.errors import InvalidRequest
+from tests.support import FIXTURES
+
+RICH_REQUEST: dict[str, Any] = {
+    "model": "claude-sonnet-4-5",
+    "messages": [
+        {"role": "system", "content": "Be brief."},
+        {
+            "role": "developer",
+            "content": [{"type": "text", "text": "Cache me", "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
+        },
+        {
+            "role": "user",
+            "name": "ann",
+            "content": [
+                {"type": "text", "text": "Look"},
+                {"type": "image_url", "image_url": {"url": "https://example.com/a.png", "detail": "high"}},
+                {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBE", "filename": "a.pdf"}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}],
+            "thinking_blocks": [
+                {"type": "thinking", "thinking": "hmm", "signature": "sig"},
+                {"type": "redacted_thinking", "data": "opaque"},
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "42"},
+    ],
+    "max_completion_tokens": 100,
+    "max_tokens": 90,
+    "temperature": 0.5,
+    "top_p": 0.9,
+    "top_k": 40,
+    "stop": ["END", "STOP"],
+    "n": 2,
+    "stream_options": {"include_usage": True},
+    "tools": [
+        {
+            "type": "function",
+            "function": {
+                "name": "f",
+                "description": "d",
+                "parameters": {"type": "object", "properties": {}},
+                "strict": True,
+            },
+            "cache_control": {"type": "ephemeral"},
+        }
+    ],
+    "tool_choice": {"type": "function", "function": {"name": "f"}},
+    "parallel_tool_calls": False,
+    "response_format": {
+        "type": "json_schema",
+        "json_schema": {"name": "s", "schema": {"type": "object"}, "strict": True},
+    },
+    "reasoning_effort": "high",
+    "thinking": {"type": "enabled", "budget_tokens": 2048},
+    "user": "u-1",
+    "compatibility": "strict",
+    "seed": 7,
+    "logprobs": True,
+    "top_logprobs": 2,
+    "logit_bias": {"50256": -100},
+    "presence_penalty": 0.1,
+    "frequency_penalty": 0.2,
+    "store": False,
+    "metadata": {"team": "a"},
+    "service_tier": "auto",
+    "modalities": ["text"],
+    "audio": {"voice": "x"},
+    "prediction": {"type": "content", "content": "y"},
+}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_request_survives_both_directions(stream: bool) -> None:
+    request, streamed, ignored = request_from_json({**RICH_REQUEST, "stream": stream})
+    assert streamed == stream and ignored == []
+    body = request_to_json(request, stream=stream)
+    again, streamed_again, _ = request_from_json(orjson.loads(orjson.dumps(body)))
+    assert again == request and streamed_again == stream
+
+
+@pytest.mark.parametrize("choice", ["auto", "none", "required"])
+def test_tool_choice_modes_survive(choice: str) -> None:
+    request, _, _ = request_from_json({**RICH_REQUEST, "tool_choice": choice})
+    assert request_from_json(request_to_json(request))[0] == request
+
+
+@pytest.mark.parametrize("name", ["text", "parallel_tools", "refusal", "thinking_text", "several_text_blocks"])
+def test_a_completion_survives_both_directions(name: str) -> None:
+    from service.providers.anthropic.response import completion_from_message
+
+    completion = completion_from_message(orjson.loads((FIXTURES / f"{name}.json").read_bytes()))
+    assert completion_from_json(orjson.loads(orjson.dumps(completion_json(completion)))) == completion
+
+
+@pytest.mark.parametrize("name", ["text", "parallel_tools", "thinking_tool", "cache_usage", "tool_no_arguments"])
+def test_stream_chunks_survive_both_directions(name: str) -> None:
+    from service.providers.anthropic.stream import StreamTranslator
+    from service.upstream import SSEDecoder
+
+    translator = StreamTranslator()
+    chunks = [
+        chunk
+        for event in SSEDecoder().feed((FIXTURES / f"{name}.sse").read_bytes())
+        if (chunk := translator.feed(event.event, event.data)) is not None
+        and (chunk.choices or chunk.HasField("usage"))
+    ]
+    assert chunks
+    for chunk in chunks:
+        assert chunk_from_json(orjson.loads(orjson.dumps(chunk_json(chunk)))) == chunk
+
+
+def test_enum_strings_outside_the_closed_sets_name_the_param() -> None:
+    bad = {**RICH_REQUEST, "tools": [{"type": "web_search", "function": {"name": "f"}}]}
+    with pytest.raises(InvalidRequest) as caught:
+        request_from_json(bad)
+    assert caught.value.param == "tools[0].type"
+
+
+def test_a_usage_only_chunk_reads_back() -> None:
+    usage = chat_pb2.Usage(
+        prompt_tokens=5,
+        completion_tokens=3,
+        total_tokens=8,
+        prompt_tokens_details=chat_pb2.PromptTokensDetails(cached_tokens=2, cache_creation_tokens=1),
+        completion_tokens_details=chat_pb2.CompletionTokensDetails(reasoning_tokens=1),
+    )
+    chunk = chat_pb2.ChatCompletionChunk(id="c", created=1, model="m", usage=usage)
+    assert chunk_from_json(chunk_json(chunk)) == chunk

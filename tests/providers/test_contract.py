@@ -1,0 +1,145 @@
+"""One contract battery for every provider: the ``ChatProvider`` promises, checked on each.
+
+Each harness plays the same scenarios its own way: the scripted provider from
+chunks given up front, the Anthropic provider from recorded wire data through a
+fake upstream client. A new provider adds a harness here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+import pytest
+
+from chatgate.v1 import chat_pb2
+from service.core import ChatProvider, CompatReport, ModelCatalog, ProviderCall
+from service.core.errors import GatewayError, IncompleteStream, UpstreamOverloaded
+from service.providers.anthropic import CLAUDE_MODELS
+from service.providers.scripted import ScriptedProvider
+from tests.inprocess import FakeUpstreamClient, anthropic_provider, text_chunks, text_completion
+from tests.support import grpc_request
+
+TEXT = "Hello! How can I help you today?"
+MODEL = ModelCatalog(CLAUDE_MODELS).resolve("claude-sonnet-4-5")
+OVERLOADED = b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}'
+
+
+class Harness(Protocol):
+    def provider(self, scenario: str) -> ChatProvider: ...
+
+    def released(self) -> bool:
+        """Whether the last upstream request was let go (finished or closed)."""
+        ...
+
+
+class Scripted:
+    def __init__(self) -> None:
+        self.last = ScriptedProvider()
+
+    def provider(self, scenario: str) -> ChatProvider:
+        chunks = text_chunks(TEXT)
+        self.last = {
+            "text": ScriptedProvider(completion=text_completion(TEXT), steps=[chunks[:2], *chunks[2:]]),
+            "overloaded": ScriptedProvider(
+                completion=UpstreamOverloaded("Overloaded"), steps=[UpstreamOverloaded("Overloaded")]
+            ),
+            "cut": ScriptedProvider(steps=[*chunks[:3], IncompleteStream("cut")]),
+        }[scenario]
+        return self.last
+
+    def released(self) -> bool:
+        return self.last.closed_streams == self.last.opened_streams
+
+
+class Anthropic:
+    def __init__(self) -> None:
+        self.client = FakeUpstreamClient()
+
+    def provider(self, scenario: str) -> ChatProvider:
+        self.client = FakeUpstreamClient()
+        if scenario == "text":
+            self.client.reply_fixture("text.json")
+            self.client.reply_fixture("text.sse", reads=5)
+        elif scenario == "overloaded":
+            for _ in range(2):
+                self.client.reply(529, OVERLOADED)
+        else:
+            self.client.reply_fixture("cut_stream.sse", reads=3)
+        return anthropic_provider(self.client)
+
+    def released(self) -> bool:
+        return all(r.closed for r in self.client.responses)
+
+
+@pytest.fixture(params=[Scripted, Anthropic], ids=["scripted", "anthropic"])
+def harness(request: pytest.FixtureRequest) -> Harness:
+    result: Harness = request.param()
+    return result
+
+
+def call() -> ProviderCall:
+    return ProviderCall(grpc_request("Hi"), MODEL, CompatReport(strict=False))
+
+
+async def drain(batches: AsyncIterator[list[chat_pb2.ChatCompletionChunk]]) -> list[list[chat_pb2.ChatCompletionChunk]]:
+    return [batch async for batch in batches]
+
+
+def run(coroutine: Any) -> Any:
+    return asyncio.run(coroutine)
+
+
+def test_complete_returns_one_choice_at_index_0(harness: Harness) -> None:
+    reply = run(harness.provider("text").complete(call()))
+    assert [c.index for c in reply.choices] == [0]
+    assert reply.choices[0].message.content[0].text == TEXT
+    assert reply.choices[0].finish_reason == chat_pb2.FINISH_REASON_STOP
+    assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens > 0
+
+
+def test_stream_yields_nonempty_batches_from_role_to_finish_with_usage(harness: Harness) -> None:
+    batches = run(drain(harness.provider("text").stream(call())))
+    assert batches and all(batches)
+    chunks = [c for batch in batches for c in batch if c.choices or c.HasField("usage")]
+    assert chunks[0].choices[0].delta.role == chat_pb2.ROLE_ASSISTANT
+    assert all(choice.index == 0 for c in chunks for choice in c.choices)
+    assert "".join(c.choices[0].delta.content for c in chunks if c.choices) == TEXT
+    last = chunks[-1]
+    assert last.choices[0].finish_reason == chat_pb2.FINISH_REASON_STOP and last.usage.total_tokens > 0
+    assert len({c.id for c in chunks}) == 1
+    assert harness.released()
+
+
+@pytest.mark.parametrize("mode", ["complete", "stream"])
+def test_an_upstream_failure_raises_a_classified_error(harness: Harness, mode: str) -> None:
+    provider = harness.provider("overloaded")
+    with pytest.raises(UpstreamOverloaded):
+        run(provider.complete(call()) if mode == "complete" else drain(provider.stream(call())))
+    assert harness.released()
+
+
+def test_a_cut_stream_raises_rather_than_ending_early(harness: Harness) -> None:
+    received: list[chat_pb2.ChatCompletionChunk] = []
+
+    async def scenario() -> None:
+        async for batch in harness.provider("cut").stream(call()):
+            received.extend(batch)
+
+    with pytest.raises(IncompleteStream) as caught:
+        run(scenario())
+    assert isinstance(caught.value, GatewayError) and received
+    assert not any(choice.finish_reason for c in received for choice in c.choices)
+    assert harness.released()
+
+
+def test_closing_a_stream_early_releases_the_upstream(harness: Harness) -> None:
+    async def scenario() -> None:
+        batches = harness.provider("text").stream(call())
+        first = await anext(batches)
+        assert first
+        await batches.aclose()  # type: ignore[attr-defined]
+
+    run(scenario())
+    assert harness.released()
