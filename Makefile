@@ -7,7 +7,7 @@ PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/chatgate/v1/*.proto)
 
-.PHONY: run test gen gen-check lint typecheck proto-lint unit bench simulate clean
+.PHONY: run test gen gen-check lint typecheck proto-lint proto-breaking unit bench simulate clean
 
 NODE_STAMP := tests/node/node_modules/.installed-stamp
 
@@ -41,6 +41,19 @@ proto-lint: $(STAMP)
 	$(BIN)/buf lint
 	$(BIN)/buf format --diff --exit-code
 
+# v1 only grows compatibly. The protos are compared with the previous commit's
+# (with HEAD's while proto/ has uncommitted changes) and with the commit that
+# froze v1 (proto/v1-baseline). A clone without that history says so and skips.
+proto-breaking: $(STAMP)
+	@if ! git diff --quiet HEAD -- proto; then against=HEAD; else against=HEAD~1; fi; \
+	if git rev-parse -q --verify "$$against^{commit}" >/dev/null; then \
+	  echo "buf breaking against $$against"; $(BIN)/buf breaking --against ".git#ref=$$(git rev-parse $$against)" || exit 1; \
+	else echo "proto-breaking: no commit $$against in this clone; skipped"; fi; \
+	baseline=$$(cat proto/v1-baseline); \
+	if git rev-parse -q --verify "$$baseline^{commit}" >/dev/null; then \
+	  echo "buf breaking against the v1 baseline $$baseline"; $(BIN)/buf breaking --against ".git#ref=$$baseline" || exit 1; \
+	else echo "proto-breaking: v1 baseline $$baseline not in this clone; skipped"; fi
+
 lint: $(STAMP)
 	$(BIN)/ruff check service tests scripts bench
 	$(BIN)/ruff format --check service tests scripts bench
@@ -51,7 +64,7 @@ typecheck: $(STAMP)
 unit: $(STAMP) $(NODE_STAMP)
 	$(BIN)/pytest
 
-test: proto-lint gen-check lint typecheck unit
+test: proto-lint proto-breaking gen-check lint typecheck unit
 
 bench: $(STAMP)
 	$(PY) -m bench

@@ -163,3 +163,10 @@ def test_named_upstreams_from_file_and_environment(tmp_path: Path) -> None:
     )
     assert backup.api_key == "sk-ant-backup" and "sk-ant-backup" not in repr(backup)
     assert build_catalog(settings).resolve("backup-sonnet").provider == "backup"
+
+
+def test_the_readme_lists_every_setting() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for name, opt, _ in options():
+        for key in (opt.env, opt.file, opt.flag):
+            assert key is None or f"`{key}`" in readme, f"README.md does not list {key} ({name})"

@@ -166,3 +166,18 @@ def test_a_forbidden_import_is_caught(tmp_path: Path, module: str, line: str) ->
     layer = layer_of(name)
     bad = [n for n in resolved_imports(source, name, path.name == "__init__.py") if not allowed(layer, n)]
     assert bad, f"{line!r} in {module} was not caught"
+
+
+def test_every_document_a_comment_cites_exists() -> None:
+    """Comments point at the repository's own documents, never at ones it does not contain."""
+    import re
+
+    cited = {
+        (path, match)
+        for folder in (SERVICE, ROOT / "tests", ROOT / "bench", ROOT / "proto")
+        for path in folder.rglob("*")
+        if path.suffix in (".py", ".proto") and "node_modules" not in path.parts
+        for match in re.findall(r"\b(?:docs/)?[\w-]+\.md\b", path.read_text())
+    }
+    assert cited, "the scan found no citations at all"
+    assert sorted(f"{path.relative_to(ROOT)} cites {name}" for path, name in cited if not (ROOT / name).exists()) == []

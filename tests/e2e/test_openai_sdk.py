@@ -145,7 +145,9 @@ def test_adjustments_are_reported_in_a_header(client: openai.OpenAI) -> None:
         model=MODEL, messages=[{"role": "user", "content": marker()}], temperature=1.5, seed=7
     )
     assert raw.headers["x-chatgate-adjusted"] == "temperature=adjusted, seed=dropped"
-    assert float(raw.headers["x-chatgate-overhead-ms"]) >= 0
+    assert (
+        float(raw.headers["x-chatgate-overhead-ms"]) > 0
+    )  # clamped at 0, so only a positive value shows it was measured
     assert raw.headers["x-request-id"].startswith("req_sim_")
 
 

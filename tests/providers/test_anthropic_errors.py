@@ -1,4 +1,4 @@
-"""Upstream error mapping, one row of reliability.md's table (c) per case."""
+"""Upstream error mapping, one row of the table in docs/errors.md per case."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Request mapping, one row of WIRE.md's request table per case, on the exact upstream JSON."""
+"""Request mapping, one row of the request table in docs/mapping.md per case, on the exact upstream JSON."""
 
 from __future__ import annotations
 
