@@ -170,3 +170,20 @@ def test_the_readme_lists_every_setting() -> None:
     for name, opt, _ in options():
         for key in (opt.env, opt.file, opt.flag):
             assert key is None or f"`{key}`" in readme, f"README.md does not list {key} ({name})"
+
+
+def test_every_configured_upstream_becomes_a_provider(tmp_path: Path) -> None:
+    import asyncio
+
+    from service.gateway import Upstream, build_chat
+
+    config = write(
+        tmp_path,
+        '[upstreams.backup]\nkind = "anthropic"\napi_key = "sk-ant-b"\n\n'
+        '[[models]]\nid = "b"\nupstream_id = "claude-sonnet-4-5"\nmax_output_tokens = 100\nprovider = "backup"\n',
+    )
+    settings = load_settings({"config": config}, {"ANTHROPIC_API_KEY": "sk-ant-a"})
+    chat = build_chat(settings, build_catalog(settings), Upstream(settings.default_upstream()))
+    assert sorted(chat.providers) == ["anthropic", "backup"]
+    assert chat.get_model("b").provider == "backup" and chat.get_model("claude-sonnet-4-5").provider == "anthropic"
+    asyncio.run(chat.aclose())

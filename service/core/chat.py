@@ -15,7 +15,6 @@ from .compat import Adjustment, CompatReport
 from .errors import DeadlineExceeded, InvalidRequest
 from .models import ModelCatalog, ModelInfo
 from .provider import ChatProvider, ProviderCall, UpstreamInfo
-from .validation import unknown_enum_field
 
 log = logging.getLogger("chatgate")
 _retired_warned: set[str] = set()
@@ -161,9 +160,6 @@ def validate(request: Request, max_choices: int) -> None:
     _check_range(request, "top_p", 0.0, 1.0)
     if request.HasField("top_k") and request.top_k < 0:
         raise InvalidRequest("`top_k` must not be negative.", param="top_k")
-    if (field := unknown_enum_field(request)) is not None:
-        # proto3 enums are open: a newer client can send a number this server does not know.
-        raise InvalidRequest(f"`{field}` has a value this server does not know.", param=field, code="invalid_value")
 
 
 def _check_range(request: Request, name: str, low: float, high: float) -> None:

@@ -1,40 +1,90 @@
-"""Checks on a request message that hold for every surface and provider."""
+"""Checks on requests that arrive as raw protobuf, where proto3's open enums let any number through."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-# Well-known types (Struct, Value...) carry no enums of ours: skip walking them.
-_SKIP_PREFIX = "google.protobuf."
+from .errors import InvalidRequest
 
 
-def unknown_enum_field(message: Any, prefix: str = "") -> str | None:
-    """The path of the first enum field whose number the schema does not define, if any.
+@dataclass(slots=True)
+class _Plan:
+    """Where enums can hide in one message type: its enum fields, and the message
+    fields whose types (transitively) have enum fields, each with its own plan.
+    Built once per type, so the walk does no descriptor lookups."""
 
-    proto3 enums are open, so a client built from a newer schema can send any
-    number; the gateway must say so rather than guess. Only set fields are
-    visited (``ListFields``), so the walk costs little on ordinary requests.
-    """
-    for field, value in message.ListFields():
-        path = prefix + field.name
+    enums: tuple[tuple[str, frozenset[int], bool], ...] = ()  # name, known numbers, repeated
+    messages: tuple[tuple[str, bool, _Plan], ...] = ()  # name, repeated, the field type's plan
+
+
+_plans: dict[str, _Plan | None] = {}
+
+
+def _plan(descriptor: Any) -> _Plan | None:
+    """None when no enum can occur anywhere below this type (Struct, Usage...)."""
+    name = descriptor.full_name
+    if name in _plans:
+        return _plans[name]
+    plan = _Plan()
+    _plans[name] = plan  # a recursive type refers to itself while it is planned
+    enums, messages = [], []
+    for field in descriptor.fields:
         if field.type == field.TYPE_ENUM:
-            known = field.enum_type.values_by_number
-            if field.is_repeated:
-                for i, item in enumerate(value):
-                    if item not in known:
-                        return f"{path}[{i}]"
-            elif value not in known:
-                return str(path)
-        elif field.type == field.TYPE_MESSAGE and not field.message_type.full_name.startswith(_SKIP_PREFIX):
-            if field.message_type.GetOptions().map_entry:
-                continue  # maps here hold scalars only
-            items = (
-                [(f"{path}[{i}].", item) for i, item in enumerate(value)]
-                if field.is_repeated
-                else [(path + ".", value)]
-            )
-            for where, item in items:
-                found: str | None = unknown_enum_field(item, where)
-                if found is not None:
-                    return found
+            enums.append((field.name, frozenset(field.enum_type.values_by_number), field.is_repeated))
+        elif field.type == field.TYPE_MESSAGE and not field.message_type.GetOptions().map_entry:
+            child = _plan(field.message_type)
+            if child is not None:
+                messages.append((field.name, field.is_repeated, child))
+    if not enums and not messages:
+        _plans[name] = None
+        return None
+    plan.enums, plan.messages = tuple(enums), tuple(messages)
+    return plan
+
+
+def unknown_enum_field(message: Any) -> str | None:
+    """The path of the first enum field whose number the schema does not define, if any
+    (for example ``messages[1].content[0].cache_control.ttl``)."""
+    plan = _plan(message.DESCRIPTOR)
+    found = None if plan is None else _first_unknown(message, plan)
+    if found is None:
+        return None
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in reversed(found)).lstrip(".")
+
+
+def check_enums(message: Any) -> None:
+    """Raises ``InvalidRequest`` naming the field when an enum holds a number this server does not know.
+
+    proto3 enums are open: a client built from a newer schema can send any
+    number, and the gateway must say so rather than guess what it meant.
+    """
+    field = unknown_enum_field(message)
+    if field is not None:
+        raise InvalidRequest(f"`{field}` has a value this server does not know.", param=field, code="invalid_value")
+
+
+def _first_unknown(message: Any, plan: _Plan) -> list[str | int] | None:
+    """The failing path, innermost part first, or None. Empty repeated fields are skipped by
+    length: iterating one costs more than the rest of the check."""
+    for name, known, repeated in plan.enums:
+        value = getattr(message, name)
+        if repeated:
+            for i, item in enumerate(value):
+                if item not in known:
+                    return [i, name]
+        elif value not in known:
+            return [name]
+    for name, repeated, child in plan.messages:
+        if repeated:
+            items = getattr(message, name)
+            if len(items):
+                for i, item in enumerate(items):
+                    found = _first_unknown(item, child)
+                    if found is not None:
+                        return [*found, i, name]
+        elif message.HasField(name):
+            found = _first_unknown(getattr(message, name), child)
+            if found is not None:
+                return [*found, name]
     return None

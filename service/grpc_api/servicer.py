@@ -21,6 +21,7 @@ from service.core import Adjustment, ChatService
 from service.core.auth import KeyChecker
 from service.core.compat import describe
 from service.core.errors import GatewayError, InternalError
+from service.core.validation import check_enums
 from service.observability import Tracked
 
 from .errors import rich_status
@@ -112,6 +113,7 @@ class ChatCompletionServicer(chat_service_pb2_grpc.ChatCompletionServiceServicer
         with Tracked("grpc", "unary") as tracked:
             async with CallBoundary(context, tracked):
                 self._authenticate(context)
+                check_enums(request)
                 result = await self.chat.complete(request, deadline=deadline_of(context))
             tracked.upstream_seconds = result.upstream.seconds
             overhead_ms = result.overhead_ms()
@@ -129,6 +131,7 @@ class ChatCompletionServicer(chat_service_pb2_grpc.ChatCompletionServiceServicer
             boundary = CallBoundary(context, tracked)
             async with boundary:
                 self._authenticate(context)
+                check_enums(request)
                 stream = self.chat.stream(request, deadline=deadline_of(context))
                 boundary.report = lambda: report_metadata(stream.adjustments, stream.upstream.headers)
                 try:

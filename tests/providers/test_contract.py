@@ -143,3 +143,34 @@ def test_closing_a_stream_early_releases_the_upstream(harness: Harness) -> None:
 
     run(scenario())
     assert harness.released()
+
+
+# --- a malformed upstream event is the upstream's fault; an exception of our own is a bug -----------
+
+MALFORMED = (
+    b'event: message_start\ndata: {"type":"message_start","message":{"id":"m","model":"x","usage":{}}}\n\n'
+    b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":"not an object"}\n\n'
+)
+
+
+def test_a_malformed_upstream_event_is_a_retryable_upstream_error() -> None:
+    client = FakeUpstreamClient()
+    client.reply(200, MALFORMED, stream=True)
+    with pytest.raises(GatewayError) as caught:
+        run(drain(anthropic_provider(client).stream(call())))
+    assert caught.value.code == "upstream_error" and caught.value.retryable
+    assert "content_block_delta" in caught.value.message
+
+
+def test_a_bug_in_our_translator_is_not_blamed_on_the_upstream(monkeypatch: pytest.MonkeyPatch) -> None:
+    from service.providers.anthropic.stream import StreamTranslator
+
+    def broken(self: StreamTranslator, payload: dict[str, Any]) -> None:
+        raise KeyError("a bug of ours")
+
+    monkeypatch.setattr(StreamTranslator, "_on_delta", broken)
+    client = FakeUpstreamClient()
+    client.reply_fixture("text.sse")
+    with pytest.raises(KeyError):
+        run(drain(anthropic_provider(client).stream(call())))
+    assert all(r.closed for r in client.responses)
