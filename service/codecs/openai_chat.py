@@ -10,6 +10,7 @@ uses ``request_to_json`` and the ``*_from_json`` readers.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -655,57 +656,56 @@ def response_format_to_json(fmt: chat_pb2.ResponseFormat) -> Json:
 
 def completion_from_json(body: Any) -> chat_pb2.ChatCompletion:
     """An OpenAI ``chat.completion`` object as a message."""
+    out = chat_pb2.ChatCompletion(**_identity(body, "completion"))
+    for choice, param, index, reason in _choices(body):
+        reply = reply_from_json(get_object(choice, "message", f"{param}.message") or {}, f"{param}.message")
+        out.choices.add(index=index, message=reply, finish_reason=reason)
+    if (usage := get_object(body, "usage", "usage")) is not None:
+        out.usage.CopyFrom(usage_from_json(usage))
+    return out
+
+
+def chunk_from_json(body: Any) -> chat_pb2.ChatCompletionChunk:
+    """An OpenAI ``chat.completion.chunk`` object as a message."""
+    out = chat_pb2.ChatCompletionChunk(**_identity(body, "chunk"))
+    for choice, param, index, reason in _choices(body):
+        delta = delta_from_json(get_object(choice, "delta", f"{param}.delta") or {}, f"{param}.delta")
+        out.choices.add(index=index, delta=delta, finish_reason=reason)
+    if (usage := get_object(body, "usage", "usage")) is not None:
+        out.usage.CopyFrom(usage_from_json(usage))
+    return out
+
+
+def _identity(body: Any, what: str) -> dict[str, Any]:
+    """The id, creation time and model every completion object and chunk carries."""
     if not isinstance(body, dict):
-        raise type_error("completion", "an object")
-    out = chat_pb2.ChatCompletion(
-        id=get_str(body, "id", "id") or "",
-        created=get_int(body, "created", "created") or 0,
-        model=get_str(body, "model", "model") or "",
-    )
+        raise type_error(what, "an object")
+    return {
+        "id": get_str(body, "id", "id") or "",
+        "created": get_int(body, "created", "created") or 0,
+        "model": get_str(body, "model", "model") or "",
+    }
+
+
+def _choices(body: Json) -> Iterator[tuple[Json, str, int, chat_pb2.FinishReason]]:
+    """Each choice object with its `param` path, index and finish reason."""
     for k, choice in enumerate(get_list(body, "choices", "choices") or ()):
         param = f"choices[{k}]"
         if not isinstance(choice, dict):
             raise type_error(param, "an object")
-        reply = reply_from_json(get_object(choice, "message", f"{param}.message") or {}, f"{param}.message")
         reason = get_enum(choice, "finish_reason", f"{param}.finish_reason", FINISH_REASON_VALUES)
-        out.choices.add(
-            index=get_int(choice, "index", f"{param}.index") or 0,
-            message=reply,
-            finish_reason=reason or chat_pb2.FINISH_REASON_UNSPECIFIED,
+        yield (
+            choice,
+            param,
+            get_int(choice, "index", f"{param}.index") or 0,
+            reason or chat_pb2.FINISH_REASON_UNSPECIFIED,
         )
-    if (usage := get_object(body, "usage", "usage")) is not None:
-        out.usage.CopyFrom(usage_from_json(usage))
-    return out
 
 
 def reply_from_json(message: Json, param: str) -> chat_pb2.ChatMessage:
     out = message_from_json({**message, "role": message.get("role") or "assistant"}, param)
     out.reasoning_content = get_str(message, "reasoning_content", f"{param}.reasoning_content") or ""
     out.refusal = get_str(message, "refusal", f"{param}.refusal") or ""
-    return out
-
-
-def chunk_from_json(body: Any) -> chat_pb2.ChatCompletionChunk:
-    """An OpenAI ``chat.completion.chunk`` object as a message."""
-    if not isinstance(body, dict):
-        raise type_error("chunk", "an object")
-    out = chat_pb2.ChatCompletionChunk(
-        id=get_str(body, "id", "id") or "",
-        created=get_int(body, "created", "created") or 0,
-        model=get_str(body, "model", "model") or "",
-    )
-    for k, choice in enumerate(get_list(body, "choices", "choices") or ()):
-        param = f"choices[{k}]"
-        if not isinstance(choice, dict):
-            raise type_error(param, "an object")
-        reason = get_enum(choice, "finish_reason", f"{param}.finish_reason", FINISH_REASON_VALUES)
-        out.choices.add(
-            index=get_int(choice, "index", f"{param}.index") or 0,
-            delta=delta_from_json(get_object(choice, "delta", f"{param}.delta") or {}, f"{param}.delta"),
-            finish_reason=reason or chat_pb2.FINISH_REASON_UNSPECIFIED,
-        )
-    if (usage := get_object(body, "usage", "usage")) is not None:
-        out.usage.CopyFrom(usage_from_json(usage))
     return out
 
 
