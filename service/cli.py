@@ -60,8 +60,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         fail(str(exc))
         return
     configure_logging(settings.log_level)
-    from .gateway import run_loop, run_workers, serve
+    from .gateway import StartupError, run_loop, run_workers, serve
 
     if settings.workers > 1:
         raise SystemExit(run_workers(settings))
-    run_loop(serve(settings, catalog))
+    try:
+        run_loop(serve(settings, catalog))
+    except StartupError as exc:
+        fail(str(exc))

@@ -158,10 +158,13 @@ class UpstreamConfig:
     name: str
     kind: str
     base_url: str
-    api_key: str = field(repr=False)
+    api_keys: tuple[str, ...] = field(repr=False)
     connect_timeout: float
     read_timeout: float
     pool_timeout: float
+    first_byte_timeout: float
+    breaker_failures: int
+    breaker_cooldown: float
     client: str
     max_connections: int
 
@@ -170,9 +173,13 @@ UPSTREAM_KEYS: dict[str, Parse] = {
     "kind": choice(*UPSTREAM_KINDS),
     "base_url": url,
     "api_key": text,
+    "api_keys": key_list,
     "connect_timeout": number(0, inclusive=False),
     "read_timeout": number(0, inclusive=False),
     "pool_timeout": number(0, inclusive=False),
+    "first_byte_timeout": number(0, inclusive=False),
+    "breaker_failures": integer(1),
+    "breaker_cooldown": number(0, inclusive=False),
     "client": choice("aiohttp", "httpx"),
     "max_connections": integer(1),
 }
@@ -243,6 +250,22 @@ class Settings:
         file="upstream.api_key",
         secret=True,
     )
+    anthropic_api_keys: tuple[str, ...] = option(
+        (),
+        key_list,
+        "more keys for the default upstream (comma-separated), used in turn; a key answered 429 rests, "
+        "one answered 401/403 leaves the rotation",
+        env="ANTHROPIC_API_KEYS",
+        file="upstream.api_keys",
+        secret=True,
+    )
+    simulator: str = option(
+        "auto",
+        choice("auto", "on", "off"),
+        "the built-in simulator: auto serves it only with no key on a loopback host; on serves it anywhere",
+        env="CHATGATE_SIMULATOR",
+        file="upstream.simulator",
+    )
     anthropic_base_url: str = option(
         "https://api.anthropic.com",
         url,
@@ -285,6 +308,55 @@ class Settings:
         env="CHATGATE_UPSTREAM_MAX_CONNECTIONS",
         file="upstream.max_connections",
     )
+    first_byte_timeout: float = option(
+        60.0,
+        number(0, inclusive=False),
+        "streams: seconds until the upstream's first event",
+        env="CHATGATE_UPSTREAM_FIRST_BYTE_TIMEOUT",
+        file="upstream.first_byte_timeout",
+    )
+    breaker_failures: int = option(
+        5,
+        integer(1),
+        "consecutive upstream failures on a key that open its circuit breaker",
+        env="CHATGATE_BREAKER_FAILURES",
+        file="upstream.breaker_failures",
+    )
+    breaker_cooldown: float = option(
+        30.0,
+        number(0, inclusive=False),
+        "seconds an open breaker fails fast before one probe call",
+        env="CHATGATE_BREAKER_COOLDOWN",
+        file="upstream.breaker_cooldown",
+    )
+    retry_attempts: int = option(
+        3,
+        integer(1, 10),
+        "attempts per model before the first byte (1 turns retries off)",
+        env="CHATGATE_RETRY_ATTEMPTS",
+        file="retry.attempts",
+    )
+    retry_base_delay: float = option(
+        0.25,
+        number(0),
+        "seconds; full-jitter exponential backoff starts here",
+        env="CHATGATE_RETRY_BASE_DELAY",
+        file="retry.base_delay",
+    )
+    retry_max_delay: float = option(
+        4.0,
+        number(0),
+        "longest backoff between attempts, seconds",
+        env="CHATGATE_RETRY_MAX_DELAY",
+        file="retry.max_delay",
+    )
+    retry_max_wait: float = option(
+        10.0,
+        number(0),
+        "longest upstream retry-after the gateway waits out itself; longer ones go to the client",
+        env="CHATGATE_RETRY_MAX_WAIT",
+        file="retry.max_wait",
+    )
     upstreams: dict[str, dict[str, Any]] = option(  # noqa: RUF009 (a field() with a default factory)
         {},
         upstream_tables,
@@ -301,6 +373,20 @@ class Settings:
     max_choices: int = option(
         8, integer(1, 128), "the largest `n` served by fan-out", env="CHATGATE_MAX_CHOICES", file="limits.max_choices"
     )
+    max_in_flight: int = option(
+        1000,
+        integer(0),
+        "chat requests in flight per process before new ones get 503 at once (0: no limit)",
+        env="CHATGATE_MAX_IN_FLIGHT",
+        file="limits.max_in_flight",
+    )
+    request_timeout: float = option(
+        3600.0,
+        number(0, inclusive=False),
+        "longest a whole request may take, streams included, seconds",
+        env="CHATGATE_REQUEST_TIMEOUT",
+        file="limits.request_timeout",
+    )
     max_body_bytes: int = option(
         8 * 1024 * 1024,
         integer(1024),
@@ -314,6 +400,20 @@ class Settings:
         "seconds in-flight requests get after SIGTERM",
         env="CHATGATE_SHUTDOWN_GRACE",
         file="server.shutdown_grace",
+    )
+    drain_delay: float = option(
+        0.0,
+        number(0),
+        "seconds after SIGTERM that the listeners stay open, unready, answering 503 (for load balancers to notice)",
+        env="CHATGATE_DRAIN_DELAY",
+        file="server.drain_delay",
+    )
+    heartbeat: float = option(
+        15.0,
+        number(0),
+        "seconds of silence after which a stream gets an SSE comment (0: off)",
+        env="CHATGATE_HEARTBEAT",
+        file="server.heartbeat",
     )
     workers: int = option(
         1,
@@ -347,18 +447,28 @@ class Settings:
     )
 
     @property
+    def default_keys(self) -> tuple[str, ...]:
+        """The default upstream's keys; an empty key counts as none."""
+        keys = (self.anthropic_api_key.strip(), *self.anthropic_api_keys)
+        return tuple(dict.fromkeys(k for k in keys if k))
+
+    @property
     def uses_simulator(self) -> bool:
-        return not self.anthropic_api_key
+        """The simulator answers when asked for, or by default with no key on a loopback host."""
+        return self.simulator == "on" or (self.simulator == "auto" and not self.default_keys)
 
     def default_upstream(self) -> UpstreamConfig:
         return UpstreamConfig(
             name=DEFAULT_UPSTREAM,
             kind="anthropic",
             base_url=self.anthropic_base_url,
-            api_key=self.anthropic_api_key,
+            api_keys=self.default_keys,
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
             pool_timeout=self.pool_timeout,
+            first_byte_timeout=self.first_byte_timeout,
+            breaker_failures=self.breaker_failures,
+            breaker_cooldown=self.breaker_cooldown,
             client=self.upstream_client,
             max_connections=self.max_connections,
         )
@@ -379,10 +489,12 @@ class Settings:
                 if parse is None:
                     raise ConfigError(f"{where}: unknown key `{key}` (known: {', '.join(UPSTREAM_KEYS)})")
                 values[key] = _parse(parse, value, f"{where}.{key}")
-            if not values.get("api_key"):
+            keys = tuple(k for k in (values.pop("api_key", "").strip(), *values.pop("api_keys", ())) if k)
+            if not keys:
                 raise ConfigError(f"{where}.api_key is required (or {upstream_env(name, 'api_key')})")
-            inherited = {k: getattr(default, k) for k in UPSTREAM_KEYS if k not in values}
-            configs.append(UpstreamConfig(name=name, **{**inherited, **values}))
+            fields_ = set(UpstreamConfig.__dataclass_fields__) - {"name", "api_keys"}
+            inherited = {k: getattr(default, k) for k in fields_ if k not in values}
+            configs.append(UpstreamConfig(name=name, api_keys=keys, **{**inherited, **values}))
         return configs
 
     def check(self) -> None:
@@ -394,6 +506,14 @@ class Settings:
                 f"refusing to listen on {self.host} without API keys: set CHATGATE_API_KEYS, "
                 "or pass --allow-unauthenticated if something in front of the gateway authenticates"
             )
+        if self.simulator == "auto" and not self.default_keys and not is_loopback(self.host):
+            # Fail closed: a deployment whose secret went missing must not serve fake answers.
+            raise ConfigError(
+                f"no upstream key: set ANTHROPIC_API_KEY (an empty one counts as none) to serve on {self.host}, "
+                "or CHATGATE_SIMULATOR=on to serve the built-in simulator there on purpose"
+            )
+        if self.simulator == "off" and not self.default_keys:
+            raise ConfigError("no upstream key: set ANTHROPIC_API_KEY, or allow the simulator (CHATGATE_SIMULATOR)")
         self.upstream_configs()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import multiprocessing
 import os
@@ -20,8 +21,9 @@ from typing import Any
 import uvicorn
 from prometheus_client.multiprocess import mark_process_dead
 
+from . import observability
 from .config import Settings, UpstreamConfig
-from .core import ChatService, ModelCatalog
+from .core import Admission, ChatService, Limits, ModelCatalog, RetryPolicy
 from .core.auth import KeyChecker
 from .core.lifecycle import Lifecycle
 from .grpc_api import GrpcSettings, build_grpc_server
@@ -41,6 +43,15 @@ class QuietServer(uvicorn.Server):
         yield
 
 
+class StartupError(Exception):
+    """The gateway cannot start (a port in use, say); the message is one line for the operator."""
+
+
+def grpc_address(host: str, port: int) -> str:
+    host = host.strip("[]")
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def bind(host: str, port: int, *, shared: bool = False) -> socket.socket:
     """A listening TCP socket; ``shared`` lets worker processes bind the same port (SO_REUSEPORT).
 
@@ -48,17 +59,22 @@ def bind(host: str, port: int, *, shared: bool = False) -> socket.socket:
     on accepted sockets of that protocol, and without it every response written
     as headers then body waits ~40 ms for the peer's delayed ACK (Nagle).
     """
+    host = host.strip("[]")  # `[::1]` as in a URL
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if shared:
+        if shared:  # only between the workers of one supervisor: a second instance must fail
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # `::` serves IPv4 too
         sock.bind((host, port))
         sock.listen(2048)
-    except OSError:
+    except OSError as exc:
         sock.close()
-        raise
+        if exc.errno == errno.EADDRINUSE:
+            raise StartupError(f"port {port} is in use on {host}") from None
+        raise StartupError(f"cannot listen on {host} port {port}: {exc.strerror}") from None
     return sock
 
 
@@ -108,16 +124,24 @@ async def start_upstream(settings: Settings) -> Upstream:
     log.warning("ANTHROPIC_API_KEY is not set: serving from the built-in SIMULATOR on 127.0.0.1:%d.", port)
     log.warning("Replies are deterministic stand-ins, not Claude. Set ANTHROPIC_API_KEY to call Anthropic.")
     log.warning("=" * 72)
-    return Upstream(replace(config, base_url=f"http://127.0.0.1:{port}", api_key=SIMULATOR_KEY), server, task)
+    return Upstream(replace(config, base_url=f"http://127.0.0.1:{port}", api_keys=(SIMULATOR_KEY,)), server, task)
 
 
 def build_chat(settings: Settings, catalog: ModelCatalog, upstream: Upstream) -> ChatService:
     configs = [upstream.config, *settings.upstream_configs()[1:]]
+    retry = RetryPolicy(
+        attempts=settings.retry_attempts,
+        base_delay=settings.retry_base_delay,
+        max_delay=settings.retry_max_delay,
+        max_retry_after=settings.retry_max_wait,
+    )
     return ChatService(
         catalog,
         build_providers(configs),
         strict_by_default=settings.compatibility == "strict",
-        max_choices=settings.max_choices,
+        limits=Limits(max_choices=settings.max_choices, request_timeout=settings.request_timeout, retry=retry),
+        admission=Admission(settings.max_in_flight),
+        on_attempt=observability.attempt,
     )
 
 
@@ -133,20 +157,27 @@ async def serve(
 ) -> None:
     raise_file_limit()
     catalog = catalog or build_catalog(settings)
+    shared = settings.workers > 1
+    # Listeners first: a port in use fails before the simulator or anything else starts.
+    http_socket = bind(settings.host, settings.http_port, shared=shared)
     upstream = await start_upstream(settings)
     chat = build_chat(settings, catalog, upstream)
     keys = KeyChecker(settings.api_keys)
     lifecycle = Lifecycle()
-    shared = settings.workers > 1
-    grpc_server = build_grpc_server(
-        chat,
-        keys,
-        f"{settings.host}:{settings.grpc_port}",
-        GrpcSettings(reflection=settings.reflection, max_message_bytes=settings.max_body_bytes, reuse_port=shared),
-    )
-    http_socket = bind(settings.host, settings.http_port, shared=shared)
+    try:
+        grpc_server = build_grpc_server(
+            chat,
+            keys,
+            grpc_address(settings.host, settings.grpc_port),
+            GrpcSettings(reflection=settings.reflection, max_message_bytes=settings.max_body_bytes, reuse_port=shared),
+            lifecycle,
+        )
+    except OSError:
+        http_socket.close()
+        await upstream.stop()
+        raise StartupError(f"port {settings.grpc_port} is in use on {settings.host} (gRPC)") from None
     http_server = uvicorn_server(
-        create_app(chat, keys, lifecycle, HttpSettings(settings.max_body_bytes)),
+        create_app(chat, keys, lifecycle, HttpSettings(settings.max_body_bytes, heartbeat=settings.heartbeat)),
         settings.log_level,
         settings.shutdown_grace,
     )
@@ -170,8 +201,16 @@ async def serve(
         "" if keys.enabled else " (no API keys configured: authentication is off)",
     )
     await asyncio.wait([asyncio.ensure_future(stop.wait()), http_task], return_when=asyncio.FIRST_COMPLETED)
-    log.info("shutting down: draining for up to %.0f s", settings.shutdown_grace)
+    # Drain: unready and refusing new chat requests (503 shutting_down) while the
+    # listeners stay open for the load balancers to notice, then in-flight work
+    # gets the grace, then what is left ends with an explicit shutting_down error.
     lifecycle.draining = True
+    chat.admission.closed = True
+    await grpc_server.health.enter_graceful_shutdown()
+    if settings.drain_delay and not http_task.done():
+        log.info("draining: unready, refusing new requests for %.1f s", settings.drain_delay)
+        await asyncio.sleep(settings.drain_delay)
+    log.info("shutting down: in-flight requests get up to %.0f s", settings.shutdown_grace)
     http_server.should_exit = True
     await asyncio.gather(grpc_server.stop(settings.shutdown_grace), http_task, return_exceptions=True)
     await chat.aclose()
@@ -259,7 +298,11 @@ def run_workers(settings: Settings) -> int:
 
 def worker_main(settings: Settings, ready: Any) -> None:
     configure_logging(settings.log_level)
-    run_loop(serve(settings, on_ready=ready.set))
+    try:
+        run_loop(serve(settings, on_ready=ready.set))
+    except StartupError as exc:
+        log.error("worker cannot start: %s", exc)
+        raise SystemExit(2) from None
 
 
 def run_loop(main: Any) -> None:

@@ -13,6 +13,7 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from service.core import ProviderCall
 from service.core.chat import own_time_ms
 
 # Buckets in seconds: the gateway's own time is sub-millisecond when healthy.
@@ -40,6 +41,26 @@ IN_FLIGHT = Gauge(
 UPSTREAM_AUTH_FAILURES = Counter(
     "chatgate_upstream_auth_failures", "Upstream rejections of the gateway's own credentials (operator action needed)."
 )
+
+
+ATTEMPTS = Counter(
+    "chatgate_upstream_attempts",
+    "Upstream attempts by upstream, model and outcome (ok, or the error code); retries and fallbacks included.",
+    ["upstream", "model", "outcome"],
+)
+KEY_EVENTS = Counter(
+    "chatgate_upstream_key_events",
+    "Upstream key events by upstream and key alias: rested (429), rejected (401/403), breaker_open, breaker_closed.",
+    ["upstream", "key", "event"],
+)
+
+
+def attempt(call: ProviderCall, outcome: str) -> None:
+    ATTEMPTS.labels(call.model.provider, call.model.id, outcome).inc()
+
+
+def key_event(upstream: str, key: str, event: str) -> None:
+    KEY_EVENTS.labels(upstream, key, event).inc()
 
 
 def record(protocol: str, mode: str, outcome: str, overhead_ms: float, upstream_seconds: float) -> None:

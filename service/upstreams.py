@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from . import observability
 from .config import DEFAULT_UPSTREAM, ConfigError, Settings, UpstreamConfig
 from .core import ChatProvider, ModelCatalog, ModelInfo
 from .core.models import TraitsParser
 from .providers import anthropic
 from .upstream import Timeouts
+from .upstream.keys import BreakerSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,12 +31,16 @@ class ProviderKind:
 def create_anthropic(config: UpstreamConfig) -> ChatProvider:
     return anthropic.AnthropicProvider(
         anthropic.AnthropicSettings(
+            name=config.name,
             base_url=config.base_url,
-            api_key=config.api_key,
+            api_keys=config.api_keys,
             timeouts=Timeouts(connect=config.connect_timeout, read=config.read_timeout, pool=config.pool_timeout),
+            first_byte_timeout=config.first_byte_timeout,
+            breaker=BreakerSettings(failures=config.breaker_failures, cooldown=config.breaker_cooldown),
             max_connections=config.max_connections,
             client="httpx" if config.client == "httpx" else "aiohttp",
-        )
+        ),
+        on_key_event=observability.key_event,
     )
 
 

@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from chatgate.v1 import chat_service_pb2_grpc
-from tests.support import FIXTURES, UPSTREAM_KEY, Gateway, Simulator, start_gateway, start_simulator
+from tests.support import FIXTURES, MAPPING_ONLY, UPSTREAM_KEY, Gateway, Simulator, start_gateway, start_simulator
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -33,7 +33,8 @@ def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
 def gateway(simulator: Simulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     """The gateway as a separate process, pointed at the simulator by ANTHROPIC_BASE_URL."""
     gw = start_gateway(
-        tmp_path_factory.mktemp("gw"), env={"ANTHROPIC_API_KEY": UPSTREAM_KEY, "ANTHROPIC_BASE_URL": simulator.url}
+        tmp_path_factory.mktemp("gw"),
+        env={**MAPPING_ONLY, "ANTHROPIC_API_KEY": UPSTREAM_KEY, "ANTHROPIC_BASE_URL": simulator.url},
     )
     yield gw
     gw.stop()

@@ -11,13 +11,14 @@ import httpx
 import orjson
 
 from chatgate.v1 import chat_pb2
-from service.core import ChatProvider, ChatService, ModelCatalog, ModelInfo
+from service.core import ChatProvider, ChatService, Limits, ModelCatalog, ModelInfo, RetryPolicy
 from service.core.auth import KeyChecker
 from service.core.lifecycle import Lifecycle
 from service.http_api import HttpSettings, create_app
 from service.providers.anthropic import CLAUDE_MODELS, AnthropicProvider, AnthropicSettings
 from service.providers.scripted import ScriptedProvider
 from service.upstream import Timeouts, TransportError
+from service.upstream.keys import BreakerSettings
 from tests.support import FIXTURES
 
 MAX_BODY = 1024 * 1024
@@ -85,15 +86,25 @@ class FakeUpstreamClient:
         return None
 
 
-def anthropic_provider(client: FakeUpstreamClient) -> AnthropicProvider:
+def anthropic_provider(client: FakeUpstreamClient, keys: tuple[str, ...] = ("sk-ant-fake",)) -> AnthropicProvider:
     settings = AnthropicSettings(
+        name="anthropic",
         base_url="http://upstream.invalid",
-        api_key="sk-ant-fake",
+        api_keys=keys,
         timeouts=Timeouts(connect=1, read=5, pool=1),
+        first_byte_timeout=5,
+        breaker=BreakerSettings(failures=5, cooldown=30),
         max_connections=10,
         client="aiohttp",
     )
     return AnthropicProvider(settings, client=client)
+
+
+NO_RETRIES = Limits(max_choices=4, request_timeout=60, retry=RetryPolicy(1, 0.0, 0.0, 0.0))
+
+
+def limits(attempts: int = 1) -> Limits:
+    return Limits(max_choices=4, request_timeout=60, retry=RetryPolicy(attempts, 0.0, 0.0, 0.0))
 
 
 HOUSE_MODEL = ModelInfo("house-model", "house-model-v1", "House model", 1000, provider="house", owned_by="us")
@@ -102,11 +113,13 @@ HOUSE_MODEL = ModelInfo("house-model", "house-model-v1", "House model", 1000, pr
 def routed_chat(anthropic: ChatProvider, house: ChatProvider) -> ChatService:
     """The Anthropic provider and a second one, registered under another name, with a model routed to it."""
     catalog = ModelCatalog([*CLAUDE_MODELS, HOUSE_MODEL])
-    return ChatService(catalog, {"anthropic": anthropic, "house": house}, strict_by_default=False, max_choices=4)
+    return ChatService(catalog, {"anthropic": anthropic, "house": house}, strict_by_default=False, limits=NO_RETRIES)
 
 
-def scripted_chat(provider: ScriptedProvider) -> ChatService:
-    return ChatService(ModelCatalog(CLAUDE_MODELS), {"anthropic": provider}, strict_by_default=False, max_choices=4)
+def scripted_chat(provider: ScriptedProvider, attempts: int = 1) -> ChatService:
+    return ChatService(
+        ModelCatalog(CLAUDE_MODELS), {"anthropic": provider}, strict_by_default=False, limits=limits(attempts)
+    )
 
 
 def asgi_client(chat: ChatService, keys: Sequence[str] = ()) -> httpx.AsyncClient:

@@ -23,6 +23,10 @@ FIXTURES = ROOT / "tests" / "fixtures" / "anthropic"
 GOLDEN = ROOT / "tests" / "golden"
 UPSTREAM_KEY = "sk-ant-test-upstream-key-0123456789"
 MODEL = "claude-sonnet-4-5"
+# For the shared gateway whose tests check how each single upstream answer maps to the
+# client: one attempt per request and a breaker that never opens. The resilience tests
+# start gateways of their own with the real defaults.
+MAPPING_ONLY = {"CHATGATE_RETRY_ATTEMPTS": "1", "CHATGATE_BREAKER_FAILURES": "100000"}
 
 
 def free_port() -> int:

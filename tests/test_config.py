@@ -45,10 +45,28 @@ def test_keys_from_environment_and_anthropic_variables() -> None:
 
 
 def test_refuses_a_public_address_without_keys() -> None:
+    upstream = {"ANTHROPIC_API_KEY": "sk-ant-x"}
     with pytest.raises(ConfigError, match="without API keys"):
-        load_settings({"host": "0.0.0.0"}, {})
-    assert load_settings({"host": "0.0.0.0", "allow_unauthenticated": True}, {}).host == "0.0.0.0"
-    assert load_settings({"host": "0.0.0.0"}, {"CHATGATE_API_KEYS": "k"}).api_keys == ("k",)
+        load_settings({"host": "0.0.0.0"}, upstream)
+    assert load_settings({"host": "0.0.0.0", "allow_unauthenticated": True}, upstream).host == "0.0.0.0"
+    assert load_settings({"host": "0.0.0.0"}, {**upstream, "CHATGATE_API_KEYS": "k"}).api_keys == ("k",)
+
+
+@pytest.mark.parametrize("key", [None, "", "   "])
+def test_fails_closed_without_an_upstream_key_off_loopback(key: str | None) -> None:
+    env = {"CHATGATE_API_KEYS": "k"} | ({"ANTHROPIC_API_KEY": key} if key is not None else {})
+    with pytest.raises(ConfigError, match="no upstream key"):
+        load_settings({"host": "0.0.0.0"}, env)
+    asked = load_settings({"host": "0.0.0.0"}, {**env, "CHATGATE_SIMULATOR": "on"})
+    assert asked.uses_simulator  # only when the operator asks for it
+    assert load_settings({}, env).uses_simulator  # loopback: the embedded default
+    with pytest.raises(ConfigError, match="no upstream key"):
+        load_settings({}, {**env, "CHATGATE_SIMULATOR": "off"})
+
+
+def test_several_default_upstream_keys() -> None:
+    settings = load_settings({}, {"ANTHROPIC_API_KEY": "a", "ANTHROPIC_API_KEYS": "b, a ,c"})
+    assert settings.default_upstream().api_keys == ("a", "b", "c") and not settings.uses_simulator
 
 
 def test_unknown_keys_in_the_file_are_errors(tmp_path: Path) -> None:
@@ -161,7 +179,7 @@ def test_named_upstreams_from_file_and_environment(tmp_path: Path) -> None:
         "http://127.0.0.1:9",
         30.0,
     )
-    assert backup.api_key == "sk-ant-backup" and "sk-ant-backup" not in repr(backup)
+    assert backup.api_keys == ("sk-ant-backup",) and "sk-ant-backup" not in repr(backup)
     assert build_catalog(settings).resolve("backup-sonnet").provider == "backup"
 
 

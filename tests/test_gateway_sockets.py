@@ -11,7 +11,7 @@ import socket
 
 import pytest
 
-from service.gateway import bind
+from service.gateway import StartupError, bind, grpc_address
 
 
 def test_accepted_connections_have_tcp_nodelay() -> None:
@@ -40,7 +40,36 @@ def test_workers_share_a_port_and_a_single_process_does_not() -> None:
     second = bind("127.0.0.1", first.getsockname()[1], shared=True)
     assert first.getsockname() == second.getsockname()
     lone = bind("127.0.0.1", 0)
-    with pytest.raises(OSError):
-        bind("127.0.0.1", lone.getsockname()[1])
+    port = lone.getsockname()[1]
+    with pytest.raises(StartupError, match=f"port {port} is in use"):
+        bind("127.0.0.1", port)
     for sock in (first, second, lone):
         sock.close()
+
+
+@pytest.mark.parametrize(
+    ("host", "family"), [("::1", socket.AF_INET6), ("[::1]", socket.AF_INET6), ("::", socket.AF_INET6)]
+)
+def test_ipv6_listen_addresses(host: str, family: int) -> None:
+    sock = bind(host, 0)
+    try:
+        assert sock.family == family
+    finally:
+        sock.close()
+
+
+def test_dual_stack_accepts_ipv4() -> None:
+    sock = bind("::", 0)
+    try:
+        with socket.create_connection(("127.0.0.1", sock.getsockname()[1]), timeout=5):
+            pass
+    finally:
+        sock.close()
+
+
+@pytest.mark.parametrize(
+    ("host", "address"),
+    [("::1", "[::1]:5"), ("[::1]", "[::1]:5"), ("127.0.0.1", "127.0.0.1:5"), ("localhost", "localhost:5")],
+)
+def test_grpc_addresses_bracket_ipv6(host: str, address: str) -> None:
+    assert grpc_address(host, 5) == address

@@ -104,9 +104,9 @@ def test_grpc_routes_each_model_to_its_provider(model: str, served_by: str) -> N
 
 def test_a_model_naming_an_unconfigured_provider_is_refused_at_construction() -> None:
     from service.core import ChatService, ModelCatalog
-    from tests.inprocess import HOUSE_MODEL
+    from tests.inprocess import HOUSE_MODEL, NO_RETRIES
 
     with pytest.raises(ValueError, match="house"):
         ChatService(
-            ModelCatalog([HOUSE_MODEL]), {"anthropic": ScriptedProvider()}, strict_by_default=False, max_choices=1
+            ModelCatalog([HOUSE_MODEL]), {"anthropic": ScriptedProvider()}, strict_by_default=False, limits=NO_RETRIES
         )

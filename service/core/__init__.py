@@ -4,20 +4,25 @@ It imports the generated schema and the standard library only, and knows no
 provider: models name their provider, and the use case routes by that name.
 """
 
-from .chat import ChatResult, ChatService, ChatStream
+from .admission import Admission
+from .chat import ChatResult, ChatService, ChatStream, Limits
 from .compat import Adjustment, CompatReport
 from .models import ModelCatalog, ModelInfo
 from .provider import ChatProvider, ProviderCall, UpstreamInfo
+from .retry import RetryPolicy
 
 __all__ = [
     "Adjustment",
+    "Admission",
     "ChatProvider",
     "ChatResult",
     "ChatService",
     "ChatStream",
     "CompatReport",
+    "Limits",
     "ModelCatalog",
     "ModelInfo",
     "ProviderCall",
+    "RetryPolicy",
     "UpstreamInfo",
 ]

@@ -6,15 +6,18 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from chatgate.v1 import chat_pb2, chat_service_pb2
 
+from .admission import Admission
 from .compat import Adjustment, CompatReport
-from .errors import DeadlineExceeded, InvalidRequest
+from .errors import DeadlineExceeded, GatewayError, InvalidRequest, UpstreamOverloaded, UpstreamTimeout
 from .models import ModelCatalog, ModelInfo
 from .provider import ChatProvider, ProviderCall, UpstreamInfo
+from .retry import RetryPolicy, falls_back
 
 log = logging.getLogger("chatgate")
 _retired_warned: set[str] = set()
@@ -53,11 +56,23 @@ class ChatStream:
     surface there, before an edge has sent anything.
     """
 
-    def __init__(self, batches: AsyncIterator[Batch], report: CompatReport, upstream: UpstreamInfo) -> None:
+    def __init__(
+        self,
+        batches: AsyncIterator[Batch],
+        report: CompatReport,
+        upstream: UpstreamInfo,
+        *,
+        expires: float | None = None,
+        deadline: float | None = None,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        self._deadline = deadline
         self._batches = batches
         self._report = report
         self.upstream = upstream
         self.started = time.monotonic()
+        self._expires = expires
+        self._on_close = on_close
 
     @property
     def adjustments(self) -> list[Adjustment]:
@@ -71,16 +86,45 @@ class ChatStream:
         return self
 
     async def __anext__(self) -> Batch:
+        if self._expires is not None:  # between batches; silences are bounded by the read timeout
+            now = time.monotonic()
+            if self._deadline is not None and now > self._deadline:
+                raise DeadlineExceeded("The request's deadline passed before the reply finished.")
+            if now > self._expires:
+                raise UpstreamTimeout("The reply did not finish within the gateway's request timeout.")
         return await anext(self._batches)
 
     async def aclose(self) -> None:
-        aclose = getattr(self._batches, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        try:
+            aclose = getattr(self._batches, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        finally:
+            if self._on_close is not None:
+                on_close, self._on_close = self._on_close, None
+                on_close()
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How much a request may ask for and how long it may take, and how failures are retried."""
+
+    max_choices: int
+    request_timeout: float  # seconds for a whole request, streams included
+    retry: RetryPolicy
+
+
+AttemptHook = Callable[[ProviderCall, str], None]
+T = TypeVar("T")
 
 
 class ChatService:
-    """Chat completions, the same for every edge: each request goes to the provider its model names."""
+    """Chat completions, the same for every edge: each request goes to the provider its model names.
+
+    Before the first byte a failed attempt is retried (``RetryPolicy``) and then,
+    if the model has a fallback chain, tried on the next model; after the first
+    byte nothing is retried, so a client never sees text twice.
+    """
 
     def __init__(
         self,
@@ -88,7 +132,9 @@ class ChatService:
         providers: Mapping[str, ChatProvider],
         *,
         strict_by_default: bool,
-        max_choices: int,
+        limits: Limits,
+        admission: Admission | None = None,
+        on_attempt: AttemptHook | None = None,
     ) -> None:
         missing = sorted({m.provider for m in catalog} - set(providers))
         if missing:
@@ -96,7 +142,18 @@ class ChatService:
         self.catalog = catalog
         self.providers = dict(providers)
         self.strict_by_default = strict_by_default
-        self.max_choices = max_choices
+        self.limits = limits
+        self.admission = admission or Admission(0)
+        self._on_attempt = on_attempt
+
+    @property
+    def max_choices(self) -> int:
+        return self.limits.max_choices
+
+    @property
+    def ready(self) -> bool:
+        """Every provider can take calls (a provider whose keys are all out makes the process unready)."""
+        return all(provider.ready for provider in self.providers.values())
 
     async def aclose(self) -> None:
         """Releases every provider's connections."""
@@ -111,22 +168,98 @@ class ChatService:
 
     async def complete(self, request: Request, *, deadline: float | None = None) -> ChatResult:
         started = time.monotonic()
-        provider, calls = self._prepare(request, deadline)
-        if len(calls) == 1:
-            completion = await provider.complete(calls[0])
-        else:
-            replies = await asyncio.gather(*(provider.complete(c) for c in calls))
-            completion = merge_completions(replies)
+        calls = self._prepare(request, deadline)
+        self.admission.enter()
+        try:
+            async with asyncio.timeout(self.limits.request_timeout):
+                if len(calls) == 1:
+                    completion = await self._complete(calls[0])
+                else:
+                    completion = merge_completions(await asyncio.gather(*(self._complete(c) for c in calls)))
+        except TimeoutError:
+            raise UpstreamTimeout("The reply did not finish within the gateway's request timeout.") from None
+        finally:
+            self.admission.leave()
         return ChatResult(completion, calls[0].report.items, calls[0].upstream, started)
 
     def stream(self, request: Request, *, deadline: float | None = None) -> ChatStream:
-        provider, calls = self._prepare(request, deadline)
+        calls = self._prepare(request, deadline)
+        self.admission.enter()
         include_usage = request.stream_options.include_usage
-        batches = provider.stream(calls[0]) if len(calls) == 1 else merge_streams([provider.stream(c) for c in calls])
-        return ChatStream(with_usage_policy(batches, include_usage), calls[0].report, calls[0].upstream)
+        batches = self._stream(calls[0]) if len(calls) == 1 else merge_streams([self._stream(c) for c in calls])
+        return ChatStream(
+            with_usage_policy(batches, include_usage),
+            calls[0].report,
+            calls[0].upstream,
+            expires=time.monotonic() + self.limits.request_timeout,
+            deadline=deadline,
+            on_close=self.admission.leave,
+        )
 
-    def _prepare(self, request: Request, deadline: float | None) -> tuple[ChatProvider, list[ProviderCall]]:
-        validate(request, self.max_choices)
+    async def _complete(self, call: ProviderCall) -> chat_pb2.ChatCompletion:
+        return await self._with_retries(call, lambda attempt: self.providers[attempt.model.provider].complete(attempt))
+
+    async def _stream(self, call: ProviderCall) -> AsyncIterator[Batch]:
+        batches, first = await self._with_retries(call, self._open)
+        try:
+            if first is None:
+                return
+            yield first
+            async for batch in batches:  # past the first byte: nothing is retried
+                yield batch
+        finally:
+            await close(batches)
+
+    async def _open(self, attempt: ProviderCall) -> tuple[AsyncIterator[Batch], Batch | None]:
+        """Starts a stream and waits for its first batch: the last moment a retry is invisible."""
+        batches = self.providers[attempt.model.provider].stream(attempt)
+        try:
+            return batches, await anext(batches, None)
+        except BaseException:
+            await close(batches)
+            raise
+
+    async def _with_retries(self, call: ProviderCall, run: Callable[[ProviderCall], Awaitable[T]]) -> T:
+        """Runs ``run`` for each attempt: retries of the model, then each model of its fallback chain."""
+        chain = [call.model, *(self.catalog.resolve(name) for name in call.model.fallback)]
+        for index, model in enumerate(chain):
+            attempt = call if index == 0 else replace(call, model=model, attempt=1)
+            while True:
+                attempt.upstream.headers.clear()  # a failed attempt's headers must not reach the client
+                try:
+                    result = await run(attempt)
+                except GatewayError as error:
+                    self._attempted(attempt, error.code)
+                    wait = self.limits.retry.delay(attempt.attempt, error, attempt.deadline)
+                    if wait is not None:
+                        log.warning(
+                            "attempt %d at %s failed (%s); retrying in %.2f s",
+                            attempt.attempt,
+                            attempt.model.id,
+                            error.code,
+                            wait,
+                        )
+                        await asyncio.sleep(wait)
+                        attempt = replace(attempt, attempt=attempt.attempt + 1)
+                        continue
+                    if index + 1 < len(chain) and falls_back(error):
+                        served_by = chain[index + 1].id
+                        log.warning("%s failed (%s); falling back to %s", model.id, error.code, served_by)
+                        call.report.note("model", f"{model.id} failed ({error.code}); {served_by} answered instead")
+                        break
+                    if isinstance(error, UpstreamOverloaded) and error.retry_after is None:
+                        error.retry_after = self.limits.retry.computed_retry_after(attempt.attempt)
+                    raise
+                self._attempted(attempt, "ok")
+                return result
+        raise AssertionError("unreachable: the last model's last attempt returns or raises")  # pragma: no cover
+
+    def _attempted(self, attempt: ProviderCall, outcome: str) -> None:
+        if self._on_attempt is not None:
+            self._on_attempt(attempt, outcome)
+
+    def _prepare(self, request: Request, deadline: float | None) -> list[ProviderCall]:
+        validate(request, self.limits.max_choices)
         if deadline is not None and deadline <= time.monotonic():
             raise DeadlineExceeded("The request's deadline passed before it reached the upstream.")
         model = self.catalog.resolve(request.model)
@@ -137,7 +270,13 @@ class ChatService:
         report = CompatReport(strict=strict)
         n = request.n if request.HasField("n") else 1
         # All fan-out calls share one report, so each adjustment is listed once.
-        return self.providers[model.provider], [ProviderCall(request, model, report, deadline) for _ in range(n)]
+        return [ProviderCall(request, model, report, deadline) for _ in range(n)]
+
+
+async def close(batches: AsyncIterator[Batch]) -> None:
+    aclose = getattr(batches, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 def validate(request: Request, max_choices: int) -> None:

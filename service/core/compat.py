@@ -43,6 +43,12 @@ class CompatReport:
         """The field is sent in a changed form that Claude accepts."""
         self._record(Adjustment(param, "adjusted", detail))
 
+    def note(self, param: str, detail: str) -> None:
+        """Something the gateway chose to do (a fallback model, say): reported, never refused as strict."""
+        item = Adjustment(param, "adjusted", detail)
+        if item not in self.items:
+            self.items.append(item)
+
     def _record(self, item: Adjustment) -> None:
         if self.strict:
             raise InvalidRequest(

@@ -24,6 +24,8 @@ reason string both edges expose (HTTP ``error.code``, gRPC ``ErrorInfo.reason``)
         ├── IncompleteStream            stream cut before its end / UNAVAILABLE
         ├── DeadlineExceeded            504 / DEADLINE_EXCEEDED (client deadline)
         ├── ShuttingDown                503 / UNAVAILABLE (draining; retry elsewhere)
+        ├── Overloaded                  503 / UNAVAILABLE (this process is at its in-flight limit)
+        ├── CircuitOpen                 503 / UNAVAILABLE (the upstream's breaker is open)
         └── InternalError               500 / INTERNAL (a gateway bug)
 """
 
@@ -46,6 +48,7 @@ class GatewayError(Exception):
         retry_after: float | None = None,
         upstream_status: int | None = None,
         upstream_request_id: str | None = None,
+        transient: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -57,6 +60,9 @@ class GatewayError(Exception):
         self.retry_after = retry_after
         self.upstream_status = upstream_status
         self.upstream_request_id = upstream_request_id
+        # Whether an immediate new attempt can succeed, when the raiser knows better than
+        # the class does (a key was rejected but others remain). None: decided by class.
+        self.transient = transient
 
     @property
     def retryable(self) -> bool:
@@ -167,6 +173,20 @@ class DeadlineExceeded(ServerError):
 class ShuttingDown(ServerError):
     type = "overloaded_error"
     code = "shutting_down"
+
+
+class Overloaded(ServerError):
+    """The gateway itself is at its limit of work in flight: refused at once, never queued."""
+
+    type = "overloaded_error"
+    code = "server_overloaded"
+
+
+class CircuitOpen(ServerError):
+    """Every usable key of the upstream failed repeatedly; calls fail fast until a probe succeeds."""
+
+    type = "overloaded_error"
+    code = "circuit_open"
 
 
 class InternalError(ServerError):

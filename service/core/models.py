@@ -37,6 +37,8 @@ class ModelInfo:
     # The configured upstream (`[upstreams.NAME]`) whose provider serves this model.
     provider: str = "anthropic"
     owned_by: str = ""
+    # Models (ids or aliases) to try, in order, when this one's upstream is in trouble.
+    fallback: tuple[str, ...] = ()
     traits: object = None
 
     def to_proto(self) -> chat_pb2.Model:
@@ -67,6 +69,10 @@ class ModelCatalog:
                 if name in self._by_name:
                     raise ValueError(f"model name {name!r} is defined twice in the catalog")
                 self._by_name[name] = model
+        for model in self._models:
+            for name in model.fallback:
+                if name not in self._by_name:
+                    raise ValueError(f"model {model.id!r} falls back to {name!r}, which is not in the catalog")
 
     def __iter__(self) -> Any:
         return iter(self._models)
@@ -116,6 +122,7 @@ GENERIC_KEYS = {
     "retired": str,
     "provider": str,
     "owned_by": str,
+    "fallback": list,
 }
 
 
@@ -139,6 +146,10 @@ def model_from_config(
         if not all(isinstance(a, str) and a for a in values["aliases"]):
             raise ValueError(f"{where}.aliases must be a list of non-empty strings")
         values["aliases"] = tuple(values["aliases"])
+    if "fallback" in values:
+        if not all(isinstance(a, str) and a for a in values["fallback"]):
+            raise ValueError(f"{where}.fallback must be a list of model names")
+        values["fallback"] = tuple(values["fallback"])
     for key, convert in (("retired", date.fromisoformat), ("created", release_time)):
         if key in values:
             try:

@@ -32,6 +32,8 @@ class ProviderCall:
     # `time.monotonic()` value after which the call must be abandoned, if any.
     deadline: float | None = None
     upstream: UpstreamInfo = field(default_factory=UpstreamInfo)
+    # 1 for the first attempt at this model; retries before the first byte count up.
+    attempt: int = 1
 
 
 class ChatProvider(Protocol):
@@ -52,3 +54,8 @@ class ChatProvider(Protocol):
     def stream(self, call: ProviderCall) -> AsyncIterator[list[chat_pb2.ChatCompletionChunk]]: ...
 
     async def aclose(self) -> None: ...
+
+    @property
+    def ready(self) -> bool:
+        """Whether the provider can take calls now (False while every key is out or its breaker open)."""
+        ...

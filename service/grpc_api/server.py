@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import grpc
@@ -13,6 +14,7 @@ from grpc_reflection.v1alpha._async import ReflectionServicer  # the aio service
 from chatgate.v1 import chat_service_pb2, chat_service_pb2_grpc
 from service.core import ChatService
 from service.core.auth import KeyChecker
+from service.core.lifecycle import Lifecycle
 
 from .servicer import ChatCompletionServicer
 
@@ -20,6 +22,7 @@ SERVICE_NAME = chat_service_pb2.DESCRIPTOR.services_by_name["ChatCompletionServi
 
 
 REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+TERMINATE_AHEAD = 0.25  # seconds before the grace ends that leftover calls are ended with `shutting_down`
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +39,7 @@ class GrpcServer:
     server: grpc.aio.Server
     health: health_aio.HealthServicer
     port: int
+    servicer: ChatCompletionServicer
 
     async def start(self) -> None:
         await self.server.start()
@@ -43,24 +47,34 @@ class GrpcServer:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
     async def stop(self, grace: float) -> None:
-        """Marks every service NOT_SERVING, then lets in-flight calls finish within ``grace``."""
+        """Marks every service NOT_SERVING, lets in-flight calls finish within ``grace``, and ends
+        the ones still running just before it with UNAVAILABLE `shutting_down` (not a bare cancel)."""
         await self.health.enter_graceful_shutdown()
-        await self.server.stop(grace)
+        timer = asyncio.get_running_loop().call_later(max(0.0, grace - TERMINATE_AHEAD), self.servicer.terminate)
+        try:
+            await self.server.stop(grace)
+        finally:
+            timer.cancel()
 
 
-def build_grpc_server(chat: ChatService, keys: KeyChecker, address: str, settings: GrpcSettings) -> GrpcServer:
+def build_grpc_server(
+    chat: ChatService, keys: KeyChecker, address: str, settings: GrpcSettings, lifecycle: Lifecycle | None = None
+) -> GrpcServer:
     options = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
         # Allow clients that ping every 10 s, even between calls, without GOAWAY.
         ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
         ("grpc.keepalive_permit_without_calls", 1),
+        # The server pings idle connections itself, so proxies with idle timeouts keep them.
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.http2.max_pings_without_data", 0),
         ("grpc.so_reuseport", int(settings.reuse_port)),
     ]
     server = grpc.aio.server(options=options)
-    chat_service_pb2_grpc.add_ChatCompletionServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        ChatCompletionServicer(chat, keys), server
-    )
+    servicer = ChatCompletionServicer(chat, keys, lifecycle or Lifecycle())
+    chat_service_pb2_grpc.add_ChatCompletionServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if settings.reflection:
@@ -68,7 +82,7 @@ def build_grpc_server(chat: ChatService, keys: KeyChecker, address: str, setting
     port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"could not bind the gRPC listener to {address}")
-    return GrpcServer(server, health_servicer, port)
+    return GrpcServer(server, health_servicer, port, servicer)
 
 
 def enable_reflection(server: grpc.aio.Server) -> None:

@@ -8,6 +8,7 @@ other exception is our own bug, logged with its traceback and sent as
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -20,7 +21,8 @@ from chatgate.v1 import chat_pb2, chat_service_pb2, chat_service_pb2_grpc
 from service.core import Adjustment, ChatService
 from service.core.auth import KeyChecker
 from service.core.compat import describe
-from service.core.errors import GatewayError, InternalError
+from service.core.errors import GatewayError, InternalError, ShuttingDown
+from service.core.lifecycle import Lifecycle
 from service.core.validation import check_enums
 from service.observability import Tracked
 
@@ -67,23 +69,40 @@ class CallBoundary:
     """``async with CallBoundary(context, tracked):`` turns whatever the body raises into one status.
 
     ``report`` (set once known) gives the metadata an error should still carry:
-    the adjustments and the upstream's headers. Cancellation passes through:
-    the client is gone, and the body's own ``finally`` releases the upstream.
+    the adjustments and the upstream's headers. Cancellation passes through
+    (the client is gone, and the body's own ``finally`` releases the upstream),
+    except when the server's shutdown grace ran out: then the call ends with
+    UNAVAILABLE `shutting_down`, so the client knows to retry elsewhere.
     """
 
-    __slots__ = ("context", "report", "tracked")
+    __slots__ = ("calls", "context", "lifecycle", "report", "task", "tracked")
 
-    def __init__(self, context: Context, tracked: Tracked | None = None) -> None:
+    def __init__(
+        self, context: Context, tracked: Tracked | None = None, *, servicer: ChatCompletionServicer | None = None
+    ) -> None:
         self.context = context
         self.tracked = tracked
         self.report: Callable[[], Metadata] = list
+        self.lifecycle = servicer.lifecycle if servicer is not None else None
+        self.calls = servicer.calls if servicer is not None else None
+        self.task = asyncio.current_task()
 
     async def __aenter__(self) -> CallBoundary:
+        if self.calls is not None and self.task is not None:
+            self.calls.add(self.task)
         return self
 
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
+        if self.calls is not None and self.task is not None:
+            self.calls.discard(self.task)
+        if isinstance(error, asyncio.CancelledError) and self.lifecycle is not None and self.lifecycle.terminating:
+            if self.task is not None:
+                self.task.uncancel()
+            if self.tracked is not None:
+                self.tracked.outcome = "shutting_down"
+            await abort(self.context, ShuttingDown("The gateway is shutting down; send the request again."))
         # CancelledError and GeneratorExit are BaseExceptions: the client left, nothing to send.
         if error is None or not isinstance(error, Exception) or isinstance(error, grpc.aio.AbortError):
             return
@@ -98,9 +117,17 @@ class CallBoundary:
 
 
 class ChatCompletionServicer(chat_service_pb2_grpc.ChatCompletionServiceServicer):
-    def __init__(self, chat: ChatService, keys: KeyChecker) -> None:
+    def __init__(self, chat: ChatService, keys: KeyChecker, lifecycle: Lifecycle) -> None:
         self.chat = chat
         self.keys = keys
+        self.lifecycle = lifecycle
+        self.calls: set[asyncio.Task[Any]] = set()  # chat calls in flight, for the end of the shutdown grace
+
+    def terminate(self) -> None:
+        """The shutdown grace is over: every chat call still running ends with `shutting_down`."""
+        self.lifecycle.terminating = True
+        for task in list(self.calls):
+            task.cancel()
 
     def _authenticate(self, context: Context) -> None:
         if self.keys.enabled:
@@ -111,7 +138,7 @@ class ChatCompletionServicer(chat_service_pb2_grpc.ChatCompletionServiceServicer
         self, request: chat_service_pb2.ChatCompletionRequest, context: Context
     ) -> chat_pb2.ChatCompletion:
         with Tracked("grpc", "unary") as tracked:
-            async with CallBoundary(context, tracked):
+            async with CallBoundary(context, tracked, servicer=self):
                 self._authenticate(context)
                 check_enums(request)
                 result = await self.chat.complete(request, deadline=deadline_of(context))
@@ -128,7 +155,7 @@ class ChatCompletionServicer(chat_service_pb2_grpc.ChatCompletionServiceServicer
         self, request: chat_service_pb2.ChatCompletionRequest, context: Context
     ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
         with Tracked("grpc", "stream") as tracked:
-            boundary = CallBoundary(context, tracked)
+            boundary = CallBoundary(context, tracked, servicer=self)
             async with boundary:
                 self._authenticate(context)
                 check_enums(request)

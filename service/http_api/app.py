@@ -72,9 +72,13 @@ def create_app(chat: ChatService, keys: KeyChecker, lifecycle: Lifecycle, settin
         return Response(exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def readyz(_: Request) -> Response:
-        if lifecycle.ready:
+        if lifecycle.ready and chat.ready:
             return json_response({"status": "ready"})
-        return json_response({"status": "draining" if lifecycle.draining else "starting"}, status=503)
+        if lifecycle.draining or not lifecycle.started:
+            return json_response({"status": "draining" if lifecycle.draining else "starting"}, status=503)
+        # Every key of an upstream is out of rotation or behind an open breaker. Liveness
+        # (/livez) never depends on the upstream, so this never restarts the process.
+        return json_response({"status": "upstream_unavailable"}, status=503)
 
     routes = [Route(path, endpoint, methods=["POST"]) for path, endpoint in endpoints.items()]
     routes += [

@@ -26,6 +26,8 @@ STATUS: dict[type[errors.GatewayError], int] = {
     errors.IncompleteStream: 502,
     errors.DeadlineExceeded: 504,
     errors.ShuttingDown: 503,
+    errors.Overloaded: 503,
+    errors.CircuitOpen: 503,
     errors.InternalError: 500,
     errors.GatewayError: 500,
 }

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -36,9 +37,14 @@ log = logging.getLogger("chatgate.http")
 Chunk = chat_pb2.ChatCompletionChunk
 
 
+DEADLINE_HEADER = b"x-chatgate-timeout-ms"
+MAX_DEADLINE_MS = 24 * 3600 * 1000
+
+
 @dataclass(frozen=True, slots=True)
 class HttpSettings:
     max_body_bytes: int
+    heartbeat: float = 0.0  # seconds of silence before a stream gets a keep-alive frame; 0: never
 
 
 @dataclass(slots=True)
@@ -48,6 +54,7 @@ class ChatCall:
     request: chat_service_pb2.ChatCompletionRequest
     stream: bool
     ignored: list[str] = field(default_factory=list)
+    deadline: float | None = None  # monotonic; from the deadline header
 
 
 class Surface(Protocol):
@@ -69,6 +76,11 @@ class Surface(Protocol):
         ...
 
     def end_of_stream(self, stream: ChatStream) -> bytes: ...
+
+    @property
+    def keep_alive(self) -> bytes:
+        """A frame clients ignore, written when a stream has been silent (an SSE comment)."""
+        ...
 
     def error_body(self, error: GatewayError) -> bytes: ...
 
@@ -154,14 +166,16 @@ class ChatEndpoint:
                 "The request body must be JSON, sent with `Content-Type: application/json`.",
                 code="invalid_content_type",
             )
+        deadline = deadline_of(scope)
         body = await read_body(receive, scope, self.settings.max_body_bytes)
         call = self.surface.parse(body, scope)
+        call.deadline = deadline
         if call.ignored:
             log.info("ignored unknown request fields: %s", ", ".join(call.ignored))
         return call
 
     async def _complete(self, call: ChatCall, watcher: DisconnectWatcher, out: TrackedSend, tracked: Tracked) -> None:
-        result = await self.chat.complete(call.request)
+        result = await self.chat.complete(call.request, deadline=call.deadline)
         tracked.upstream_seconds = result.upstream.seconds
         body = self.surface.completion(result)
         headers = report_headers(describe(result.adjustments, call.ignored), result.upstream.headers)
@@ -170,19 +184,71 @@ class ChatEndpoint:
         await send_json(out, 200, body, headers)
 
     async def _stream(self, call: ChatCall, watcher: DisconnectWatcher, out: TrackedSend, tracked: Tracked) -> None:
-        stream = self.chat.stream(call.request)
+        stream = self.chat.stream(call.request, deadline=call.deadline)
+        heartbeat: Heartbeat | None = None
         try:
             first = await anext(stream, None)  # the upstream call starts here; errors still get a status
             headers = report_headers(describe(stream.adjustments, call.ignored), stream.upstream.headers)
             raw_headers = self.surface.stream_headers + [(k.encode(), v.encode()) for k, v in headers.items()]
             await out({"type": "http.response.start", "status": 200, "headers": raw_headers})
+            if self.settings.heartbeat:
+                heartbeat = Heartbeat(out, self.surface.keep_alive, self.settings.heartbeat)
             batch = first
             while batch is not None:  # one write per batch: what one upstream read produced
                 await out({"type": "http.response.body", "body": self.surface.frames(batch), "more_body": True})
+                if heartbeat is not None:
+                    heartbeat.written()
                 batch = await anext(stream, None)
             end = self.surface.end_of_stream(stream)
+            if heartbeat is not None:
+                heartbeat.stop()
             watcher.close()
             await out({"type": "http.response.body", "body": end, "more_body": False})
         finally:
+            if heartbeat is not None:
+                heartbeat.stop()
             tracked.upstream_seconds = stream.upstream.seconds
             await stream.aclose()
+
+
+class Heartbeat:
+    """Writes a keep-alive frame whenever a started stream has been silent for ``interval``
+    seconds (a model thinking, say), so idle-timeout proxies do not cut it. One timer
+    task per stream; the stream loop only stamps the time of each write."""
+
+    __slots__ = ("_frame", "_interval", "_loop", "_out", "_task", "last")
+
+    def __init__(self, out: TrackedSend, frame: bytes, interval: float) -> None:
+        self._out, self._frame, self._interval = out, frame, interval
+        self._loop = asyncio.get_running_loop()
+        self.last = self._loop.time()
+        self._task = asyncio.create_task(self._run())
+
+    def written(self) -> None:
+        self.last = self._loop.time()
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+    async def _run(self) -> None:
+        while not self._out.finished:
+            wait = self.last + self._interval - self._loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            await self._out({"type": "http.response.body", "body": self._frame, "more_body": True})
+            self.written()
+
+
+def deadline_of(scope: Scope) -> float | None:
+    """The client's deadline from ``x-chatgate-timeout-ms`` (milliseconds from now), as a monotonic time."""
+    value = header(scope, DEADLINE_HEADER)
+    if value is None:
+        return None
+    if not value.strip().isdigit() or not 0 < int(value) <= MAX_DEADLINE_MS:
+        raise InvalidRequest(
+            f"`x-chatgate-timeout-ms` must be a whole number of milliseconds from 1 to {MAX_DEADLINE_MS}.",
+            param="x-chatgate-timeout-ms",
+            code="invalid_value",
+        )
+    return time.monotonic() + int(value) / 1000

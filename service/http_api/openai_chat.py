@@ -70,6 +70,8 @@ class OpenAIChat:
         # The gateway's own time, as a comment SDKs skip: the headers left long ago.
         return b": x-chatgate-overhead-ms %.3f\n\n" % stream.overhead_ms() + DONE_FRAME
 
+    keep_alive = b": keep-alive\n\n"
+
     def error_body(self, error: GatewayError) -> bytes:
         return error_json(error)
 

@@ -10,6 +10,7 @@ is reported as one (a retryable ``upstream_error``), while a ``KeyError`` or
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -69,3 +70,35 @@ def error_from_transport(exc: TransportError, *, started_stream: bool) -> errors
 def malformed_event(event: str) -> errors.GatewayError:
     """A reply or stream event the upstream sent that does not parse as its documented shape."""
     return errors.UpstreamError(f"The upstream sent a malformed `{event}` event.")
+
+
+# What upstream error text may not carry to a client, a log line or a span: anything
+# that looks like a credential, and addresses that name the inside of a network.
+_SCRUB = (
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}"), r"\1 [redacted]"),
+    (
+        re.compile(r"(?i)((?:x-)?api[-_]?key|authorization|token|secret|password)([\"']?\s*[:=]\s*[\"']?)[^\s\"',;]+"),
+        r"\1\2[redacted]",
+    ),
+    (re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{8,}"), "[redacted]"),
+    (re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s\"'<>]+"), "[url]"),
+    (re.compile(r"\[[0-9a-fA-F:]{2,}\](?::\d+)?|\b(?:[0-9a-fA-F]{1,4}:){2,7}[0-9a-fA-F]{1,4}\b"), "[address]"),
+    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "[address]"),
+    (
+        re.compile(
+            r"(?i)\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:internal|local|localdomain|lan|corp|svc|cluster\.local)(?::\d+)?\b"
+        ),
+        "[host]",
+    ),
+)
+MAX_UPSTREAM_TEXT = 500  # characters of upstream error text passed on
+
+
+def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """Upstream text made safe to show: known secrets, credential-like strings and internal addresses removed."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    for pattern, replacement in _SCRUB:
+        text = pattern.sub(replacement, text)
+    return text if len(text) <= MAX_UPSTREAM_TEXT else text[: MAX_UPSTREAM_TEXT - 1] + "…"

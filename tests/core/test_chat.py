@@ -8,7 +8,7 @@ import time
 import pytest
 
 from chatgate.v1 import chat_pb2, chat_service_pb2
-from service.core import ChatService, ModelCatalog
+from service.core import ChatService, Limits, ModelCatalog, RetryPolicy
 from service.core.errors import DeadlineExceeded, GatewayError, InvalidRequest, ModelNotFound, UpstreamOverloaded
 from service.providers.anthropic import CLAUDE_MODELS
 from service.providers.scripted import ScriptedProvider
@@ -48,7 +48,7 @@ def service(provider: ScriptedProvider, *, strict_by_default: bool = False, max_
         ModelCatalog(CLAUDE_MODELS),
         {"anthropic": provider},
         strict_by_default=strict_by_default,
-        max_choices=max_choices,
+        limits=Limits(max_choices=max_choices, request_timeout=60, retry=RetryPolicy(1, 0.0, 0.0, 0.0)),
     )
 
 

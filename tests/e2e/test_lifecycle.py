@@ -206,4 +206,6 @@ def test_a_grpc_stream_still_running_when_the_shutdown_grace_ends_gets_unavailab
         for _ in call:
             pass
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+    details = dict(caught.value.trailing_metadata())["grpc-status-details-bin"]  # type: ignore[attr-defined]
+    assert b"shutting_down" in details  # the ErrorInfo reason: retry elsewhere, not a bare cut
     assert gateway.process.wait(timeout=15) == 0

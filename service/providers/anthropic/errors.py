@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from service.core import errors
+from service.upstream.errors import scrub
 
 SPEND_LIMIT_MARKERS = ("spend limit", "enforced_spend_limit_reached", "credit balance")
 
@@ -22,10 +23,13 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
         return None
 
 
-def error_from_response(status: int, headers: Mapping[str, str], body: bytes) -> errors.GatewayError:
+def error_from_response(
+    status: int, headers: Mapping[str, str], body: bytes, *, secrets: tuple[str, ...] = ()
+) -> errors.GatewayError:
     """An upstream non-200 reply as a ``GatewayError``. Non-JSON bodies (a proxy's
-    HTML page, say) still give a useful, safe message without echoing them."""
-    kind, message, details = _parse_error_body(body)
+    HTML page, say) still give a useful, safe message without echoing them; the
+    upstream's own text is scrubbed of credentials and internal addresses."""
+    kind, message, details = _parse_error_body(body, secrets)
     request_id = headers.get("request-id")
     common: dict[str, Any] = {"upstream_status": status, "upstream_request_id": request_id}
     if message is None:
@@ -33,10 +37,10 @@ def error_from_response(status: int, headers: Mapping[str, str], body: bytes) ->
     return error_from_kind(kind, message, status, details, retry=retry_after(headers), **common)
 
 
-def error_from_event(data: bytes, request_id: str | None) -> errors.GatewayError:
+def error_from_event(data: bytes, request_id: str | None, secrets: tuple[str, ...] = ()) -> errors.GatewayError:
     """An in-stream ``event: error``; its status would have been what a
     non-streaming call returned for the same type."""
-    kind, message, details = _parse_error_body(data)
+    kind, message, details = _parse_error_body(data, secrets)
     status = {"overloaded_error": 529, "rate_limit_error": 429, "api_error": 500}.get(kind or "", 500)
     return error_from_kind(
         kind,
@@ -80,7 +84,7 @@ def error_from_kind(
     return errors.UpstreamError(message, retry_after=retry, **common)
 
 
-def _parse_error_body(body: bytes) -> tuple[str | None, str | None, str]:
+def _parse_error_body(body: bytes, secrets: tuple[str, ...]) -> tuple[str | None, str | None, str]:
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -92,6 +96,6 @@ def _parse_error_body(body: bytes) -> tuple[str | None, str | None, str]:
     kind, message = error.get("type"), error.get("message")
     return (
         str(kind) if kind else None,
-        str(message) if message else None,
+        scrub(str(message), secrets) if message else None,
         orjson.dumps(details).decode() if details else "",
     )

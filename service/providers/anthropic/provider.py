@@ -7,6 +7,7 @@ leaves as a ``GatewayError`` mapped in ``errors.py``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -16,7 +17,14 @@ import orjson
 
 from chatgate.v1 import chat_pb2
 from service.core import ProviderCall, UpstreamInfo
-from service.core.errors import DeadlineExceeded, GatewayError
+from service.core.errors import (
+    DeadlineExceeded,
+    GatewayError,
+    QuotaExceeded,
+    RateLimited,
+    UpstreamOverloaded,
+    UpstreamTimeout,
+)
 from service.upstream import (
     ClientName,
     Malformed,
@@ -30,6 +38,7 @@ from service.upstream import (
     json_object,
 )
 from service.upstream.errors import malformed_event
+from service.upstream.keys import BreakerSettings, KeyEvent, KeyPool, UpstreamKey
 
 from .errors import error_from_response
 from .request import AnthropicRequest, to_anthropic
@@ -47,34 +56,45 @@ DEADLINE_SLACK = 0.05  # seconds
 class AnthropicSettings:
     """One configured Anthropic upstream; the values come from the settings table (service/config.py)."""
 
+    name: str  # the upstream's name, for logs and metrics
     base_url: str
-    api_key: str = field(repr=False)  # the key never reaches a log line
+    api_keys: tuple[str, ...] = field(repr=False)  # keys never reach a log line, only their aliases
     timeouts: Timeouts
+    first_byte_timeout: float  # streams: seconds until the first upstream event
+    breaker: BreakerSettings
     max_connections: int
     client: ClientName
 
 
 class AnthropicProvider:
-    """Calls ``POST /v1/messages``, whole or streamed."""
+    """Calls ``POST /v1/messages``, whole or streamed, with a key from the upstream's pool."""
 
-    def __init__(self, settings: AnthropicSettings, client: UpstreamClient | None = None) -> None:
+    def __init__(
+        self, settings: AnthropicSettings, client: UpstreamClient | None = None, *, on_key_event: KeyEvent | None = None
+    ) -> None:
         self._settings = settings
         self._client = client or build_client(settings.client, settings.max_connections, settings.timeouts)
         self._url = settings.base_url.rstrip("/") + "/v1/messages"
+        self.keys = KeyPool(settings.name, settings.api_keys, settings.breaker, on_event=on_key_event)
+        self._secrets = tuple(settings.api_keys)
         self._headers = {
-            "x-api-key": settings.api_key,
             "anthropic-version": ANTHROPIC_VERSION,
             "content-type": "application/json",
             "accept": "application/json",
         }
 
+    @property
+    def ready(self) -> bool:
+        return self.keys.ready
+
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def _send(self, mapped: AnthropicRequest, call: ProviderCall) -> UpstreamResponse:
-        headers = self._headers
+    async def _send(self, mapped: AnthropicRequest, call: ProviderCall) -> tuple[UpstreamResponse, UpstreamKey]:
+        key = self.keys.acquire()
+        headers = {**self._headers, "x-api-key": key.value}
         if mapped.betas:
-            headers = {**headers, "anthropic-beta": ",".join(dict.fromkeys(mapped.betas))}
+            headers["anthropic-beta"] = ",".join(dict.fromkeys(mapped.betas))
         timeouts = self._settings.timeouts
         if call.deadline is not None:  # gRPC Python does not pass deadlines on by itself
             remaining = max(0.001, call.deadline - time.monotonic())
@@ -83,26 +103,74 @@ class AnthropicProvider:
             )
         started = time.monotonic()
         try:
-            return await self._client.post(self._url, orjson.dumps(mapped.body), headers, timeouts)
+            return await self._client.post(self._url, orjson.dumps(mapped.body), headers, timeouts), key
         except TransportError as exc:
-            raise transport_error(exc, call, started_stream=False) from exc
+            raise self._failed(key, call, transport_error(exc, call, started_stream=False)) from exc
+        except BaseException:
+            self.keys.released(key)
+            raise
         finally:
             call.upstream.seconds += time.monotonic() - started
 
+    def _rejected(
+        self, key: UpstreamKey, call: ProviderCall, status: int, body: bytes, headers: Mapping[str, str]
+    ) -> GatewayError:
+        """A non-200 answer: what it means for the key, and the error for the core."""
+        error = error_from_response(status, headers, body, secrets=self._secrets)
+        if status == 429 or (isinstance(error, RateLimited) and not isinstance(error, QuotaExceeded)):
+            self.keys.rate_limited(key, error.retry_after)
+            if self.keys.usable():
+                error.transient = True  # another key can take the retry at once
+        elif status == 401:
+            self.keys.rejected(key, status)
+            error.transient = self.keys.usable()  # another key may be good
+        elif status == 403:
+            self.keys.denied(key, status)
+        elif status >= 500:
+            self.keys.failed(key)
+        else:
+            self.keys.released(key)
+        return self._logged(key, call, error, status)
+
+    def _failed(self, key: UpstreamKey, call: ProviderCall, error: GatewayError) -> GatewayError:
+        """A failure with no usable answer (transport, timeout, in-stream overload): counts against the breaker."""
+        if isinstance(error, DeadlineExceeded):
+            self.keys.released(key)
+        else:
+            self.keys.failed(key)
+        return self._logged(key, call, error, error.upstream_status)
+
+    def _logged(self, key: UpstreamKey, call: ProviderCall, error: GatewayError, status: int | None) -> GatewayError:
+        log.warning(
+            "upstream %s key %s attempt %d for %s: %s -> %s (upstream request id %s)",
+            self._settings.name,
+            key.alias,
+            call.attempt,
+            call.model.upstream_id,
+            f"HTTP {status}" if status else type(error).__name__,
+            error.code,
+            error.upstream_request_id or "-",
+        )
+        return error
+
     async def complete(self, call: ProviderCall) -> chat_pb2.ChatCompletion:
         mapped = to_anthropic(call, stream=False)
-        response = await self._send(mapped, call)
+        response, key = await self._send(mapped, call)
         started = time.monotonic()
         try:
             record_headers(call.upstream, response.headers)
             body = await response.read()
         except TransportError as exc:
-            raise transport_error(exc, call, started_stream=False) from exc
+            raise self._failed(key, call, transport_error(exc, call, started_stream=False)) from exc
+        except BaseException:
+            self.keys.released(key)
+            raise
         finally:
             call.upstream.seconds += time.monotonic() - started
             await response.aclose()
         if response.status != 200:
-            raise error_from_response(response.status, response.headers, body)
+            raise self._rejected(key, call, response.status, body, response.headers)
+        self.keys.succeeded(key)
         try:
             return completion_from_message(json_object(body), json_tool=mapped.json_tool)
         except Malformed as exc:  # anything else raised while mapping is our own bug
@@ -110,26 +178,46 @@ class AnthropicProvider:
 
     async def stream(self, call: ProviderCall) -> AsyncIterator[list[chat_pb2.ChatCompletionChunk]]:
         mapped = to_anthropic(call, stream=True)
-        response = await self._send(mapped, call)
+        key: UpstreamKey | None = None
+        response: UpstreamResponse | None = None
         try:
-            record_headers(call.upstream, response.headers)
-            if response.status != 200:
-                raise error_from_response(response.status, response.headers, await response.read())
-            async for batch in translate(response, mapped.json_tool, call.upstream):
-                yield batch
+            try:
+                async with asyncio.timeout(self._settings.first_byte_timeout):
+                    response, key = await self._send(mapped, call)
+                    record_headers(call.upstream, response.headers)
+                    if response.status != 200:
+                        raise self._rejected(key, call, response.status, await response.read(), response.headers)
+                    batches = translate(response, mapped.json_tool, call.upstream, self._secrets)
+                    first = await anext(batches, None)
+            except TimeoutError:
+                error = UpstreamTimeout(
+                    f"The upstream sent nothing within {self._settings.first_byte_timeout:g} s.", transient=True
+                )
+                raise (self._failed(key, call, error) if key is not None else error) from None
+            self.keys.succeeded(key)
+            if first is not None:
+                yield first
+                async for batch in batches:
+                    yield batch
         except TransportError as exc:
-            raise transport_error(exc, call, started_stream=True) from exc
+            assert key is not None
+            raise self._failed(key, call, transport_error(exc, call, started_stream=True)) from exc
+        except UpstreamOverloaded as error:  # an in-stream overload counts against the breaker
+            if key is not None and error.upstream_status != 429:
+                self.keys.failed(key)
+            raise
         finally:
             # Runs on completion, on error, and on cancellation or aclose() when
             # the client leaves: an unfinished upstream connection is closed at once.
-            await response.aclose()
+            if response is not None:
+                await response.aclose()
 
 
 async def translate(
-    response: UpstreamResponse, json_tool: str | None, upstream: UpstreamInfo
+    response: UpstreamResponse, json_tool: str | None, upstream: UpstreamInfo, secrets: tuple[str, ...] = ()
 ) -> AsyncIterator[list[chat_pb2.ChatCompletionChunk]]:
     """One batch per upstream read; the time spent waiting for reads counts as upstream time."""
-    translator = StreamTranslator(json_tool=json_tool, request_id=response.headers.get("request-id"))
+    translator = StreamTranslator(json_tool=json_tool, request_id=response.headers.get("request-id"), secrets=secrets)
     decoder = SSEDecoder()
     feed = translator.feed
     event = ""
@@ -145,6 +233,8 @@ async def translate(
                 upstream.seconds += time.monotonic() - waited
             batch: list[chat_pb2.ChatCompletionChunk] = []
             for sse in decoder.feed(raw):
+                if translator.finished:
+                    break  # nothing after `message_stop` can change a complete answer
                 event = sse.event
                 try:
                     chunk = feed(event, sse.data)
@@ -156,6 +246,8 @@ async def translate(
                     batch.append(chunk)
             if batch:
                 yield batch
+            if translator.finished:
+                return  # the answer is complete: do not wait for the upstream to close the connection
     except Malformed as exc:  # anything else raised while translating is our own bug
         raise malformed_event(event) from exc
     translator.check_complete()

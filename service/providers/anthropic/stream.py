@@ -56,9 +56,13 @@ class StreamTranslator:
         "id",
         "model",
         "request_id",
+        "secrets",
     )
 
-    def __init__(self, *, json_tool: str | None = None, request_id: str | None = None) -> None:
+    def __init__(
+        self, *, json_tool: str | None = None, request_id: str | None = None, secrets: tuple[str, ...] = ()
+    ) -> None:
+        self.secrets = secrets  # scrubbed from in-stream error text
         self.id = ""
         self.model = ""
         self.created = int(time.time())
@@ -90,7 +94,7 @@ class StreamTranslator:
             self.finished = True
             return None
         if event == "error":
-            raise error_from_event(data, self.request_id)
+            raise error_from_event(data, self.request_id, self.secrets)
         if event not in _unknown_logged:  # forward compatibility: new event types are skipped
             _unknown_logged.add(event)
             log.info("skipping unknown Anthropic stream event %r", event)
