@@ -31,6 +31,13 @@ def parser() -> argparse.ArgumentParser:
     simulate.add_argument("--port", type=int, default=8090)
     simulate.add_argument("--api-key", help="accept only this x-api-key (default: any non-empty key)")
     simulate.add_argument("--replay-dir", help="directory of recorded responses for sim:replay=NAME")
+    simulate.add_argument(
+        "--key-fault",
+        action="append",
+        default=[],
+        metavar="KEY=STATUS[:SECONDS]",
+        help="answer every request made with KEY with STATUS (and retry-after SECONDS); repeatable",
+    )
     return root
 
 
@@ -45,10 +52,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     if parsed.command == "simulate":
         if not 0 <= parsed.port <= 65535:
             fail(f"--port: {parsed.port} is not valid; expected an integer from 0 to 65535")
+        faults: dict[str, tuple[int, str | None]] = {}
+        for item in parsed.key_fault:
+            key, _, fault = item.partition("=")
+            status, _, retry = fault.partition(":")
+            if not key or not status.isdigit():
+                fail(f"--key-fault: expected KEY=STATUS[:SECONDS], not {item.split('=')[0][:4]}...")
+            faults[key] = (int(status), retry or None)
         configure_logging("info")
         from .gateway import run_loop, simulate
 
-        run_loop(simulate(parsed.host, parsed.port, parsed.api_key, parsed.replay_dir))
+        run_loop(simulate(parsed.host, parsed.port, parsed.api_key, parsed.replay_dir, faults))
         return
     flags = {k: v for k, v in vars(parsed).items() if k != "command"}
     from .upstreams import build_catalog

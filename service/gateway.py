@@ -218,11 +218,17 @@ async def serve(
     log.info("chatgate stopped")
 
 
-async def simulate(host: str, port: int, api_key: str | None, replay_dir: str | None) -> None:
+async def simulate(
+    host: str,
+    port: int,
+    api_key: str | None,
+    replay_dir: str | None,
+    key_faults: dict[str, tuple[int, str | None]] | None = None,
+) -> None:
     from .simulator import Simulator
 
     sock = bind(host, port)
-    app = Simulator(api_key=api_key, replay_dir=Path(replay_dir) if replay_dir else None)
+    app = Simulator(api_key=api_key, replay_dir=Path(replay_dir) if replay_dir else None, key_faults=key_faults)
     config = uvicorn.Config(app, log_level="info", access_log=False, lifespan="off", http="httptools")
     log.warning(
         "chatgate SIMULATOR of Anthropic's Messages API on http://%s:%d (not Claude)", host, sock.getsockname()[1]

@@ -135,9 +135,11 @@ def eventually(check: Any, timeout: float = 10.0) -> bool:
         time.sleep(0.02)
 
 
-def start_simulator(log_dir: Path, *, api_key: str | None = None, replay_dir: Path | None = None) -> Simulator:
+def start_simulator(
+    log_dir: Path, *, api_key: str | None = None, replay_dir: Path | None = None, key_faults: tuple[str, ...] = ()
+) -> Simulator:
     port = free_port()
-    args = ["simulate", "--port", str(port)]
+    args = ["simulate", "--port", str(port), *(f"--key-fault={fault}" for fault in key_faults)]
     if api_key:
         args += ["--api-key", api_key]
     if replay_dir:

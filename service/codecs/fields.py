@@ -71,7 +71,8 @@ def get_enum(obj: Mapping[str, Any], key: str, param: str, values: Mapping[str, 
         return None
     if name not in values:
         allowed = ", ".join(f"`{v}`" for v in values)
-        raise InvalidRequest(f"`{param}` must be one of {allowed}; got `{name}`.", param=param, code="invalid_value")
+        shown = name if len(name) <= 40 else name[:37] + "..."
+        raise InvalidRequest(f"`{param}` must be one of {allowed}; got `{shown}`.", param=param, code="invalid_value")
     return values[name]
 
 
@@ -81,13 +82,19 @@ def to_struct(value: Json, param: str) -> struct_pb2.Struct:
         struct.update(value)
     except (ValueError, TypeError):
         raise type_error(param, "a JSON object") from None
+    except RecursionError:
+        raise InvalidRequest(f"`{param}` is nested too deeply.", param=param, code="invalid_value") from None
     return struct
 
 
-def struct_to_json(struct: struct_pb2.Struct) -> Json:
+def struct_to_json(struct: struct_pb2.Struct, param: str = "") -> Json:
     """A Struct as plain JSON; numbers that are whole come back as integers,
-    since protobuf stores every JSON number as a double."""
-    return _restore_ints(json_format.MessageToDict(struct))  # type: ignore[no-any-return]
+    since protobuf stores every JSON number as a double. One nested past the
+    interpreter's recursion limit is the client's error, naming ``param``."""
+    try:
+        return _restore_ints(json_format.MessageToDict(struct))  # type: ignore[no-any-return]
+    except RecursionError:
+        raise InvalidRequest(f"`{param}` is nested too deeply.", param=param or None, code="invalid_value") from None
 
 
 def _restore_ints(value: Any) -> Any:

@@ -83,8 +83,9 @@ class ModelCatalog:
     def resolve(self, name: str) -> ModelInfo:
         model = self._by_name.get(name)
         if model is None:
+            shown = name if len(name) <= 80 else name[:77] + "..."  # never echo a huge input back
             raise ModelNotFound(
-                f"The model `{name}` does not exist or you do not have access to it. "
+                f"The model `{shown}` does not exist or you do not have access to it. "
                 "GET /v1/models lists the models this gateway serves.",
                 param="model",
             )

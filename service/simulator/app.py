@@ -41,7 +41,20 @@ ERROR_TYPES = {
     500: "api_error",
     529: "overloaded_error",
 }
-FAULT_FLAGS = ("status", "stall", "pace_ms", "error_after", "drop_after", "replay")
+FAULT_FLAGS = (
+    "status",
+    "stall",
+    "pace_ms",
+    "error_after",
+    "drop_after",
+    "replay",
+    "close_after",
+    "hold_open",
+    "reset_after_stop",
+    "truncated",
+    "stall_after_start",
+)
+INTERNAL_ADDRESS = "10.20.30.40:8443"  # what an upstream that quotes its own internals would say
 
 
 class DroppedConnection(Exception):
@@ -70,9 +83,21 @@ class Simulator:
     """The ASGI app. ``stats`` counts requests and the ones whose client left early."""
 
     def __init__(
-        self, *, api_key: str | None = None, replay_dir: Path | None = None, cache_size: int = 512, log_size: int = 64
+        self,
+        *,
+        api_key: str | None = None,
+        replay_dir: Path | None = None,
+        cache_size: int = 512,
+        log_size: int = 64,
+        key_faults: dict[str, tuple[int, str | None]] | None = None,
     ) -> None:
         self.api_key = api_key
+        # Keys that always fail with a status (and retry-after): `--key-fault KEY=STATUS[:SECONDS]`.
+        self.key_faults = key_faults or {}
+        # Requests seen per key, by the key's last four characters (never the key).
+        self.by_key: dict[str, int] = {}
+        # Attempts seen per request body, for `sim:times=N` (fail only the first N).
+        self.attempts: OrderedDict[bytes, int] = OrderedDict()
         self.replay_dir = replay_dir
         self.stats = {"requests": 0, "active": 0, "aborted": 0, "completed": 0}
         self._cache: OrderedDict[bytes, tuple[int, list[tuple[bytes, bytes]], list[bytes]]] = OrderedDict()
@@ -92,7 +117,8 @@ class Simulator:
         elif path == "/_sim/requests" and method == "GET":
             await send_body(send, 200, [(b"content-type", b"application/json")], [orjson.dumps(list(self.received))])
         elif path == "/_sim/stats" and method == "GET":
-            await send_body(send, 200, [(b"content-type", b"application/json")], [orjson.dumps(self.stats)])
+            stats = {**self.stats, "by_key": self.by_key}
+            await send_body(send, 200, [(b"content-type", b"application/json")], [orjson.dumps(stats)])
         else:
             await self.error(send, ApiError(404, "not_found_error", f"Not found: {method} {path}"), "req_sim_404")
 
@@ -115,6 +141,11 @@ class Simulator:
         raw = await read_body(receive)
         self.received.append(received_entry(headers, raw))
         request_id = "req_sim_" + hashlib.sha256(raw).hexdigest()[:20]
+        key = headers.get(b"x-api-key", b"").decode("latin-1")
+        self.by_key[key[-4:]] = self.by_key.get(key[-4:], 0) + 1
+        if key in self.key_faults:
+            await self.key_fault(key, request_id, send)
+            return
         cache_key = raw + b"\0" + headers.get(b"x-sim", b"") + b"\0" + headers.get(b"x-api-key", b"")
         cached = self._cache.get(cache_key)
         if cached is not None:
@@ -132,6 +163,11 @@ class Simulator:
             await self.error(send, error, request_id)
             return
         flags = directives(body if isinstance(body, dict) else {}, headers.get(b"x-sim", b"").decode())
+        if "only_model" in flags and isinstance(body, dict) and body.get("model") != flags["only_model"]:
+            flags = without_faults(flags)
+        flags = self.count_attempt(flags, raw, headers)
+        if await self.early_fault(flags, key, request_id, send):
+            return
         self.stats["active"] += 1
         gone = asyncio.Event()
         complete = asyncio.Event()
@@ -155,6 +191,36 @@ class Simulator:
         finally:
             watcher.cancel()
             self.stats["active"] -= 1
+
+    async def key_fault(self, key: str, request_id: str, send: Send) -> None:
+        status, retry = self.key_faults[key]
+        error = ApiError(status, ERROR_TYPES.get(status, "api_error"), f"Simulated HTTP {status} for this key.")
+        await self.error(send, error, request_id, retry)
+
+    def count_attempt(self, flags: dict[str, str], raw: bytes, headers: dict[bytes, bytes]) -> dict[str, str]:
+        """With `sim:times=N`, the fault directives apply to the first N attempts of this body only."""
+        if "times" not in flags:
+            return flags
+        counted = raw + b"\0" + headers.get(b"x-sim", b"")  # every key's attempts count
+        seen = self.attempts[counted] = self.attempts.get(counted, 0) + 1
+        if len(self.attempts) > self._cache_size:
+            self.attempts.popitem(last=False)
+        return without_faults(flags) if seen > int(flags["times"] or 1) else flags
+
+    async def early_fault(self, flags: dict[str, str], key: str, request_id: str, send: Send) -> bool:
+        """Faults answered before any reply is planned; True when one was sent."""
+        if "echo_key" in flags:
+            # An upstream that quotes the request's credentials and its own address back.
+            message = f"Invalid request from {INTERNAL_ADDRESS} with x-api-key {key} at http://{INTERNAL_ADDRESS}/v1"
+            status = int(flags.get("status") or 500)
+            await self.error(send, ApiError(status, ERROR_TYPES.get(status, "api_error"), message), request_id)
+            return True
+        if "html" in flags:  # a proxy's error page, not Anthropic's JSON
+            status = int(flags["html"] or 502)
+            page = f"<html><body><h1>{status} Bad Gateway</h1><p>nginx</p></body></html>".encode()
+            await send_body(send, status, [(b"content-type", b"text/html")], [page])
+            return True
+        return False
 
     async def watch_disconnect(
         self, receive: Receive, task: asyncio.Task[Any] | None, gone: asyncio.Event, complete: asyncio.Event
@@ -218,6 +284,11 @@ class Simulator:
         pace = float(flags.get("pace_ms") or 0) / 1000
         error_after = int(flags["error_after"]) if flags.get("error_after") else None
         drop_after = int(flags["drop_after"]) if flags.get("drop_after") else None
+        close_after = int(flags["close_after"]) if flags.get("close_after") else None
+        if "truncated" in flags:  # a body cut in the middle, then a clean close
+            whole = b"".join(chunks)
+            await send_body(send, 200, headers, [whole[: len(whole) // 2]])
+            return
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         deltas = 0
         for chunk in chunks:
@@ -228,10 +299,19 @@ class Simulator:
                     return
                 if drop_after is not None and deltas == drop_after:
                     raise DroppedConnection("simulated connection drop")
+                if close_after is not None and deltas == close_after:  # a clean end without `message_stop`
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    return
                 deltas += 1
                 if pace:
                     await asyncio.sleep(pace)
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            if b"message_start" in chunk[:40] and flags.get("stall_after_start"):
+                await asyncio.sleep(float(flags["stall_after_start"]))  # silent: not even a ping
+        if "reset_after_stop" in flags:  # the answer is whole; then the connection breaks
+            raise DroppedConnection("simulated connection drop after message_stop")
+        if flags.get("hold_open"):  # the answer is whole; the connection stays open
+            await asyncio.sleep(float(flags["hold_open"]))
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         self.stats["completed"] += 1
 
@@ -251,6 +331,10 @@ class Simulator:
             (b"x-chatgate-simulator", b"replay"),
         ]
         await send_body(send, 200, headers, [path.read_bytes()])
+
+
+def without_faults(flags: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in flags.items() if k not in FAULT_FLAGS and k not in ("html", "echo_key")}
 
 
 def received_entry(headers: dict[bytes, bytes], raw: bytes) -> dict[str, Any]:

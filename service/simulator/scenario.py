@@ -22,6 +22,15 @@ header), so that clients of the gateway can reach every path end to end:
     sim:stall=S          wait S seconds before answering
     sim:pace_ms=M        streams: wait M milliseconds between deltas
     sim:replay=NAME      play back a recorded file from the replay directory
+    sim:times=N          apply the fault directives to the first N attempts of this body only
+    sim:only_model=ID    apply the fault directives only to requests for that upstream model
+    sim:html=CODE        fail with that status and an HTML page, as a proxy would
+    sim:echo_key         fail with a message that quotes the x-api-key and an internal address
+    sim:truncated        send half of the body, then close cleanly
+    sim:close_after=N    streams: close cleanly after N deltas, without `message_stop`
+    sim:stall_after_start=S  streams: after `message_start`, S seconds of silence (no pings)
+    sim:hold_open=S      streams: after `message_stop`, keep the connection open S seconds
+    sim:reset_after_stop streams: after `message_stop`, break the connection
 """
 
 from __future__ import annotations

@@ -330,7 +330,11 @@ def tool_definition(tool: chat_pb2.Tool, param: str) -> JsonObject:
     out: JsonObject = {"name": function.name}
     if function.description:
         out["description"] = function.description
-    out["input_schema"] = struct_to_json(function.parameters) if function.HasField("parameters") else EMPTY_SCHEMA
+    out["input_schema"] = (
+        struct_to_json(function.parameters, f"{param}.function.parameters")
+        if function.HasField("parameters")
+        else EMPTY_SCHEMA
+    )
     if function.HasField("strict") and function.strict:
         out["strict"] = True
     if tool.HasField("cache_control"):
@@ -446,7 +450,7 @@ def map_response_format(request: Request, model: ModelInfo, report: CompatReport
         spec = request.response_format.json_schema
         if not spec.HasField("schema"):
             raise InvalidRequest("`json_schema.schema` is required.", param="response_format.json_schema.schema")
-        schema = struct_to_json(spec.schema)
+        schema = struct_to_json(spec.schema, "response_format.json_schema.schema")
         if traits_of(model).structured_output:
             body.setdefault("output_config", {})["format"] = {"type": "json_schema", "schema": schema}
             return
