@@ -160,6 +160,12 @@ async def serve(
     shared = settings.workers > 1
     # Listeners first: a port in use fails before the simulator or anything else starts.
     http_socket = bind(settings.host, settings.http_port, shared=shared)
+    if not shared and settings.grpc_port:
+        try:  # gRPC binds later and reports a clash noisily; ask the kernel first
+            bind(settings.host, settings.grpc_port).close()
+        except StartupError:
+            http_socket.close()
+            raise
     upstream = await start_upstream(settings)
     chat = build_chat(settings, catalog, upstream)
     keys = KeyChecker(settings.api_keys)
@@ -172,7 +178,7 @@ async def serve(
             GrpcSettings(reflection=settings.reflection, max_message_bytes=settings.max_body_bytes, reuse_port=shared),
             lifecycle,
         )
-    except OSError:
+    except (OSError, RuntimeError):  # grpc reports a failed bind as RuntimeError
         http_socket.close()
         await upstream.stop()
         raise StartupError(f"port {settings.grpc_port} is in use on {settings.host} (gRPC)") from None

@@ -115,6 +115,15 @@ BAD_SETTINGS = [
     ([], {}, "[server]\nhttp_prot = 1\n", "unknown key `http_prot`"),
     ([], {}, "[nonsense]\na = 1\n", "unknown section [nonsense]"),
     ([], {}, "not toml at all [\n", "cannot read config file"),
+    (["--host", "0.0.0.0"], {"CHATGATE_API_KEYS": "k1"}, "", "no upstream key"),
+    (["--host", "0.0.0.0"], {"CHATGATE_API_KEYS": "k1", "ANTHROPIC_API_KEY": " "}, "", "no upstream key"),
+    ([], {"CHATGATE_SIMULATOR": "maybe"}, "", "CHATGATE_SIMULATOR"),
+    (
+        [],
+        {"CHATGATE_MODELS": '[{"id": "a", "max_output_tokens": 5, "fallback": ["nope"]}]'},
+        "",
+        "falls back to 'nope'",
+    ),
 ]
 
 
@@ -128,7 +137,7 @@ def test_a_bad_setting_is_one_line_and_exit_status_2(
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2, result.stderr
     assert len(lines) == 1 and lines[0].startswith("chatgate: ") and named in lines[0], result.stderr
-    assert "Traceback" not in result.stderr and "SIMULATOR" not in result.stderr
+    assert "Traceback" not in result.stderr and "serving from the built-in SIMULATOR" not in result.stderr
 
 
 def run_cli(args: list[str], env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -205,3 +214,29 @@ def test_every_configured_upstream_becomes_a_provider(tmp_path: Path) -> None:
     assert sorted(chat.providers) == ["anthropic", "backup"]
     assert chat.get_model("b").provider == "backup" and chat.get_model("claude-sonnet-4-5").provider == "anthropic"
     asyncio.run(chat.aclose())
+
+
+@pytest.mark.parametrize("taken", ["http", "grpc"])
+def test_a_port_in_use_is_one_line_naming_it(taken: str) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        ports = {"http": port, "grpc": free_port()} if taken == "http" else {"http": free_port(), "grpc": port}
+        result = run_cli(["serve", "--http-port", str(ports["http"]), "--grpc-port", str(ports["grpc"])], {})
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert lines[-1].startswith("chatgate: port ") and f"port {port} is in use" in lines[-1]
+    assert "Traceback" not in result.stderr
+
+
+def test_a_second_instance_on_the_same_ports_fails(tmp_path: Path) -> None:
+    from tests.support import start_gateway
+
+    first = start_gateway(tmp_path)
+    try:
+        for ports in ((first.http_port, free_port()), (free_port(), first.grpc_port)):
+            result = run_cli(["serve", "--http-port", str(ports[0]), "--grpc-port", str(ports[1])], {})
+            assert result.returncode == 2 and "is in use" in result.stderr, result.stderr
+    finally:
+        first.stop()

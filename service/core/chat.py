@@ -65,8 +65,10 @@ class ChatStream:
         expires: float | None = None,
         deadline: float | None = None,
         on_close: Callable[[], None] | None = None,
+        overload_retry_after: float | None = None,
     ) -> None:
         self._deadline = deadline
+        self._overload_retry_after = overload_retry_after
         self._batches = batches
         self._report = report
         self.upstream = upstream
@@ -92,7 +94,12 @@ class ChatStream:
                 raise DeadlineExceeded("The request's deadline passed before the reply finished.")
             if now > self._expires:
                 raise UpstreamTimeout("The reply did not finish within the gateway's request timeout.")
-        return await anext(self._batches)
+        try:
+            return await anext(self._batches)
+        except UpstreamOverloaded as error:  # mid-stream: still tell the client when to come back
+            if error.retry_after is None:
+                error.retry_after = self._overload_retry_after
+            raise
 
     async def aclose(self) -> None:
         try:
@@ -194,6 +201,7 @@ class ChatService:
             expires=time.monotonic() + self.limits.request_timeout,
             deadline=deadline,
             on_close=self.admission.leave,
+            overload_retry_after=self.limits.retry.computed_retry_after(1),
         )
 
     async def _complete(self, call: ProviderCall) -> chat_pb2.ChatCompletion:

@@ -215,6 +215,10 @@ class Simulator:
             status = int(flags.get("status") or 500)
             await self.error(send, ApiError(status, ERROR_TYPES.get(status, "api_error"), message), request_id)
             return True
+        if "spend_limit" in flags:  # a workspace spend limit: a 429 that waiting does not cure
+            message = "You have reached your specified workspace spend limit."
+            await self.error(send, ApiError(429, "rate_limit_error", message), request_id)
+            return True
         if "html" in flags:  # a proxy's error page, not Anthropic's JSON
             status = int(flags["html"] or 502)
             page = f"<html><body><h1>{status} Bad Gateway</h1><p>nginx</p></body></html>".encode()
@@ -334,7 +338,7 @@ class Simulator:
 
 
 def without_faults(flags: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in flags.items() if k not in FAULT_FLAGS and k not in ("html", "echo_key")}
+    return {k: v for k, v in flags.items() if k not in FAULT_FLAGS and k not in ("html", "echo_key", "spend_limit")}
 
 
 def received_entry(headers: dict[bytes, bytes], raw: bytes) -> dict[str, Any]:

@@ -26,6 +26,7 @@ header), so that clients of the gateway can reach every path end to end:
     sim:only_model=ID    apply the fault directives only to requests for that upstream model
     sim:html=CODE        fail with that status and an HTML page, as a proxy would
     sim:echo_key         fail with a message that quotes the x-api-key and an internal address
+    sim:spend_limit      fail with a 429 for a workspace spend limit (no retry-after)
     sim:truncated        send half of the body, then close cleanly
     sim:close_after=N    streams: close cleanly after N deltas, without `message_stop`
     sim:stall_after_start=S  streams: after `message_start`, S seconds of silence (no pings)

@@ -379,3 +379,72 @@ def test_past_the_in_flight_limit_requests_are_refused_at_once(faulty: Simulator
         assert eventually(lambda: ask(gateway, "slots are back").status_code == 200)
     finally:
         gateway.stop()
+
+
+def test_a_mid_stream_overload_still_says_when_to_retry(resilient: Gateway) -> None:
+    from google.rpc import error_details_pb2, status_pb2
+
+    stub = chat_service_pb2_grpc.ChatCompletionServiceStub(grpc.insecure_channel(resilient.grpc_target))
+    with pytest.raises(grpc.RpcError) as caught:
+        list(stub.StreamChatCompletion(grpc_request(f"{marker()} sim:error_after=2"), timeout=30))
+    raw = dict(caught.value.trailing_metadata())["grpc-status-details-bin"]  # type: ignore[attr-defined]
+    kinds = {detail.type_url.rsplit("/", 1)[-1] for detail in status_pb2.Status.FromString(raw).details}
+    assert error_details_pb2.RetryInfo.DESCRIPTOR.full_name in kinds
+
+
+def test_drain_turns_unready_refuses_new_work_and_keeps_answering(faulty: Simulator, tmp_path: Path) -> None:
+    import signal
+
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    env = {
+        **FAST_RETRIES,
+        "CHATGATE_DRAIN_DELAY": "2",
+        "ANTHROPIC_API_KEY": UPSTREAM_KEY,
+        "ANTHROPIC_BASE_URL": faulty.url,
+    }
+    gateway = start_gateway(tmp_path, env=env)
+    try:
+        gateway.process.send_signal(signal.SIGTERM)
+        assert eventually(lambda: httpx.get(gateway.http_url + "/readyz").status_code == 503)
+        assert httpx.get(gateway.http_url + "/readyz").json()["status"] == "draining"  # answered, not refused
+        refused = ask(gateway, "late")
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "shutting_down"
+        health = health_pb2_grpc.HealthStub(grpc.insecure_channel(gateway.grpc_target))
+        status = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5).status
+        assert status == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert gateway.process.wait(timeout=15) == 0
+    finally:
+        gateway.stop()
+
+
+def ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not ipv6_loopback(), reason="this machine has no IPv6 loopback (::1)")
+@pytest.mark.parametrize("host", ["::1", "[::1]"])
+def test_both_protocols_listen_on_ipv6(faulty: Simulator, tmp_path: Path, host: str) -> None:
+    from tests.support import free_port, spawn, wait_until
+
+    http_port, grpc_port = free_port(), free_port()
+    env = {"ANTHROPIC_API_KEY": UPSTREAM_KEY, "ANTHROPIC_BASE_URL": faulty.url}
+    args = ["serve", "--host", host, "--http-port", str(http_port), "--grpc-port", str(grpc_port)]
+    process, log_path = spawn(args, tmp_path, env)
+    try:
+        url = f"http://[::1]:{http_port}"
+        wait_until(lambda: httpx.get(url + "/readyz", timeout=1).status_code == 200, process, log_path)
+        payload = {"model": MODEL, "messages": [{"role": "user", "content": "over IPv6"}]}
+        assert httpx.post(url + "/v1/chat/completions", json=payload, timeout=30).status_code == 200
+        stub = chat_service_pb2_grpc.ChatCompletionServiceStub(grpc.insecure_channel(f"[::1]:{grpc_port}"))
+        assert stub.CreateChatCompletion(grpc_request("over IPv6"), timeout=30).choices
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
