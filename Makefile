@@ -7,7 +7,7 @@ PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/chatgate/v1/*.proto)
 
-.PHONY: run test gen gen-check lint typecheck proto-lint proto-breaking unit bench simulate clean
+.PHONY: run test gen gen-check lint typecheck proto-lint proto-breaking unit bench soak simulate clean
 
 NODE_STAMP := tests/node/node_modules/.installed-stamp
 
@@ -68,6 +68,13 @@ test: proto-lint proto-breaking gen-check lint typecheck unit
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+# Ten minutes of mixed traffic on both protocols (streams, cancels, disconnects, retries,
+# deadlines, upstream faults), printing RSS, open fds and asyncio tasks over time.
+# Not part of `make test`. SOAK_MINUTES=2 make soak for a shorter run.
+SOAK_MINUTES ?= 10
+soak: $(STAMP)
+	$(PY) -m bench --only none --soak $(SOAK_MINUTES) --out bench/results/soak.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tests/node/node_modules

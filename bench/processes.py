@@ -61,6 +61,9 @@ class Process:
             total += (int(fields[11]) + int(fields[12])) / CLK_TCK
         return total
 
+    def open_fds(self) -> int:
+        return sum(len(list(Path(f"/proc/{pid}/fd").iterdir())) for pid in self.pids())
+
     def rss_mib(self) -> float:
         return sum(int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE for pid in self.pids()) / 2**20
 

@@ -50,6 +50,13 @@ def table(results: dict[str, Any]) -> str:
             f"(max {soak['rss_max_mib']:.1f}), growth over the second half "
             f"{soak['growth_mib_per_min_second_half']:+.2f} MiB/min"
         )
+        rows = soak.get("resources") or []
+        if rows:
+            step = max(1, len(rows) // 10)
+            out += "\n\n| minute | RSS (MiB) | open fds | asyncio tasks |\n| --- | --- | --- | --- |\n"
+            out += "\n".join(f"| {t:.1f} | {r:.1f} | {fds} | {tasks} |" for t, r, fds, tasks in rows[::step])
+            after = soak["after"]
+            out += f"\n\nafter the load stopped: {after['fds']} open fds, {after['tasks']} asyncio tasks"
     workers = results.get("workers")
     if workers:
         out += (

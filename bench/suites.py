@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import time
 from collections.abc import Callable
@@ -331,18 +332,25 @@ def memory(rig: Rig, streams: int, deltas: int, pace_ms: int) -> dict[str, Any]:
 
 
 def grpc_mix(port: int, stop: float, counts: dict[str, int]) -> None:
-    """gRPC unary calls, whole streams, and streams cancelled after the first chunk (the leak-prone path)."""
+    """gRPC unary calls, whole streams, streams cancelled after the first chunk (the leak-prone path),
+    a call the gateway retries before it succeeds, and one whose deadline cuts a stalled upstream."""
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         unary, stream = channel.unary_unary(CREATE), channel.unary_stream(STREAM)
         paced = words(50, pace_ms=10).grpc_message()
+        stalled = Workload("sim:stall=5", stream=False).grpc_message()
+        n = 0
         while time.perf_counter() < stop:
+            n += 1
             unary(JSON.grpc_message(), timeout=10)
             for _ in stream(SSE20.grpc_message(), timeout=10):
                 pass
             call = stream(paced, timeout=10)
             next(call)
             call.cancel()
-            counts["grpc"] += 3
+            unary(Workload(f"soak {n} sim:status=529 sim:times=1", stream=False).grpc_message(), timeout=10)
+            with contextlib.suppress(grpc.RpcError):
+                unary(stalled, timeout=0.2)
+            counts["grpc"] += 5
 
 
 async def http_mix(port: int, stop: float, counts: dict[str, int]) -> None:
@@ -351,11 +359,14 @@ async def http_mix(port: int, stop: float, counts: dict[str, int]) -> None:
         post(GATEWAY_PATH, w.gateway_body(), GATEWAY_HEADERS)
         for w in (JSON, SSE20, Workload("sim:status=529", stream=True))
     ]
+    n = 0
     leave = post(GATEWAY_PATH, words(50, pace_ms=10).gateway_body(), GATEWAY_HEADERS)
     while time.perf_counter() < stop:
         connection = await Connection.open(port)
         try:
-            for raw in requests:
+            n += 1  # a new body each round, so the simulator fails its first attempt and the gateway retries
+            retried = Workload(f"soak {n} sim:status=500 sim:times=1", stream=False).gateway_body()
+            for raw in [*requests, post(GATEWAY_PATH, retried, GATEWAY_HEADERS)]:
                 await connection.request(raw)
                 counts["http"] += 1
         finally:
@@ -376,12 +387,15 @@ def soak(rig: Rig, minutes: float, concurrency: int = 16) -> dict[str, Any]:
     for thread in threads:
         thread.start()
     samples: list[tuple[float, float]] = []
+    resources: list[tuple[float, float, int, int]] = []  # minute, RSS MiB, open fds, asyncio tasks
 
     async def drive() -> None:
         workers = [asyncio.create_task(http_mix(rig.http_port, stop, counts)) for _ in range(concurrency)]
         started = time.perf_counter()
         while time.perf_counter() < stop:
-            samples.append(((time.perf_counter() - started) / 60, rig.gateway.rss_mib()))
+            minute, rss = (time.perf_counter() - started) / 60, rig.gateway.rss_mib()
+            samples.append((minute, rss))
+            resources.append((minute, rss, rig.gateway.open_fds(), await asyncio.to_thread(tasks_of, rig)))
             await asyncio.sleep(min(15.0, max(0.5, minutes * 60 / 40)))
         await asyncio.gather(*workers)
 
@@ -400,4 +414,14 @@ def soak(rig: Rig, minutes: float, concurrency: int = 16) -> dict[str, Any]:
         "growth_mib_per_min_second_half": slope,
         "rss_after_mib": rig.gateway.rss_mib(),
         "samples": [(round(t, 2), round(r, 1)) for t, r in samples],
+        "resources": [(round(t, 2), round(r, 1), fds, tasks) for t, r, fds, tasks in resources],
+        "after": {"fds": rig.gateway.open_fds(), "tasks": tasks_of(rig)},
     }
+
+
+def tasks_of(rig: Rig) -> int:
+    """The gateway's live asyncio tasks, from its own /metrics."""
+    import httpx
+
+    text = httpx.get(f"http://127.0.0.1:{rig.http_port}/metrics", timeout=10).text
+    return int(next(line for line in text.splitlines() if line.startswith("chatgate_asyncio_tasks ")).split()[1])

@@ -72,12 +72,19 @@ def record(protocol: str, mode: str, outcome: str, overhead_ms: float, upstream_
 
 
 def exposition() -> bytes:
-    """The text exposition format, for every worker when running several."""
+    """The text exposition format, for every worker when running several, plus this
+    process's live asyncio tasks (leak watch: the number must come back down)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry)
-    return generate_latest()
+        text = generate_latest(registry)
+    else:
+        text = generate_latest()
+    tasks = len(asyncio.all_tasks())
+    return text + (
+        b"# HELP chatgate_asyncio_tasks Live asyncio tasks in the process that answered this scrape.\n"
+        b"# TYPE chatgate_asyncio_tasks gauge\nchatgate_asyncio_tasks %d\n" % tasks
+    )
 
 
 class Tracked:
