@@ -20,14 +20,17 @@ from typing import Any
 
 import uvicorn
 from prometheus_client.multiprocess import mark_process_dead
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from . import observability
 from .config import Settings, UpstreamConfig
 from .core import Admission, ChatService, Limits, ModelCatalog, RetryPolicy
 from .core.auth import KeyChecker
+from .core.errors import InvalidRequest
 from .core.lifecycle import Lifecycle
 from .grpc_api import GrpcSettings, build_grpc_server
 from .http_api import HttpSettings, create_app
+from .http_api.openai_chat import error_json
 from .logs import configure_logging
 from .upstreams import build_catalog, build_providers
 
@@ -78,6 +81,22 @@ def bind(host: str, port: int, *, shared: bool = False) -> socket.socket:
     return sock
 
 
+class JsonErrorProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP/1.1 protocol, answering a request it cannot parse in OpenAI's error shape
+    (the SDKs read `error.message`) rather than with a plain-text body."""
+
+    def send_400_response(self, msg: str) -> None:
+        body = error_json(InvalidRequest(f"The HTTP request could not be parsed: {msg}", code="invalid_http_request"))
+        head = [
+            b"HTTP/1.1 400 Bad Request\r\n",
+            b"content-type: application/json\r\n",
+            b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",
+            b"connection: close\r\n\r\n",
+        ]
+        self.transport.write(b"".join([*head, body]))
+        self.transport.close()
+
+
 def uvicorn_server(app: Any, log_level: str, grace: float) -> QuietServer:
     # log_config=None: uvicorn's records go through our own logging format.
     config = uvicorn.Config(
@@ -86,7 +105,7 @@ def uvicorn_server(app: Any, log_level: str, grace: float) -> QuietServer:
         log_config=None,
         access_log=False,
         lifespan="off",
-        http="httptools",
+        http=JsonErrorProtocol,
         proxy_headers=False,  # nothing reads client addresses; it costs a middleware call per request
         timeout_graceful_shutdown=int(grace),
         server_header=False,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -55,8 +56,16 @@ KEY_EVENTS = Counter(
 )
 
 
+_attempt_counters: dict[tuple[str, str, str], Any] = {}
+
+
 def attempt(call: ProviderCall, outcome: str) -> None:
-    ATTEMPTS.labels(call.model.provider, call.model.id, outcome).inc()
+    """Counted on every request: the labelled child is looked up once per (upstream, model, outcome)."""
+    key = (call.model.provider, call.model.id, outcome)
+    counter = _attempt_counters.get(key)
+    if counter is None:
+        counter = _attempt_counters[key] = ATTEMPTS.labels(*key)
+    counter.inc()
 
 
 def key_event(upstream: str, key: str, event: str) -> None:

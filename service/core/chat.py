@@ -15,6 +15,7 @@ from chatgate.v1 import chat_pb2, chat_service_pb2
 from .admission import Admission
 from .compat import Adjustment, CompatReport
 from .errors import DeadlineExceeded, GatewayError, InvalidRequest, UpstreamOverloaded, UpstreamTimeout
+from .expiry import Expiry
 from .models import ModelCatalog, ModelInfo
 from .provider import ChatProvider, ProviderCall, UpstreamInfo
 from .retry import RetryPolicy, falls_back
@@ -178,12 +179,14 @@ class ChatService:
         calls = self._prepare(request, deadline)
         self.admission.enter()
         try:
-            async with asyncio.timeout(self.limits.request_timeout):
+            with Expiry(self.limits.request_timeout) as expiry:
                 if len(calls) == 1:
                     completion = await self._complete(calls[0])
                 else:
                     completion = merge_completions(await asyncio.gather(*(self._complete(c) for c in calls)))
-        except TimeoutError:
+        except asyncio.CancelledError:
+            if not expiry.expired():
+                raise
             raise UpstreamTimeout("The reply did not finish within the gateway's request timeout.") from None
         finally:
             self.admission.leave()

@@ -108,6 +108,7 @@ class ChatEndpoint:
         self.chat = chat
         self.keys = keys
         self.settings = settings
+        self.heartbeat = Heartbeat(surface.keep_alive, settings.heartbeat) if settings.heartbeat else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         out = TrackedSend(send)
@@ -185,59 +186,76 @@ class ChatEndpoint:
 
     async def _stream(self, call: ChatCall, watcher: DisconnectWatcher, out: TrackedSend, tracked: Tracked) -> None:
         stream = self.chat.stream(call.request, deadline=call.deadline)
-        heartbeat: Heartbeat | None = None
+        heartbeat = self.heartbeat
         try:
             first = await anext(stream, None)  # the upstream call starts here; errors still get a status
             headers = report_headers(describe(stream.adjustments, call.ignored), stream.upstream.headers)
             raw_headers = self.surface.stream_headers + [(k.encode(), v.encode()) for k, v in headers.items()]
             await out({"type": "http.response.start", "status": 200, "headers": raw_headers})
-            if self.settings.heartbeat:
-                heartbeat = Heartbeat(out, self.surface.keep_alive, self.settings.heartbeat)
+            if heartbeat is not None:
+                heartbeat.join(out)
             batch = first
             while batch is not None:  # one write per batch: what one upstream read produced
                 await out({"type": "http.response.body", "body": self.surface.frames(batch), "more_body": True})
                 if heartbeat is not None:
-                    heartbeat.written()
+                    heartbeat.written(out)
                 batch = await anext(stream, None)
             end = self.surface.end_of_stream(stream)
             if heartbeat is not None:
-                heartbeat.stop()
+                heartbeat.leave(out)
             watcher.close()
             await out({"type": "http.response.body", "body": end, "more_body": False})
         finally:
             if heartbeat is not None:
-                heartbeat.stop()
+                heartbeat.leave(out)
             tracked.upstream_seconds = stream.upstream.seconds
             await stream.aclose()
 
 
 class Heartbeat:
-    """Writes a keep-alive frame whenever a started stream has been silent for ``interval``
-    seconds (a model thinking, say), so idle-timeout proxies do not cut it. One timer
-    task per stream; the stream loop only stamps the time of each write."""
+    """Keep-alive frames for started streams that have been silent for ``interval`` seconds
+    (a model thinking, say), so idle-timeout proxies do not cut them.
 
-    __slots__ = ("_frame", "_interval", "_loop", "_out", "_task", "last")
+    One ticker task per process serves every open stream; a stream only joins and
+    leaves a set and stamps the time of each write, so a stream costs no task of
+    its own. The ticker sleeps while no stream is open.
+    """
 
-    def __init__(self, out: TrackedSend, frame: bytes, interval: float) -> None:
-        self._out, self._frame, self._interval = out, frame, interval
-        self._loop = asyncio.get_running_loop()
-        self.last = self._loop.time()
-        self._task = asyncio.create_task(self._run())
+    __slots__ = ("_frame", "_interval", "_open", "_pings", "_ticker")
 
-    def written(self) -> None:
-        self.last = self._loop.time()
+    def __init__(self, frame: bytes, interval: float) -> None:
+        self._frame, self._interval = frame, interval
+        self._open: dict[TrackedSend, float] = {}  # stream -> loop time of its last write
+        self._ticker: asyncio.Task[None] | None = None
+        self._pings: set[asyncio.Task[None]] = set()  # one slow client must not hold up the others
 
-    def stop(self) -> None:
-        self._task.cancel()
+    def join(self, out: TrackedSend) -> None:
+        loop = asyncio.get_running_loop()
+        self._open[out] = loop.time()
+        if self._ticker is None or self._ticker.done():
+            self._ticker = loop.create_task(self._tick())
 
-    async def _run(self) -> None:
-        while not self._out.finished:
-            wait = self.last + self._interval - self._loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-                continue
-            await self._out({"type": "http.response.body", "body": self._frame, "more_body": True})
-            self.written()
+    def written(self, out: TrackedSend) -> None:
+        self._open[out] = asyncio.get_running_loop().time()
+
+    def leave(self, out: TrackedSend) -> None:
+        self._open.pop(out, None)
+
+    async def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._open:
+            await asyncio.sleep(self._interval / 2)
+            now = loop.time()
+            for out, last in list(self._open.items()):
+                if now - last >= self._interval and not out.finished and out in self._open:
+                    self._open[out] = now
+                    ping = loop.create_task(self._ping(out))
+                    self._pings.add(ping)
+                    ping.add_done_callback(self._pings.discard)
+
+    async def _ping(self, out: TrackedSend) -> None:
+        with contextlib.suppress(Exception):  # the client may be gone; its request ends on its own
+            await out({"type": "http.response.body", "body": self._frame, "more_body": True})
 
 
 def deadline_of(scope: Scope) -> float | None:

@@ -37,6 +37,7 @@ FAST_RETRIES = {
     "CHATGATE_RETRY_MAX_WAIT": "2",
     "CHATGATE_BREAKER_FAILURES": "100000",
     "CHATGATE_HEARTBEAT": "0.3",
+    "CHATGATE_UPSTREAM_FIRST_BYTE_TIMEOUT": "1.5",
     "CHATGATE_MODELS": json.dumps(
         [{"id": "primary", "upstream_id": "claude-opus-4-7", "max_output_tokens": 1000, "fallback": [MODEL]}]
     ),
@@ -448,3 +449,45 @@ def test_both_protocols_listen_on_ipv6(faulty: Simulator, tmp_path: Path, host: 
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+def test_malformed_http_framing_gets_an_openai_error_body(resilient: Gateway) -> None:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", resilient.http_port), timeout=10) as sock:
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n")
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and b"content-type: application/json" in head.lower()
+    assert json.loads(body)["error"]["code"] == "invalid_http_request"
+    assert ask(resilient, "still serving").status_code == 200
+
+
+def test_a_stream_with_no_first_byte_in_time_is_retried(resilient: Gateway, faulty: Simulator) -> None:
+    tag = marker()
+    chunks = list(
+        sdk(resilient).chat.completions.create(
+            model=MODEL, stream=True, messages=[{"role": "user", "content": f"{tag} sim:stall=3 sim:times=1"}]
+        )
+    )
+    assert chunks and attempts(faulty, tag) == 2  # the first attempt gave up after 1.5 s without a byte
+
+
+def test_the_whole_request_timeout_bounds_a_reply(faulty: Simulator, tmp_path: Path) -> None:
+    env = {
+        **FAST_RETRIES,
+        "CHATGATE_REQUEST_TIMEOUT": "1",
+        "ANTHROPIC_API_KEY": UPSTREAM_KEY,
+        "ANTHROPIC_BASE_URL": faulty.url,
+    }
+    gateway = start_gateway(tmp_path, env=env)
+    try:
+        before = faulty.stats()["aborted"]
+        response = ask(gateway, f"{marker()} sim:stall=5")
+        assert response.status_code == 504 and response.json()["error"]["code"] == "upstream_timeout"
+        assert eventually(lambda: faulty.stats()["aborted"] > before)
+        assert ask(gateway, "quick").status_code == 200
+    finally:
+        gateway.stop()

@@ -56,7 +56,7 @@ def traits_from_config(entry: Mapping[str, Any], base: object) -> ClaudeTraits:
             known = ["thinking", "structured_output", "sampling_exclusive", "reasoning_budgets"]
             raise ValueError(
                 f"unknown key `{key}` (model keys: id, upstream_id, display_name, "
-                f"max_output_tokens, context_window, aliases, created, retired, provider, owned_by, "
+                f"max_output_tokens, context_window, aliases, created, retired, provider, owned_by, fallback, "
                 f"and for Claude {', '.join(known)})"
             )
     return replace(traits, **values)

@@ -25,6 +25,7 @@ from service.core.errors import (
     UpstreamOverloaded,
     UpstreamTimeout,
 )
+from service.core.expiry import Expiry
 from service.upstream import (
     ClientName,
     Malformed,
@@ -182,14 +183,16 @@ class AnthropicProvider:
         response: UpstreamResponse | None = None
         try:
             try:
-                async with asyncio.timeout(self._settings.first_byte_timeout):
+                with Expiry(self._settings.first_byte_timeout) as expiry:
                     response, key = await self._send(mapped, call)
                     record_headers(call.upstream, response.headers)
                     if response.status != 200:
                         raise self._rejected(key, call, response.status, await response.read(), response.headers)
                     batches = translate(response, mapped.json_tool, call.upstream, self._secrets)
                     first = await anext(batches, None)
-            except TimeoutError:
+            except asyncio.CancelledError:
+                if not expiry.expired():
+                    raise
                 error = UpstreamTimeout(
                     f"The upstream sent nothing within {self._settings.first_byte_timeout:g} s.", transient=True
                 )
