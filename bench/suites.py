@@ -341,13 +341,15 @@ def grpc_mix(port: int, stop: float, counts: dict[str, int]) -> None:
         n = 0
         while time.perf_counter() < stop:
             n += 1
-            unary(JSON.grpc_message(), timeout=10)
-            for _ in stream(SSE20.grpc_message(), timeout=10):
-                pass
-            call = stream(paced, timeout=10)
-            next(call)
-            call.cancel()
-            unary(Workload(f"soak {n} sim:status=529 sim:times=1", stream=False).grpc_message(), timeout=10)
+            # Every call may fail (a breaker opened by the HTTP mix's faults, say): the soak is about leaks.
+            with contextlib.suppress(grpc.RpcError):
+                unary(JSON.grpc_message(), timeout=10)
+                for _ in stream(SSE20.grpc_message(), timeout=10):
+                    pass
+                call = stream(paced, timeout=10)
+                next(call)
+                call.cancel()
+                unary(Workload(f"soak {n} sim:status=529 sim:times=1", stream=False).grpc_message(), timeout=10)
             with contextlib.suppress(grpc.RpcError):
                 unary(stalled, timeout=0.2)
             counts["grpc"] += 5
@@ -355,10 +357,7 @@ def grpc_mix(port: int, stop: float, counts: dict[str, int]) -> None:
 
 async def http_mix(port: int, stop: float, counts: dict[str, int]) -> None:
     """Whole replies, streams, upstream errors, and streams the client leaves after one chunk."""
-    requests = [
-        post(GATEWAY_PATH, w.gateway_body(), GATEWAY_HEADERS)
-        for w in (JSON, SSE20, Workload("sim:status=529", stream=True))
-    ]
+    requests = [post(GATEWAY_PATH, w.gateway_body(), GATEWAY_HEADERS) for w in (JSON, SSE20)]
     n = 0
     leave = post(GATEWAY_PATH, words(50, pace_ms=10).gateway_body(), GATEWAY_HEADERS)
     while time.perf_counter() < stop:
@@ -366,7 +365,10 @@ async def http_mix(port: int, stop: float, counts: dict[str, int]) -> None:
         try:
             n += 1  # a new body each round, so the simulator fails its first attempt and the gateway retries
             retried = Workload(f"soak {n} sim:status=500 sim:times=1", stream=False).gateway_body()
-            for raw in [*requests, post(GATEWAY_PATH, retried, GATEWAY_HEADERS)]:
+            # An overloaded stream that fails twice, then answers: retried before its first byte.
+            overloaded = Workload(f"soak {n} sim:status=529 sim:times=2", stream=True).gateway_body()
+            extra = [post(GATEWAY_PATH, body, GATEWAY_HEADERS) for body in (retried, overloaded)]
+            for raw in [*requests, *extra]:
                 await connection.request(raw)
                 counts["http"] += 1
         finally:
