@@ -211,6 +211,7 @@ async def serve(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     await grpc_server.start()
+    health_task = asyncio.create_task(grpc_server.follow(lambda: chat.ready))
     http_task = asyncio.create_task(http_server.serve(sockets=[http_socket]))
     while not http_server.started and not http_task.done():  # noqa: ASYNC110 (uvicorn offers no event)
         await asyncio.sleep(0.01)
@@ -238,6 +239,7 @@ async def serve(
     log.info("shutting down: in-flight requests get up to %.0f s", settings.shutdown_grace)
     http_server.should_exit = True
     await asyncio.gather(grpc_server.stop(settings.shutdown_grace), http_task, return_exceptions=True)
+    health_task.cancel()
     await chat.aclose()
     await upstream.stop()
     log.info("chatgate stopped")

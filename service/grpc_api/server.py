@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
@@ -45,6 +46,18 @@ class GrpcServer:
         await self.server.start()
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def follow(self, ready: Callable[[], bool], every: float = 1.0) -> None:
+        """Keeps health in step with readiness (upstream keys, breakers) until shutdown turns it off for good."""
+        serving = True
+        while True:
+            await asyncio.sleep(every)
+            now = ready()
+            if now != serving:
+                status = health_pb2.HealthCheckResponse.SERVING if now else health_pb2.HealthCheckResponse.NOT_SERVING
+                for name in ("", SERVICE_NAME):
+                    await self.health.set(name, status)  # ignored once graceful shutdown began
+                serving = now
 
     async def stop(self, grace: float) -> None:
         """Marks every service NOT_SERVING, lets in-flight calls finish within ``grace``, and ends

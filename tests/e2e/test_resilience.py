@@ -315,6 +315,13 @@ def test_the_only_key_rejected_makes_the_gateway_unready_and_names_the_alias(fau
         assert httpx.get(gateway.http_url + "/livez").status_code == 200  # liveness never depends on the upstream
         again = ask(gateway, "x")
         assert again.status_code == 502  # refused without another upstream call
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        health = health_pb2_grpc.HealthStub(grpc.insecure_channel(gateway.grpc_target))
+        not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+        assert eventually(
+            lambda: health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5).status == not_serving
+        )
     finally:
         gateway.stop()
     log = gateway.log()
