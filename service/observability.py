@@ -45,8 +45,9 @@ UPSTREAM_AUTH_FAILURES = Counter(
 
 
 ATTEMPTS = Counter(
-    "chatgate_upstream_attempts",
-    "Upstream attempts by upstream, model and outcome (ok, or the error code); retries and fallbacks included.",
+    "chatgate_upstream_failed_attempts",
+    "Failed upstream attempts by upstream, model and error code: each retry, fallback and final failure. "
+    "Successful attempts are the chat requests (chatgate_requests_total) with outcome ok.",
     ["upstream", "model", "outcome"],
 )
 KEY_EVENTS = Counter(
@@ -60,7 +61,7 @@ _attempt_counters: dict[tuple[str, str, str], Any] = {}
 
 
 def attempt(call: ProviderCall, outcome: str) -> None:
-    """Counted on every request: the labelled child is looked up once per (upstream, model, outcome)."""
+    """Counted on failures only, so the happy path pays nothing; children are looked up once each."""
     key = (call.model.provider, call.model.id, outcome)
     counter = _attempt_counters.get(key)
     if counter is None:

@@ -15,10 +15,10 @@ from chatgate.v1 import chat_pb2, chat_service_pb2
 from .admission import Admission
 from .compat import Adjustment, CompatReport
 from .errors import DeadlineExceeded, GatewayError, InvalidRequest, UpstreamOverloaded, UpstreamTimeout
-from .expiry import Expiry
 from .models import ModelCatalog, ModelInfo
 from .provider import ChatProvider, ProviderCall, UpstreamInfo
 from .retry import RetryPolicy, falls_back
+from .watchdog import Watchdog
 
 log = logging.getLogger("chatgate")
 _retired_warned: set[str] = set()
@@ -153,6 +153,7 @@ class ChatService:
         self.limits = limits
         self.admission = admission or Admission(0)
         self._on_attempt = on_attempt
+        self._watchdog = Watchdog()
 
     @property
     def max_choices(self) -> int:
@@ -178,17 +179,18 @@ class ChatService:
         started = time.monotonic()
         calls = self._prepare(request, deadline)
         self.admission.enter()
+        watched = self._watchdog.watch(self.limits.request_timeout)
         try:
-            with Expiry(self.limits.request_timeout) as expiry:
-                if len(calls) == 1:
-                    completion = await self._complete(calls[0])
-                else:
-                    completion = merge_completions(await asyncio.gather(*(self._complete(c) for c in calls)))
+            if len(calls) == 1:
+                completion = await self._complete(calls[0])
+            else:
+                completion = merge_completions(await asyncio.gather(*(self._complete(c) for c in calls)))
         except asyncio.CancelledError:
-            if not expiry.expired():
+            if not self._watchdog.release(watched):
                 raise
             raise UpstreamTimeout("The reply did not finish within the gateway's request timeout.") from None
         finally:
+            self._watchdog.release(watched)
             self.admission.leave()
         return ChatResult(completion, calls[0].report.items, calls[0].upstream, started)
 
@@ -208,7 +210,10 @@ class ChatService:
         )
 
     async def _complete(self, call: ProviderCall) -> chat_pb2.ChatCompletion:
-        return await self._with_retries(call, lambda attempt: self.providers[attempt.model.provider].complete(attempt))
+        return await self._with_retries(call, self._complete_once)
+
+    def _complete_once(self, attempt: ProviderCall) -> Awaitable[chat_pb2.ChatCompletion]:
+        return self.providers[attempt.model.provider].complete(attempt)
 
     async def _stream(self, call: ProviderCall) -> AsyncIterator[Batch]:
         batches, first = await self._with_retries(call, self._open)
@@ -232,7 +237,8 @@ class ChatService:
 
     async def _with_retries(self, call: ProviderCall, run: Callable[[ProviderCall], Awaitable[T]]) -> T:
         """Runs ``run`` for each attempt: retries of the model, then each model of its fallback chain."""
-        chain = [call.model, *(self.catalog.resolve(name) for name in call.model.fallback)]
+        fallback = call.model.fallback
+        chain = [call.model, *(self.catalog.resolve(name) for name in fallback)] if fallback else [call.model]
         for index, model in enumerate(chain):
             attempt = call if index == 0 else replace(call, model=model, attempt=1)
             while True:
@@ -261,7 +267,6 @@ class ChatService:
                     if isinstance(error, UpstreamOverloaded) and error.retry_after is None:
                         error.retry_after = self.limits.retry.computed_retry_after(attempt.attempt)
                     raise
-                self._attempted(attempt, "ok")
                 return result
         raise AssertionError("unreachable: the last model's last attempt returns or raises")  # pragma: no cover
 

@@ -82,8 +82,12 @@ class KeyPool:
 
     def acquire(self) -> UpstreamKey:
         """The key for the next call, or the error that says why there is none."""
-        now = self._clock()
         count = len(self.keys)
+        key = self.keys[self._next]
+        if not key.rejected and key.open_until == 0.0 and key.rest_until == 0.0:  # the usual case: no clock
+            self._next = (self._next + 1) % count
+            return key
+        now = self._clock()
         resting: UpstreamKey | None = None
         for step in range(count):
             key = self.keys[(self._next + step) % count]
@@ -129,6 +133,8 @@ class KeyPool:
             log.info("upstream %s key %s: breaker closed again", self.upstream, key.alias)
             self._event(key, "breaker_closed")
         key.failures, key.open_until, key.probing = 0, 0.0, False
+        if key.rest_until and key.rest_until <= self._clock():
+            key.rest_until = 0.0  # rested and answering again: back on the fast path
 
     def rate_limited(self, key: UpstreamKey, retry_after: float | None) -> None:
         key.rest_until = self._clock() + (retry_after if retry_after is not None else DEFAULT_REST)

@@ -25,7 +25,7 @@ from service.core.errors import (
     UpstreamOverloaded,
     UpstreamTimeout,
 )
-from service.core.expiry import Expiry
+from service.core.watchdog import Watchdog
 from service.upstream import (
     ClientName,
     Malformed,
@@ -78,6 +78,7 @@ class AnthropicProvider:
         self._url = settings.base_url.rstrip("/") + "/v1/messages"
         self.keys = KeyPool(settings.name, settings.api_keys, settings.breaker, on_event=on_key_event)
         self._secrets = tuple(settings.api_keys)
+        self._watchdog = Watchdog()
         self._headers = {
             "anthropic-version": ANTHROPIC_VERSION,
             "content-type": "application/json",
@@ -182,21 +183,23 @@ class AnthropicProvider:
         key: UpstreamKey | None = None
         response: UpstreamResponse | None = None
         try:
+            watched = self._watchdog.watch(self._settings.first_byte_timeout)
             try:
-                with Expiry(self._settings.first_byte_timeout) as expiry:
-                    response, key = await self._send(mapped, call)
-                    record_headers(call.upstream, response.headers)
-                    if response.status != 200:
-                        raise self._rejected(key, call, response.status, await response.read(), response.headers)
-                    batches = translate(response, mapped.json_tool, call.upstream, self._secrets)
-                    first = await anext(batches, None)
+                response, key = await self._send(mapped, call)
+                record_headers(call.upstream, response.headers)
+                if response.status != 200:
+                    raise self._rejected(key, call, response.status, await response.read(), response.headers)
+                batches = translate(response, mapped.json_tool, call.upstream, self._secrets)
+                first = await anext(batches, None)
             except asyncio.CancelledError:
-                if not expiry.expired():
+                if not self._watchdog.release(watched):
                     raise
                 error = UpstreamTimeout(
                     f"The upstream sent nothing within {self._settings.first_byte_timeout:g} s.", transient=True
                 )
                 raise (self._failed(key, call, error) if key is not None else error) from None
+            finally:
+                self._watchdog.release(watched)
             self.keys.succeeded(key)
             if first is not None:
                 yield first
