@@ -89,3 +89,12 @@ def test_an_unknown_method_is_unimplemented(gateway: Gateway) -> None:
         with pytest.raises(grpc.RpcError) as caught:
             method(b"", timeout=5)
     assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED  # type: ignore[attr-defined]
+
+
+def test_a_status_message_with_unicode_and_a_newline_round_trips(gateway: Gateway) -> None:
+    stub = chat_service_pb2_grpc.ChatCompletionServiceStub(grpc.insecure_channel(gateway.grpc_target))
+    name = "モデル\n星 ✓"  # non-ASCII and a newline: gRPC percent-encodes status messages
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.CreateChatCompletion(grpc_request("x", model=name), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
+    assert name in caught.value.details()  # type: ignore[attr-defined]
