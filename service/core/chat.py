@@ -104,9 +104,7 @@ class ChatStream:
 
     async def aclose(self) -> None:
         try:
-            aclose = getattr(self._batches, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await close(self._batches)
         finally:
             if self._on_close is not None:
                 on_close, self._on_close = self._on_close, None
@@ -290,6 +288,7 @@ class ChatService:
 
 
 async def close(batches: AsyncIterator[Batch]) -> None:
+    """Closes an async iterator that can be closed (an async generator releases its upstream)."""
     aclose = getattr(batches, "aclose", None)
     if aclose is not None:
         await aclose()
@@ -368,9 +367,7 @@ async def with_usage_policy(batches: AsyncIterator[Batch], include_usage: bool) 
             yield batch
     finally:
         with contextlib.suppress(RuntimeError):
-            aclose = getattr(batches, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await close(batches)
     if include_usage and template is not None:
         yield [Chunk(id=template.id, created=template.created, model=template.model, usage=sum_usage(usages))]
 
@@ -423,7 +420,5 @@ async def merge_streams(streams: Sequence[AsyncIterator[Batch]]) -> AsyncIterato
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         for stream in streams:
-            aclose = getattr(stream, "aclose", None)
-            if aclose is not None:
-                with contextlib.suppress(Exception):
-                    await aclose()
+            with contextlib.suppress(Exception):
+                await close(stream)

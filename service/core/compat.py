@@ -45,9 +45,7 @@ class CompatReport:
 
     def note(self, param: str, detail: str) -> None:
         """Something the gateway chose to do (a fallback model, say): reported, never refused as strict."""
-        item = Adjustment(param, "adjusted", detail)
-        if item not in self.items:
-            self.items.append(item)
+        self._append(Adjustment(param, "adjusted", detail))
 
     def _record(self, item: Adjustment) -> None:
         if self.strict:
@@ -57,7 +55,10 @@ class CompatReport:
                 param=item.param,
                 code="unsupported_parameter",
             )
-        if item not in self.items:
+        self._append(item)
+
+    def _append(self, item: Adjustment) -> None:
+        if item not in self.items:  # fan-out calls share one report: each change is listed once
             self.items.append(item)
 
 

@@ -174,3 +174,22 @@ def test_a_bug_in_our_translator_is_not_blamed_on_the_upstream(monkeypatch: pyte
     with pytest.raises(KeyError):
         run(drain(anthropic_provider(client).stream(call())))
     assert all(r.closed for r in client.responses)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_upstream_overload_counts_once_against_the_keys_breaker(stream: bool) -> None:
+    client = FakeUpstreamClient()
+    client.reply(529, OVERLOADED)
+    provider = anthropic_provider(client)
+    with pytest.raises(UpstreamOverloaded):
+        run(drain(provider.stream(call())) if stream else provider.complete(call()))
+    assert [key.failures for key in provider.keys.keys] == [1]
+
+
+def test_an_overload_inside_a_stream_counts_once_too() -> None:
+    client = FakeUpstreamClient()
+    client.reply_fixture("error_midstream.sse", reads=3)
+    provider = anthropic_provider(client)
+    with pytest.raises(UpstreamOverloaded):
+        run(drain(provider.stream(call())))
+    assert [key.failures for key in provider.keys.keys] == [1]

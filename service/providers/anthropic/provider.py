@@ -208,8 +208,10 @@ class AnthropicProvider:
         except TransportError as exc:
             assert key is not None
             raise self._failed(key, call, transport_error(exc, call, started_stream=True)) from exc
-        except UpstreamOverloaded as error:  # an in-stream overload counts against the breaker
-            if key is not None and error.upstream_status != 429:
+        except UpstreamOverloaded:
+            # An overload event inside a started stream counts against the breaker here; an
+            # overload answer before it (a non-200) was already counted by `_rejected`.
+            if key is not None and response is not None and response.status == 200:
                 self.keys.failed(key)
             raise
         finally:
