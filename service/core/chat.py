@@ -21,6 +21,7 @@ from .retry import RetryPolicy, falls_back
 from .watchdog import Watchdog
 
 log = logging.getLogger("chatgate")
+MIN_DEADLINE = 0.02  # seconds: a deadline closer than this is treated as already gone
 _retired_warned: set[str] = set()
 Request = chat_service_pb2.ChatCompletionRequest
 Chunk = chat_pb2.ChatCompletionChunk
@@ -274,8 +275,9 @@ class ChatService:
 
     def _prepare(self, request: Request, deadline: float | None) -> list[ProviderCall]:
         validate(request, self.limits.max_choices)
-        if deadline is not None and deadline <= time.monotonic():
-            raise DeadlineExceeded("The request's deadline passed before it reached the upstream.")
+        if deadline is not None and deadline - time.monotonic() < MIN_DEADLINE:
+            # Too close to be met by any upstream call: spending tokens on it would be waste.
+            raise DeadlineExceeded("The request's deadline passed (or is too close) before it reached the upstream.")
         model = self.catalog.resolve(request.model)
         if model.retired is not None and model.id not in _retired_warned:
             _retired_warned.add(model.id)

@@ -100,11 +100,13 @@ def test_seed_names_are_in_the_default_catalog() -> None:
     assert {"claude-sonnet-4-20250514", "claude-opus-4-20250514", "claude-3.5-sonnet", "claude-3.5-haiku"} <= names
 
 
-def test_an_expired_deadline_makes_no_upstream_call() -> None:
+@pytest.mark.parametrize("left", [-1.0, 0.0, 0.005])
+def test_an_expired_or_too_close_deadline_makes_no_upstream_call(left: float) -> None:
     provider = ScriptedProvider(completion=COMPLETION)
     with pytest.raises(DeadlineExceeded):
-        asyncio.run(service(provider).complete(grpc_request("x"), deadline=time.monotonic() - 1))
+        asyncio.run(service(provider).complete(grpc_request("x"), deadline=time.monotonic() + left))
     assert provider.calls == []
+    assert asyncio.run(service(provider).complete(grpc_request("x"), deadline=time.monotonic() + 5)).completion
 
 
 def test_fan_out_merges_choices_and_sums_usage() -> None:
