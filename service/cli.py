@@ -1,4 +1,5 @@
-"""The ``chatgate`` command: ``serve`` runs the gateway, ``simulate`` the Anthropic simulator alone."""
+"""The `chatgate` command: `serve` runs the gateway, `simulate` the Anthropic simulator alone,
+`keys` makes and hashes gateway keys."""
 
 from __future__ import annotations
 
@@ -6,15 +7,83 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from datetime import date
 
 from .config import ConfigError, load_settings, options
 from .logs import configure_logging
 
+DESCRIPTION = """\
+chatgate serves Claude through the APIs clients already speak: OpenAI Chat Completions over HTTP
+(JSON and SSE) and the chatgate.v1 service over gRPC, from one core.
+
+  chatgate serve                  serve HTTP and gRPC (with no ANTHROPIC_API_KEY on a loopback
+                                  host, from the built-in simulator)
+  chatgate simulate --port 8090   the Anthropic Messages API simulator alone
+  chatgate keys create --name N   a new gateway key and the config lines that admit it
+"""
+
+SERVE_EPILOG_HEAD = """\
+Every setting below can also come from the environment or the TOML file given with --config
+(flags beat environment, environment beats the file, the file beats defaults). A bad value is
+one line naming the setting and exit status 2.
+
+  setting (file key)                      environment variable
+"""
+
+KEYS_DESCRIPTION = """\
+Gateway keys are stored as hashes: `create` prints a new key once (hand it to the caller) and the
+[[keys]] entry to put in the keys file (CHATGATE_KEYS_FILE) or, as [[auth.keys]], in the config
+file; the gateway reloads them on change or SIGHUP. `hash` prints the entry for an existing key,
+read from standard input so it stays out of the shell history.
+"""
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as package_version
+
+    try:
+        return package_version("chatgate")
+    except PackageNotFoundError:  # pragma: no cover - a source tree without an install
+        return "unknown"
+
+
+def serve_epilog() -> str:
+    lines = [SERVE_EPILOG_HEAD]
+    for _name, opt, default in options():
+        if opt.file is None and opt.env is None:
+            continue
+        shown = "" if default in ((), {}, "") else f" [default: {default}]"
+        lines.append(f"  {opt.file or '-':<40}{opt.env or '(file only)'}\n      {opt.help}{shown}\n")
+    lines.append(
+        "  [upstreams.NAME] keys can come from CHATGATE_UPSTREAMS__NAME__KEY; OTEL_* variables turn on tracing.\n"
+    )
+    return "".join(lines)
+
+
+def simulate_epilog() -> str:
+    from .simulator import scenario
+
+    directives = [line for line in (scenario.__doc__ or "").splitlines() if line.startswith("    sim:")]
+    return (
+        "Directives, written anywhere in the last user message (or in an `x-sim` header):\n\n"
+        + "\n".join(directives)
+        + "\n"
+    )
+
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="chatgate", description=__doc__)
+    raw = argparse.RawDescriptionHelpFormatter
+    root = argparse.ArgumentParser(prog="chatgate", description=DESCRIPTION, formatter_class=raw)
+    root.add_argument("--version", action="version", version=f"chatgate {version()}")
     commands = root.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="serve HTTP and gRPC from one process")
+    serve = commands.add_parser(
+        "serve",
+        help="serve HTTP and gRPC from one process",
+        description="Serve the HTTP and gRPC APIs from one process.",
+        epilog=serve_epilog(),
+        formatter_class=raw,
+    )
     serve.add_argument("--config", help="TOML config file (CHATGATE_CONFIG)")
     for name, opt, default in options():  # the flags come from the settings table
         if opt.flag is None:
@@ -26,7 +95,13 @@ def parser() -> argparse.ArgumentParser:
             )
         else:
             serve.add_argument(opt.flag, dest=name, metavar="VALUE", help=f"{opt.help} ({where}default {default})")
-    simulate = commands.add_parser("simulate", help="run the Anthropic Messages API simulator alone")
+    simulate = commands.add_parser(
+        "simulate",
+        help="run the Anthropic Messages API simulator alone",
+        description="An honest, deterministic emulator of Anthropic's Messages API (not Claude).",
+        epilog=simulate_epilog(),
+        formatter_class=raw,
+    )
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--port", type=int, default=8090)
     simulate.add_argument("--api-key", help="accept only this x-api-key (default: any non-empty key)")
@@ -38,6 +113,16 @@ def parser() -> argparse.ArgumentParser:
         metavar="KEY=STATUS[:SECONDS]",
         help="answer every request made with KEY with STATUS (and retry-after SECONDS); repeatable",
     )
+    keys = commands.add_parser(
+        "keys", help="create or hash gateway keys", description=KEYS_DESCRIPTION, formatter_class=raw
+    )
+    actions = keys.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="print a new key once, and its config entry")
+    create.add_argument("--name", required=True, help="the caller's name in logs, metrics and the ledger")
+    create.add_argument("--models", help="comma-separated model ids or patterns it may use (default: all)")
+    create.add_argument("--expires", help="last valid day, YYYY-MM-DD (UTC)")
+    hash_ = actions.add_parser("hash", help="print the config entry for an existing key (read from stdin)")
+    hash_.add_argument("--name", default="caller", help="the caller's name for the entry")
     return root
 
 
@@ -47,8 +132,44 @@ def fail(message: str) -> None:
     raise SystemExit(2)
 
 
+def key_entry(name: str, digest: str, models: list[str], expires: str | None) -> str:
+    lines = ["[[keys]]", f'name = "{name}"', f'hash = "{digest}"']
+    if models:
+        lines.append("models = [" + ", ".join(f'"{m}"' for m in models) + "]")
+    if expires:
+        lines.append(f"expires = {expires}")
+    return "\n".join(lines)
+
+
+def keys_command(parsed: argparse.Namespace) -> None:
+    from .callers import NAME
+    from .core.auth import hash_key, new_key
+
+    if not NAME.match(parsed.name):
+        fail("--name: letters, digits, '.', '_' and '-', at most 64")
+    if parsed.action == "hash":
+        key = sys.stdin.readline().strip()
+        if not key:
+            fail("keys hash: write the key on standard input")
+        print(key_entry(parsed.name, hash_key(key), [], None))
+        return
+    models = [m.strip() for m in (parsed.models or "").split(",") if m.strip()]
+    expires = None
+    if parsed.expires:
+        try:
+            expires = date.fromisoformat(parsed.expires).isoformat()
+        except ValueError:
+            fail(f"--expires: {parsed.expires!r} is not a date; expected YYYY-MM-DD")
+    key = new_key()
+    print(f"key (shown once; give it to {parsed.name}): {key}", file=sys.stderr)
+    print(key_entry(parsed.name, hash_key(key), models, expires))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parsed = parser().parse_args(argv)
+    if parsed.command == "keys":
+        keys_command(parsed)
+        return
     if parsed.command == "simulate":
         if not 0 <= parsed.port <= 65535:
             fail(f"--port: {parsed.port} is not valid; expected an integer from 0 to 65535")
@@ -65,15 +186,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         run_loop(simulate(parsed.host, parsed.port, parsed.api_key, parsed.replay_dir, faults))
         return
     flags = {k: v for k, v in vars(parsed).items() if k != "command"}
+    from .callers import load_keys
     from .upstreams import build_catalog
 
     try:
         settings = load_settings(flags, os.environ)
         catalog = build_catalog(settings)  # a bad [[models]] entry fails here, before anything starts
+        load_keys(settings)  # so does a bad gateway key entry or an unreadable keys file
     except ConfigError as exc:
         fail(str(exc))
         return
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     from .gateway import StartupError, run_loop, run_workers, serve
 
     if settings.workers > 1:

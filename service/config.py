@@ -137,6 +137,17 @@ def key_list(value: Any) -> tuple[str, ...]:
     return tuple(k.strip() for k in items if k.strip())
 
 
+def key_tables(value: Any) -> tuple[Mapping[str, Any], ...]:
+    if isinstance(value, str):  # from the environment: a JSON array of objects
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError("a JSON array of key objects") from None
+    if not isinstance(value, list) or not all(isinstance(k, dict) for k in value):
+        raise ValueError("a list of key tables ([[auth.keys]])")
+    return tuple(value)
+
+
 def model_tables(value: Any) -> tuple[Mapping[str, Any], ...]:
     if isinstance(value, str):  # from the environment: a JSON array of objects
         try:
@@ -167,6 +178,7 @@ class UpstreamConfig:
     breaker_cooldown: float
     client: str
     max_connections: int
+    trust_env: bool = False
 
 
 UPSTREAM_KEYS: dict[str, Parse] = {
@@ -182,6 +194,7 @@ UPSTREAM_KEYS: dict[str, Parse] = {
     "breaker_cooldown": number(0, inclusive=False),
     "client": choice("aiohttp", "httpx"),
     "max_connections": integer(1),
+    "trust_env": boolean,
 }
 UPSTREAM_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
@@ -224,6 +237,27 @@ class Settings:
         file="auth.api_keys",
         secret=True,
     )
+    auth_keys: tuple[Mapping[str, Any], ...] = option(
+        (),
+        key_tables,
+        "named gateway keys ([[auth.keys]]: name, hash, models, expires; env: a JSON array)",
+        env="CHATGATE_AUTH_KEYS",
+        file="auth.keys",
+    )
+    keys_file: str = option(
+        "",
+        text,
+        "a TOML file of named gateway keys ([[keys]], as [[auth.keys]]), reloaded when it changes or on SIGHUP",
+        env="CHATGATE_KEYS_FILE",
+        file="auth.keys_file",
+    )
+    keys_reload_interval: float = option(
+        5.0,
+        number(0, inclusive=False),
+        "seconds between checks of the key files for changes",
+        env="CHATGATE_KEYS_RELOAD_INTERVAL",
+        file="auth.reload_interval",
+    )
     allow_unauthenticated: bool = option(
         False,
         boolean,
@@ -232,6 +266,14 @@ class Settings:
         file="server.allow_unauthenticated",
         flag="--allow-unauthenticated",
         flag_value=True,
+    )
+    admin_port: int = option(
+        0,
+        integer(0, 65535),
+        "a separate port for /metrics, /livez and /readyz (0: none; /metrics is then on the HTTP port)",
+        env="CHATGATE_ADMIN_PORT",
+        file="server.admin_port",
+        flag="--admin-port",
     )
     reflection: bool = option(
         True,
@@ -272,6 +314,13 @@ class Settings:
         "the default upstream's base URL",
         env="ANTHROPIC_BASE_URL",
         file="upstream.base_url",
+    )
+    trust_env: bool = option(
+        False,
+        boolean,
+        "upstream calls honour HTTPS_PROXY, HTTP_PROXY and NO_PROXY",
+        env="CHATGATE_UPSTREAM_TRUST_ENV",
+        file="upstream.trust_env",
     )
     upstream_client: str = option(
         "aiohttp",
@@ -431,6 +480,29 @@ class Settings:
         file="server.log_level",
         flag="--log-level",
     )
+    log_format: str = option(
+        "auto",
+        choice("auto", "json", "text"),
+        "log lines as JSON or readable text; auto: text on a terminal, JSON otherwise",
+        env="CHATGATE_LOG_FORMAT",
+        file="log.format",
+        flag="--log-format",
+    )
+    access_log: bool = option(
+        True,
+        boolean,
+        "one access line per request (chatgate.access)",
+        env="CHATGATE_ACCESS_LOG",
+        file="log.access",
+    )
+    log_content: bool = option(
+        False,
+        boolean,
+        "put request bodies (message content) in the access log",
+        env="CHATGATE_LOG_CONTENT",
+        file="log.content",
+    )
+    config_file: str = option("", text, "the TOML file the settings came from (--config, CHATGATE_CONFIG)")
     models: tuple[Mapping[str, Any], ...] = option(
         (),
         model_tables,
@@ -453,6 +525,11 @@ class Settings:
         return tuple(dict.fromkeys(k for k in keys if k))
 
     @property
+    def has_keys(self) -> bool:
+        """Gateway keys are configured somewhere (the keys themselves are read by `service.callers`)."""
+        return bool(self.api_keys or self.auth_keys or self.keys_file)
+
+    @property
     def uses_simulator(self) -> bool:
         """The simulator answers when asked for, or by default with no key on a loopback host."""
         return self.simulator == "on" or (self.simulator == "auto" and not self.default_keys)
@@ -471,6 +548,7 @@ class Settings:
             breaker_cooldown=self.breaker_cooldown,
             client=self.upstream_client,
             max_connections=self.max_connections,
+            trust_env=self.trust_env,
         )
 
     def upstream_configs(self) -> list[UpstreamConfig]:
@@ -501,7 +579,7 @@ class Settings:
         """Rules that involve more than one setting."""
         if self.workers > 1 and (self.http_port == 0 or self.grpc_port == 0):
             raise ConfigError("workers: several workers need fixed ports to share; port 0 picks one per worker")
-        if not self.api_keys and not self.allow_unauthenticated and not is_loopback(self.host):
+        if not self.has_keys and not self.allow_unauthenticated and not is_loopback(self.host):
             raise ConfigError(
                 f"refusing to listen on {self.host} without API keys: set CHATGATE_API_KEYS, "
                 "or pass --allow-unauthenticated if something in front of the gateway authenticates"
@@ -596,7 +674,7 @@ def load_settings(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Setti
     settings = Settings()
     config = flags.get("config") or environ.get("CHATGATE_CONFIG")
     if config:
-        settings = replace(settings, **from_file(Path(config)))
+        settings = replace(settings, **from_file(Path(config)), config_file=str(config))
     env_values = from_environment(environ)
     if "upstreams" in env_values:
         env_values["upstreams"] = merge_upstreams(settings.upstreams, env_values["upstreams"])

@@ -9,6 +9,7 @@ import logging
 import multiprocessing
 import os
 import resource
+import shutil
 import signal
 import socket
 import tempfile
@@ -23,13 +24,15 @@ from prometheus_client.multiprocess import mark_process_dead
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from . import observability
+from .callers import KeyReloader, load_keys
+from .cli import version
 from .config import Settings, UpstreamConfig
 from .core import Admission, ChatService, Limits, ModelCatalog, RetryPolicy
 from .core.auth import KeyChecker
 from .core.errors import InvalidRequest
 from .core.lifecycle import Lifecycle
 from .grpc_api import GrpcSettings, build_grpc_server
-from .http_api import HttpSettings, create_app
+from .http_api import HttpSettings, create_admin_app, create_app
 from .http_api.openai_chat import error_json
 from .logs import configure_logging
 from .upstreams import build_catalog, build_providers
@@ -161,6 +164,7 @@ def build_chat(settings: Settings, catalog: ModelCatalog, upstream: Upstream) ->
         limits=Limits(max_choices=settings.max_choices, request_timeout=settings.request_timeout, retry=retry),
         admission=Admission(settings.max_in_flight),
         on_attempt=observability.attempt,
+        trace_attempt=tracer.attempt if (tracer := observability.active_tracing()) is not None else None,
     )
 
 
@@ -171,23 +175,54 @@ def raise_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+@dataclass(slots=True)
+class Listeners:
+    http: socket.socket
+    admin: socket.socket | None = None
+
+    def close(self) -> None:
+        self.http.close()
+        if self.admin is not None:
+            self.admin.close()
+
+
+def bind_listeners(settings: Settings, shared: bool) -> Listeners:
+    """Listeners first: a port in use fails before the simulator or anything else starts."""
+    listeners = Listeners(bind(settings.host, settings.http_port, shared=shared))
+    try:
+        if settings.admin_port:
+            listeners.admin = bind(settings.host, settings.admin_port, shared=shared)
+        if not shared and settings.grpc_port:  # gRPC binds later and reports a clash noisily; ask the kernel first
+            bind(settings.host, settings.grpc_port).close()
+    except StartupError:
+        listeners.close()
+        raise
+    return listeners
+
+
+class AdminListener:
+    """`/metrics` and the probes on their own port (`server.admin_port`), so the public one need not expose them."""
+
+    def __init__(self, chat: ChatService, lifecycle: Lifecycle, sock: socket.socket) -> None:
+        self.server = uvicorn_server(create_admin_app(chat, lifecycle), "warning", 1)
+        self.task = asyncio.create_task(self.server.serve(sockets=[sock]))
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        await self.task
+
+
 async def serve(
     settings: Settings, catalog: ModelCatalog | None = None, on_ready: Callable[[], None] | None = None
 ) -> None:
     raise_file_limit()
     catalog = catalog or build_catalog(settings)
+    keys = KeyChecker(load_keys(settings))
     shared = settings.workers > 1
-    # Listeners first: a port in use fails before the simulator or anything else starts.
-    http_socket = bind(settings.host, settings.http_port, shared=shared)
-    if not shared and settings.grpc_port:
-        try:  # gRPC binds later and reports a clash noisily; ask the kernel first
-            bind(settings.host, settings.grpc_port).close()
-        except StartupError:
-            http_socket.close()
-            raise
+    listeners = bind_listeners(settings, shared)
+    setup_observability(settings)
     upstream = await start_upstream(settings)
     chat = build_chat(settings, catalog, upstream)
-    keys = KeyChecker(settings.api_keys)
     lifecycle = Lifecycle()
     try:
         grpc_server = build_grpc_server(
@@ -198,34 +233,31 @@ async def serve(
             lifecycle,
         )
     except (OSError, RuntimeError):  # grpc reports a failed bind as RuntimeError
-        http_socket.close()
+        listeners.close()
         await upstream.stop()
         raise StartupError(f"port {settings.grpc_port} is in use on {settings.host} (gRPC)") from None
-    http_server = uvicorn_server(
-        create_app(chat, keys, lifecycle, HttpSettings(settings.max_body_bytes, heartbeat=settings.heartbeat)),
-        settings.log_level,
-        settings.shutdown_grace,
+    http_settings = HttpSettings(
+        settings.max_body_bytes,
+        heartbeat=settings.heartbeat,
+        log_content=settings.log_content,
+        metrics_route=listeners.admin is None,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    http_server = uvicorn_server(
+        create_app(chat, keys, lifecycle, http_settings), settings.log_level, settings.shutdown_grace
+    )
+    stop = stop_signal()
     await grpc_server.start()
     health_task = asyncio.create_task(grpc_server.follow(lambda: chat.ready))
-    http_task = asyncio.create_task(http_server.serve(sockets=[http_socket]))
+    http_task = asyncio.create_task(http_server.serve(sockets=[listeners.http]))
+    admin = AdminListener(chat, lifecycle, listeners.admin) if listeners.admin is not None else None
+    reloader = KeyReloader(settings, keys, settings.keys_reload_interval)
+    reloader.start()
     while not http_server.started and not http_task.done():  # noqa: ASYNC110 (uvicorn offers no event)
         await asyncio.sleep(0.01)
     lifecycle.started = True
     if on_ready is not None:
         on_ready()
-    log.info(
-        "chatgate serving HTTP on http://%s:%d and gRPC on %s:%d%s",
-        settings.host,
-        http_socket.getsockname()[1],
-        settings.host,
-        grpc_server.port,
-        "" if keys.enabled else " (no API keys configured: authentication is off)",
-    )
+    announce(settings, listeners, grpc_server.port, keys)
     await asyncio.wait([asyncio.ensure_future(stop.wait()), http_task], return_when=asyncio.FIRST_COMPLETED)
     # Drain: unready and refusing new chat requests (503 shutting_down) while the
     # listeners stay open for the load balancers to notice, then in-flight work
@@ -240,9 +272,44 @@ async def serve(
     http_server.should_exit = True
     await asyncio.gather(grpc_server.stop(settings.shutdown_grace), http_task, return_exceptions=True)
     health_task.cancel()
+    await reloader.stop()
+    if admin is not None:
+        await admin.stop()
     await chat.aclose()
     await upstream.stop()
+    if (tracing := observability.active_tracing()) is not None:
+        tracing.shutdown()  # exports the spans still buffered
     log.info("chatgate stopped")
+
+
+def stop_signal() -> asyncio.Event:
+    """Set on SIGTERM or SIGINT: the gateway drains and stops."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+def announce(settings: Settings, listeners: Listeners, grpc_port: int, keys: KeyChecker) -> None:
+    log.info(
+        "chatgate serving HTTP on http://%s:%d and gRPC on %s:%d%s%s",
+        settings.host,
+        listeners.http.getsockname()[1],
+        settings.host,
+        grpc_port,
+        f", metrics and probes on port {listeners.admin.getsockname()[1]}" if listeners.admin is not None else "",
+        f" ({len(keys)} gateway keys)" if keys.enabled else " (no API keys configured: authentication is off)",
+    )
+
+
+def setup_observability(settings: Settings) -> None:
+    tracing = None
+    if observability.tracing_configured(os.environ):
+        from .observability.tracing import from_environment
+
+        tracing = from_environment(os.environ, version())
+    observability.configure(access_log=settings.access_log, tracing=tracing)
 
 
 async def simulate(
@@ -276,10 +343,20 @@ def run_workers(settings: Settings) -> int:
     times a minute. SIGTERM and SIGINT stop every worker (status 0).
     """
     context = multiprocessing.get_context("spawn")
+    metrics_dir = None
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:  # one /metrics view across the workers
+        metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="chatgate-metrics-")
+    try:
+        return supervise(settings, context)
+    finally:
+        if metrics_dir is not None:  # ours: nothing else reads it once the workers are gone
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
+
+def supervise(settings: Settings, context: Any) -> int:
     stopping = False
     status = 0
-    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:  # one /metrics view across the workers
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="chatgate-metrics-")
 
     def start() -> tuple[multiprocessing.process.BaseProcess, Any]:
         ready = context.Event()
@@ -294,9 +371,15 @@ def run_workers(settings: Settings) -> int:
             if process.pid is not None and process.is_alive():
                 os.kill(process.pid, signal.SIGTERM)
 
+    def forward(signum: int, _: object = None) -> None:
+        for process, _ready in workers:
+            if process.pid is not None and process.is_alive():
+                os.kill(process.pid, signum)
+
     workers = [start() for _ in range(settings.workers)]
     signal.signal(signal.SIGTERM, stop_all)
     signal.signal(signal.SIGINT, stop_all)
+    signal.signal(signal.SIGHUP, forward)  # each worker reloads its gateway keys
     log.info(
         "started %d workers sharing HTTP port %d and gRPC port %d",
         settings.workers,
@@ -330,7 +413,7 @@ def run_workers(settings: Settings) -> int:
 
 
 def worker_main(settings: Settings, ready: Any) -> None:
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         run_loop(serve(settings, on_ready=ready.set))
     except StartupError as exc:

@@ -39,6 +39,7 @@ def create_anthropic(config: UpstreamConfig) -> ChatProvider:
             breaker=BreakerSettings(failures=config.breaker_failures, cooldown=config.breaker_cooldown),
             max_connections=config.max_connections,
             client="httpx" if config.client == "httpx" else "aiohttp",
+            trust_env=config.trust_env,
         ),
         on_key_event=observability.key_event,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -165,3 +166,13 @@ def user(text: str) -> chat_pb2.ChatMessage:
 
 def grpc_request(text: str, **fields: Any) -> chat_service_pb2.ChatCompletionRequest:
     return chat_service_pb2.ChatCompletionRequest(model=fields.pop("model", MODEL), messages=[user(text)], **fields)
+
+
+def metric_sum(text: str, name: str, **labels: str) -> float:
+    """The sum of every series of ``name`` whose labels include ``labels``."""
+    total = 0.0
+    for match in re.finditer(r"^" + re.escape(name) + r"\{([^}]*)\} ([\d.e+-]+)$", text, re.MULTILINE):
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1)))
+        if all(found.get(k) == v for k, v in labels.items()):
+            total += float(match.group(2))
+    return total

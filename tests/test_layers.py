@@ -55,13 +55,25 @@ LAYERS = (
         (*CORE, "service.observability", "service.grpc_api"),
         ("grpc", "grpc_health", "grpc_reflection", "google.protobuf", "google.rpc"),
     ),
-    Layer("observability", ("service.observability",), CORE, ("prometheus_client",)),
+    Layer(
+        "observability",
+        ("service.observability",),
+        (*CORE, "service.observability"),
+        ("prometheus_client", "opentelemetry"),
+    ),
     Layer("simulator", ("service.simulator",), ("service.simulator",), ("orjson",)),
-    Layer("logging set-up", ("service.logs",), ()),
+    Layer("logging set-up", ("service.logs",), CORE, ("orjson",)),
     # The composition root wires everything together: it may import any part of service.
     Layer(
         "composition root",
-        ("service.gateway", "service.cli", "service.config", "service.upstreams", "service.__main__"),
+        (
+            "service.gateway",
+            "service.cli",
+            "service.config",
+            "service.upstreams",
+            "service.callers",
+            "service.__main__",
+        ),
         ("service",),
         ("uvicorn", "prometheus_client", "uvloop"),
     ),
@@ -154,7 +166,7 @@ def test_every_module_belongs_to_a_layer() -> None:
         ("service/providers/anthropic/injected.py", "import starlette"),
         ("service/providers/anthropic/injected.py", "from ..scripted import ScriptedProvider"),
         ("service/codecs/injected.py", "from ..upstream import http"),
-        ("service/observability.py", "from .gateway import serve"),
+        ("service/observability/metrics.py", "from ..gateway import serve"),
         ("service/simulator/injected.py", "from ..core import ChatService"),
     ],
 )

@@ -14,7 +14,16 @@ from chatgate.v1 import chat_pb2, chat_service_pb2
 
 from .admission import Admission
 from .compat import Adjustment, CompatReport
-from .errors import DeadlineExceeded, GatewayError, InvalidRequest, UpstreamOverloaded, UpstreamTimeout
+from .errors import (
+    DeadlineExceeded,
+    GatewayError,
+    InvalidRequest,
+    ModelNotFound,
+    PermissionDenied,
+    UpstreamOverloaded,
+    UpstreamTimeout,
+)
+from .exchange import ANONYMOUS, Caller, Exchange, internal
 from .models import ModelCatalog, ModelInfo
 from .provider import ChatProvider, ProviderCall, UpstreamInfo
 from .retry import RetryPolicy, falls_back
@@ -26,6 +35,12 @@ _retired_warned: set[str] = set()
 Request = chat_service_pb2.ChatCompletionRequest
 Chunk = chat_pb2.ChatCompletionChunk
 Batch = list[Chunk]
+# Finish reasons by OpenAI's names (the proto's enum names, lower-cased, without the prefix).
+FINISH_NAMES = {
+    value.number: value.name.removeprefix("FINISH_REASON_").lower()
+    for value in chat_pb2.FinishReason.DESCRIPTOR.values
+    if value.number
+}
 STRICT = chat_pb2.COMPATIBILITY_STRICT
 LENIENT = chat_pb2.COMPATIBILITY_LENIENT
 
@@ -122,6 +137,8 @@ class Limits:
 
 
 AttemptHook = Callable[[ProviderCall, str], None]
+# Starts a trace span for one upstream attempt and returns what ends it with the outcome.
+AttemptSpan = Callable[[ProviderCall], Callable[[str], None]]
 T = TypeVar("T")
 
 
@@ -142,6 +159,7 @@ class ChatService:
         limits: Limits,
         admission: Admission | None = None,
         on_attempt: AttemptHook | None = None,
+        trace_attempt: AttemptSpan | None = None,
     ) -> None:
         missing = sorted({m.provider for m in catalog} - set(providers))
         if missing:
@@ -152,6 +170,7 @@ class ChatService:
         self.limits = limits
         self.admission = admission or Admission(0)
         self._on_attempt = on_attempt
+        self._trace_attempt = trace_attempt
         self._watchdog = Watchdog()
 
     @property
@@ -168,15 +187,22 @@ class ChatService:
         for provider in self.providers.values():
             await provider.aclose()
 
-    def list_models(self) -> list[ModelInfo]:
-        return list(self.catalog)
+    def list_models(self, caller: Caller = ANONYMOUS) -> list[ModelInfo]:
+        """The models this caller may use."""
+        return [model for model in self.catalog if caller.may_use(model.id)]
 
-    def get_model(self, name: str) -> ModelInfo:
-        return self.catalog.resolve(name)
+    def get_model(self, name: str, caller: Caller = ANONYMOUS) -> ModelInfo:
+        model = self.catalog.resolve(name)
+        if not caller.may_use(model.id):  # as if it did not exist, like the models list
+            raise ModelNotFound(f"The model `{name}` does not exist or you do not have access to it.", param="model")
+        return model
 
-    async def complete(self, request: Request, *, deadline: float | None = None) -> ChatResult:
+    async def complete(
+        self, request: Request, *, deadline: float | None = None, exchange: Exchange | None = None
+    ) -> ChatResult:
         started = time.monotonic()
-        calls = self._prepare(request, deadline)
+        exchange = exchange or internal()
+        calls = self._prepare(request, deadline, exchange)
         self.admission.enter()
         watched = self._watchdog.watch(self.limits.request_timeout)
         try:
@@ -191,15 +217,21 @@ class ChatService:
         finally:
             self._watchdog.release(watched)
             self.admission.leave()
+        exchange.usage = completion.usage
+        exchange.finish_reasons = tuple(FINISH_NAMES.get(c.finish_reason, "") for c in completion.choices)
+        exchange.upstream_request_id = calls[0].upstream.request_id
         return ChatResult(completion, calls[0].report.items, calls[0].upstream, started)
 
-    def stream(self, request: Request, *, deadline: float | None = None) -> ChatStream:
-        calls = self._prepare(request, deadline)
+    def stream(
+        self, request: Request, *, deadline: float | None = None, exchange: Exchange | None = None
+    ) -> ChatStream:
+        exchange = exchange or internal()
+        calls = self._prepare(request, deadline, exchange)
         self.admission.enter()
         include_usage = request.stream_options.include_usage
         batches = self._stream(calls[0]) if len(calls) == 1 else merge_streams([self._stream(c) for c in calls])
         return ChatStream(
-            with_usage_policy(batches, include_usage),
+            with_usage_policy(batches, include_usage, exchange),
             calls[0].report,
             calls[0].upstream,
             expires=time.monotonic() + self.limits.request_timeout,
@@ -216,6 +248,7 @@ class ChatService:
 
     async def _stream(self, call: ProviderCall) -> AsyncIterator[Batch]:
         batches, first = await self._with_retries(call, self._open)
+        call.exchange.upstream_request_id = call.upstream.request_id
         try:
             if first is None:
                 return
@@ -242,9 +275,16 @@ class ChatService:
             attempt = call if index == 0 else replace(call, model=model, attempt=1)
             while True:
                 attempt.upstream.headers.clear()  # a failed attempt's headers must not reach the client
+                call.exchange.attempts += 1
+                end_span = self._trace_attempt(attempt) if self._trace_attempt is not None else None
                 try:
                     result = await run(attempt)
-                except GatewayError as error:
+                except BaseException as failure:
+                    if end_span is not None:
+                        end_span(failure.code if isinstance(failure, GatewayError) else type(failure).__name__)
+                    if not isinstance(failure, GatewayError):
+                        raise
+                    error = failure
                     self._attempted(attempt, error.code)
                     wait = self.limits.retry.delay(attempt.attempt, error, attempt.deadline)
                     if wait is not None:
@@ -266,6 +306,9 @@ class ChatService:
                     if isinstance(error, UpstreamOverloaded) and error.retry_after is None:
                         error.retry_after = self.limits.retry.computed_retry_after(attempt.attempt)
                     raise
+                if end_span is not None:
+                    end_span("ok")
+                call.exchange.model_served = model.id
                 return result
         raise AssertionError("unreachable: the last model's last attempt returns or raises")  # pragma: no cover
 
@@ -273,12 +316,17 @@ class ChatService:
         if self._on_attempt is not None:
             self._on_attempt(attempt, outcome)
 
-    def _prepare(self, request: Request, deadline: float | None) -> list[ProviderCall]:
+    def _prepare(self, request: Request, deadline: float | None, exchange: Exchange) -> list[ProviderCall]:
+        exchange.model_asked = request.model
         validate(request, self.limits.max_choices)
         if deadline is not None and deadline - time.monotonic() < MIN_DEADLINE:
             # Too close to be met by any upstream call: spending tokens on it would be waste.
             raise DeadlineExceeded("The request's deadline passed (or is too close) before it reached the upstream.")
         model = self.catalog.resolve(request.model)
+        if not exchange.caller.may_use(model.id):
+            raise PermissionDenied(
+                f"This gateway key may not use the model `{model.id}`.", param="model", code="model_access_denied"
+            )
         if model.retired is not None and model.id not in _retired_warned:
             _retired_warned.add(model.id)
             log.warning("model %s was retired upstream on %s; requests may fail", model.id, model.retired)
@@ -286,7 +334,7 @@ class ChatService:
         report = CompatReport(strict=strict)
         n = request.n if request.HasField("n") else 1
         # All fan-out calls share one report, so each adjustment is listed once.
-        return [ProviderCall(request, model, report, deadline) for _ in range(n)]
+        return [ProviderCall(request, model, report, deadline, exchange=exchange) for _ in range(n)]
 
 
 async def close(batches: AsyncIterator[Batch]) -> None:
@@ -352,18 +400,25 @@ def sum_usage(usages: object) -> chat_pb2.Usage:
     return total
 
 
-async def with_usage_policy(batches: AsyncIterator[Batch], include_usage: bool) -> AsyncIterator[Batch]:
+async def with_usage_policy(
+    batches: AsyncIterator[Batch], include_usage: bool, exchange: Exchange
+) -> AsyncIterator[Batch]:
     """Moves the usage that providers attach to finishing chunks into OpenAI's
-    separate usage-only last chunk, or drops it when the client did not ask."""
+    separate usage-only last chunk, or drops it when the client did not ask.
+    The exchange gets the usage and finish reasons either way, for logs and metrics."""
     usages: list[chat_pb2.Usage] = []
     template: Chunk | None = None
     try:
         async for batch in batches:
             for chunk in batch:
-                if chunk.HasField("usage"):
+                if chunk.HasField("usage"):  # the finishing chunk of a choice
                     usages.append(chat_pb2.Usage())
                     usages[-1].CopyFrom(chunk.usage)
                     chunk.ClearField("usage")
+                    exchange.usage = sum_usage(usages)
+                    exchange.finish_reasons += tuple(
+                        FINISH_NAMES.get(c.finish_reason, "") for c in chunk.choices if c.finish_reason
+                    )
                 if chunk.id:
                     template = chunk
             yield batch

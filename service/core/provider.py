@@ -9,6 +9,7 @@ from typing import Protocol
 from chatgate.v1 import chat_pb2, chat_service_pb2
 
 from .compat import CompatReport
+from .exchange import Exchange, internal
 from .models import ModelInfo
 
 
@@ -20,6 +21,8 @@ class UpstreamInfo:
     headers: dict[str, str] = field(default_factory=dict)
     # Seconds spent waiting on the upstream, for the gateway's own overhead.
     seconds: float = 0.0
+    # The upstream's own id for the answer that was used.
+    request_id: str = ""
 
 
 @dataclass(slots=True)
@@ -34,6 +37,10 @@ class ProviderCall:
     upstream: UpstreamInfo = field(default_factory=UpstreamInfo)
     # 1 for the first attempt at this model; retries before the first byte count up.
     attempt: int = 1
+    # The client request this call serves: its id goes upstream, for correlation.
+    exchange: Exchange = field(default_factory=internal)
+    # The alias of the upstream key the latest attempt used (never the key), for metrics.
+    key: str = ""
 
 
 class ChatProvider(Protocol):

@@ -45,7 +45,9 @@ def _packed(message: object) -> any_pb2.Any:
     return packed
 
 
-def rich_status(error: errors.GatewayError) -> tuple[grpc.StatusCode, str, tuple[tuple[str, bytes | str], ...]]:
+def rich_status(
+    error: errors.GatewayError, request_id: str = ""
+) -> tuple[grpc.StatusCode, str, tuple[tuple[str, bytes | str], ...]]:
     """The code, message and trailing metadata (with ``grpc-status-details-bin``) for an abort."""
     code = status_code(error)
     metadata = {"type": error.type}
@@ -66,8 +68,11 @@ def rich_status(error: errors.GatewayError) -> tuple[grpc.StatusCode, str, tuple
         trailers.append(("grpc-retry-pushback-ms", str(max(1, int(error.retry_after * 1000)))))
     elif not error.retryable and code == grpc.StatusCode.RESOURCE_EXHAUSTED:
         trailers.append(("grpc-retry-pushback-ms", "-1"))  # tells gRPC clients not to retry
-    if error.upstream_request_id:
-        details.append(_packed(error_details_pb2.RequestInfo(request_id=error.upstream_request_id)))
+    if request_id or error.upstream_request_id:
+        # The gateway's id names the request; the upstream's, when there is one, rides along.
+        upstream = f"upstream request id {error.upstream_request_id}" if error.upstream_request_id else ""
+        info = error_details_pb2.RequestInfo(request_id=request_id or error.upstream_request_id, serving_data=upstream)
+        details.append(_packed(info))
     message = error.message if not error.param else f"{error.message} (field: {error.param})"
     status = status_pb2.Status(code=code_pb2.Code.Value(code.name), message=message, details=details)
     trailers.append((STATUS_DETAILS_KEY, status.SerializeToString()))

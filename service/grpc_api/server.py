@@ -20,6 +20,9 @@ from service.core.lifecycle import Lifecycle
 from .servicer import ChatCompletionServicer
 
 SERVICE_NAME = chat_service_pb2.DESCRIPTOR.services_by_name["ChatCompletionService"].full_name
+# Serving from start to shutdown whatever the upstream does: for startup and liveness probes,
+# which must never restart a process because Anthropic is down ("" and SERVICE_NAME follow readiness).
+LIVENESS_NAME = "liveness"
 
 
 REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
@@ -44,7 +47,7 @@ class GrpcServer:
 
     async def start(self) -> None:
         await self.server.start()
-        for name in ("", SERVICE_NAME):
+        for name in ("", SERVICE_NAME, LIVENESS_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
     async def follow(self, ready: Callable[[], bool], every: float = 1.0) -> None:

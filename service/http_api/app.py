@@ -21,11 +21,12 @@ from service.codecs.openai_chat import model_json
 from service.core import ChatService
 from service.core.auth import KeyChecker
 from service.core.errors import GatewayError, InternalError
+from service.core.exchange import Caller, Exchange, request_id_from
 from service.core.lifecycle import Lifecycle
-from service.observability import exposition
+from service.observability import Observed, exposition
 
 from . import openai_chat
-from .asgi import Receive, Scope, Send
+from .asgi import Receive, Scope, Send, TrackedSend, header
 from .errors import error_headers, http_status
 from .lifecycle import ChatEndpoint, HttpSettings, Surface
 
@@ -37,7 +38,11 @@ SURFACES: Mapping[str, Surface] = {openai_chat.PATH: openai_chat.OpenAIChat()}
 
 class ChatFastPath:
     """Sends chat POSTs straight to their endpoint, ahead of Starlette's router and
-    middleware stack (each endpoint answers every error itself); everything else goes to Starlette."""
+    middleware stack (each endpoint answers every error itself); everything else goes to Starlette.
+
+    Every answer carries a request id. API routes (`/v1/...`, unknown paths
+    included) are observed like chat requests: counted, access-logged, traced;
+    probes and scrapes are not, so they do not drown the log."""
 
     __slots__ = ("app", "endpoints")
 
@@ -45,25 +50,58 @@ class ChatFastPath:
         self.endpoints, self.app = dict(endpoints), app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)  # type: ignore[arg-type]
+            return
+        if scope["method"] == "POST":
             endpoint = self.endpoints.get(scope["path"])
             if endpoint is not None:
                 await endpoint(scope, receive, send)
                 return
-        await self.app(scope, receive, send)  # type: ignore[arg-type]
+        exchange = Exchange(request_id_from(header(scope, b"x-request-id")), "http", other_route(scope["path"]))
+        scope.setdefault("state", {})["exchange"] = exchange
+        out = TrackedSend(send, exchange)
+        if exchange.route in PROBES:
+            await self.app(scope, receive, out)  # type: ignore[arg-type]
+            return
+        with Observed(exchange):  # the error handlers below set the outcome
+            await self.app(scope, receive, out)  # type: ignore[arg-type]
+
+
+PROBES = {"/livez", "/readyz", "/metrics"}
+
+
+def failed(request: Request, code: str) -> None:
+    exchange: Exchange | None = request.scope.get("state", {}).get("exchange")
+    if exchange is not None:
+        exchange.outcome = code
+
+
+def other_route(path: str) -> str:
+    """The route label of a request outside the chat surfaces (bounded: never the raw path)."""
+    if path in PROBES or path == "/v1/models":
+        return path
+    if path.startswith("/v1/models/"):
+        return "/v1/models/{model_id}"
+    return "unknown"
 
 
 def create_app(chat: ChatService, keys: KeyChecker, lifecycle: Lifecycle, settings: HttpSettings) -> ChatFastPath:
     endpoints = {path: ChatEndpoint(surface, chat, keys, settings) for path, surface in SURFACES.items()}
 
+    def caller(request: Request) -> Caller:
+        found = keys.check(request.headers.get("authorization"), request.headers.get("x-api-key"))
+        exchange: Exchange | None = request.scope.get("state", {}).get("exchange")
+        if exchange is not None:
+            exchange.caller = found
+        return found
+
     async def list_models(request: Request) -> Response:
-        keys.check(request.headers.get("authorization"))
-        data = [model_json(m.to_proto()) for m in chat.list_models()]
+        data = [model_json(m.to_proto()) for m in chat.list_models(caller(request))]
         return json_response({"object": "list", "data": data})
 
     async def get_model(request: Request) -> Response:
-        keys.check(request.headers.get("authorization"))
-        return json_response(model_json(chat.get_model(request.path_params["model_id"]).to_proto()))
+        return json_response(model_json(chat.get_model(request.path_params["model_id"], caller(request)).to_proto()))
 
     async def livez(_: Request) -> Response:
         return json_response({"status": "ok"})
@@ -72,13 +110,7 @@ def create_app(chat: ChatService, keys: KeyChecker, lifecycle: Lifecycle, settin
         return Response(exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def readyz(_: Request) -> Response:
-        if lifecycle.ready and chat.ready:
-            return json_response({"status": "ready"})
-        if lifecycle.draining or not lifecycle.started:
-            return json_response({"status": "draining" if lifecycle.draining else "starting"}, status=503)
-        # Every key of an upstream is out of rotation or behind an open breaker. Liveness
-        # (/livez) never depends on the upstream, so this never restarts the process.
-        return json_response({"status": "upstream_unavailable"}, status=503)
+        return readiness(chat, lifecycle)
 
     routes = [Route(path, endpoint, methods=["POST"]) for path, endpoint in endpoints.items()]
     routes += [
@@ -86,14 +118,45 @@ def create_app(chat: ChatService, keys: KeyChecker, lifecycle: Lifecycle, settin
         Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
         Route("/livez", livez, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
     ]
+    if settings.metrics_route:
+        routes.append(Route("/metrics", metrics, methods=["GET"]))
     handlers: dict[Any, Any] = {
         GatewayError: gateway_error_response,
         HTTPException: http_exception_response,
         Exception: unexpected_error_response,
     }
     return ChatFastPath(endpoints, Starlette(routes=routes, exception_handlers=handlers))
+
+
+def create_admin_app(chat: ChatService, lifecycle: Lifecycle) -> Starlette:
+    """The admin listener (`server.admin_port`): metrics and probes, away from the public port."""
+
+    async def livez(_: Request) -> Response:
+        return json_response({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        return readiness(chat, lifecycle)
+
+    async def metrics(_: Request) -> Response:
+        return Response(exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    routes = [
+        Route("/livez", livez, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_exception_response})
+
+
+def readiness(chat: ChatService, lifecycle: Lifecycle) -> Response:
+    if lifecycle.ready and chat.ready:
+        return json_response({"status": "ready"})
+    if lifecycle.draining or not lifecycle.started:
+        return json_response({"status": "draining" if lifecycle.draining else "starting"}, status=503)
+    # Every key of an upstream is out of rotation or behind an open breaker. Liveness
+    # (/livez) never depends on the upstream, so this never restarts the process.
+    return json_response({"status": "upstream_unavailable"}, status=503)
 
 
 def json_response(content: Any, status: int = 200) -> Response:
@@ -110,14 +173,16 @@ def error_response(error: GatewayError) -> Response:
     )
 
 
-async def gateway_error_response(_: Request, exc: Exception) -> Response:
+async def gateway_error_response(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatewayError)
+    failed(request, exc.code)
     return error_response(exc)
 
 
 async def http_exception_response(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = "unknown_url" if exc.status_code == 404 else "method_not_allowed"
+    failed(request, code)
     message = (
         f"Unknown request URL: {request.method} {request.url.path}."
         if exc.status_code == 404
@@ -129,6 +194,7 @@ async def http_exception_response(request: Request, exc: Exception) -> Response:
     )
 
 
-async def unexpected_error_response(_: Request, exc: Exception) -> Response:
+async def unexpected_error_response(request: Request, exc: Exception) -> Response:
+    failed(request, "internal_error")
     log.error("unexpected failure: %s", type(exc).__name__, exc_info=exc)
     return error_response(InternalError("The gateway failed unexpectedly; the error was logged."))

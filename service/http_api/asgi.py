@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from service.core.errors import RequestTooLarge
+from service.core.exchange import Exchange
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -49,19 +51,32 @@ async def read_body(receive: Receive, scope: Scope, limit: int) -> bytes:
 class TrackedSend:
     """The ASGI ``send``, remembering how far the response got: the error boundary
     chooses a JSON error (nothing sent yet), an error frame (a stream started) or
-    nothing (the answer is complete) from this."""
+    nothing (the answer is complete) from this.
 
-    __slots__ = ("finished", "send", "started")
+    It also stamps the request id on the response and notes, for the exchange,
+    the status, the bytes sent and when the first answer byte left."""
 
-    def __init__(self, send: Send) -> None:
+    __slots__ = ("exchange", "finished", "send", "started")
+
+    def __init__(self, send: Send, exchange: Exchange) -> None:
         self.send = send
+        self.exchange = exchange
         self.started = self.finished = False
 
     async def __call__(self, message: Message) -> None:
+        exchange = self.exchange
         if message["type"] == "http.response.start":
             self.started = True
-        elif not message.get("more_body", False):
-            self.finished = True
+            exchange.status = str(message["status"])
+            message["headers"] = [*message["headers"], (b"x-request-id", exchange.request_id.encode())]
+        else:
+            body = message.get("body", b"")
+            if body:
+                if not exchange.first_byte:
+                    exchange.first_byte = time.monotonic()
+                exchange.bytes_out += len(body)
+            if not message.get("more_body", False):
+                self.finished = True
         await self.send(message)
 
 

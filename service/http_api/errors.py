@@ -53,5 +53,5 @@ def error_headers(error: errors.GatewayError) -> dict[str, str]:
         # The OpenAI SDK retries 429 and 5xx by status alone; this stops a futile retry.
         headers["x-should-retry"] = "false"
     if error.upstream_request_id:
-        headers["x-request-id"] = error.upstream_request_id
+        headers["x-upstream-request-id"] = error.upstream_request_id
     return headers

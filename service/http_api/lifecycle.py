@@ -27,7 +27,8 @@ from service.core import ChatResult, ChatService, ChatStream
 from service.core.auth import KeyChecker
 from service.core.compat import describe
 from service.core.errors import GatewayError, InternalError, InvalidRequest, ShuttingDown
-from service.observability import Tracked
+from service.core.exchange import Exchange, request_id_from
+from service.observability import Observed
 
 from .asgi import ClientGone, DisconnectWatcher, Receive, Scope, Send, TrackedSend, header, read_body, send_json
 from .errors import error_headers, http_status
@@ -45,6 +46,8 @@ MAX_DEADLINE_MS = 24 * 3600 * 1000
 class HttpSettings:
     max_body_bytes: int
     heartbeat: float = 0.0  # seconds of silence before a stream gets a keep-alive frame; 0: never
+    log_content: bool = False  # request bodies in the access log (off unless the operator asks)
+    metrics_route: bool = True  # `/metrics` on this listener (off when an admin listener serves it)
 
 
 @dataclass(slots=True)
@@ -111,36 +114,37 @@ class ChatEndpoint:
         self.heartbeat = Heartbeat(surface.keep_alive, settings.heartbeat) if settings.heartbeat else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        out = TrackedSend(send)
+        exchange = open_exchange(scope)
+        out = TrackedSend(send, exchange)
         watcher: DisconnectWatcher | None = None
-        with Tracked("http", "unary") as tracked:
+        with Observed(exchange) as observed:
             try:
-                call = await self._read(scope, receive)
-                tracked.mode = "stream" if call.stream else "unary"
+                call = await self._read(scope, receive, exchange)
                 watcher = DisconnectWatcher(receive)
                 if call.stream:
-                    await self._stream(call, watcher, out, tracked)
+                    observed.streaming()
+                    await self._stream(call, watcher, out, exchange)
                 else:
-                    await self._complete(call, watcher, out, tracked)
+                    await self._complete(call, watcher, out, exchange)
             except ClientGone:
-                tracked.outcome = "client_disconnected"
+                exchange.outcome = "client_disconnected"
             except asyncio.CancelledError:
                 if watcher is None or not watcher.gone:  # the server's shutdown grace ran out
-                    tracked.outcome = "shutting_down"
+                    exchange.outcome = "shutting_down"
                     await self._fail(out, ShuttingDown("The gateway is shutting down; send the request again."))
                     raise
                 task = asyncio.current_task()
                 if task is not None:
                     task.uncancel()
-                tracked.outcome = "client_disconnected"
+                exchange.outcome = "client_disconnected"
                 log.info("client disconnected; upstream request cancelled")
             except GatewayError as error:
-                tracked.outcome = error.code
+                exchange.outcome = error.code
                 await self._fail(out, error, watcher)
             except Exception:
                 # Our own bug, never an upstream fault: logged with its traceback, reported as 500.
                 log.exception("unexpected failure serving %s", scope.get("path"))
-                tracked.outcome = "internal_error"
+                exchange.outcome = "internal_error"
                 await self._fail(out, InternalError("The gateway failed unexpectedly; the error was logged."), watcher)
             finally:
                 if watcher is not None:
@@ -159,8 +163,8 @@ class ChatEndpoint:
                 log.warning("stream failed after it started: %s (%s)", error.code, type(error).__name__)
                 await out({"type": "http.response.body", "body": self.surface.error_frame(error), "more_body": False})
 
-    async def _read(self, scope: Scope, receive: Receive) -> ChatCall:
-        self.keys.check(header(scope, b"authorization"))
+    async def _read(self, scope: Scope, receive: Receive, exchange: Exchange) -> ChatCall:
+        exchange.caller = self.keys.check(header(scope, b"authorization"), header(scope, b"x-api-key"))
         content_type = (header(scope, b"content-type") or "").split(";")[0].strip().lower()
         if content_type != "application/json":
             raise InvalidRequest(
@@ -169,27 +173,32 @@ class ChatEndpoint:
             )
         deadline = deadline_of(scope)
         body = await read_body(receive, scope, self.settings.max_body_bytes)
+        exchange.bytes_in = len(body)
+        if self.settings.log_content:
+            exchange.content = body.decode("utf-8", "replace")
         call = self.surface.parse(body, scope)
         call.deadline = deadline
         if call.ignored:
             log.info("ignored unknown request fields: %s", ", ".join(call.ignored))
         return call
 
-    async def _complete(self, call: ChatCall, watcher: DisconnectWatcher, out: TrackedSend, tracked: Tracked) -> None:
-        result = await self.chat.complete(call.request, deadline=call.deadline)
-        tracked.upstream_seconds = result.upstream.seconds
+    async def _complete(self, call: ChatCall, watcher: DisconnectWatcher, out: TrackedSend, exchange: Exchange) -> None:
+        result = await self.chat.complete(call.request, deadline=call.deadline, exchange=exchange)
+        exchange.upstream_seconds = result.upstream.seconds
         body = self.surface.completion(result)
-        headers = report_headers(describe(result.adjustments, call.ignored), result.upstream.headers)
+        exchange.adjusted = describe(result.adjustments, call.ignored)
+        headers = report_headers(exchange.adjusted, result.upstream.headers)
         headers["x-chatgate-overhead-ms"] = f"{result.overhead_ms():.3f}"
         watcher.close()
         await send_json(out, 200, body, headers)
 
-    async def _stream(self, call: ChatCall, watcher: DisconnectWatcher, out: TrackedSend, tracked: Tracked) -> None:
-        stream = self.chat.stream(call.request, deadline=call.deadline)
+    async def _stream(self, call: ChatCall, watcher: DisconnectWatcher, out: TrackedSend, exchange: Exchange) -> None:
+        stream = self.chat.stream(call.request, deadline=call.deadline, exchange=exchange)
         heartbeat = self.heartbeat
         try:
             first = await anext(stream, None)  # the upstream call starts here; errors still get a status
-            headers = report_headers(describe(stream.adjustments, call.ignored), stream.upstream.headers)
+            exchange.adjusted = describe(stream.adjustments, call.ignored)
+            headers = report_headers(exchange.adjusted, stream.upstream.headers)
             raw_headers = self.surface.stream_headers + [(k.encode(), v.encode()) for k, v in headers.items()]
             await out({"type": "http.response.start", "status": 200, "headers": raw_headers})
             if heartbeat is not None:
@@ -208,7 +217,7 @@ class ChatEndpoint:
         finally:
             if heartbeat is not None:
                 heartbeat.leave(out)
-            tracked.upstream_seconds = stream.upstream.seconds
+            exchange.upstream_seconds = stream.upstream.seconds
             await stream.aclose()
 
 
@@ -256,6 +265,20 @@ class Heartbeat:
     async def _ping(self, out: TrackedSend) -> None:
         with contextlib.suppress(Exception):  # the client may be gone; its request ends on its own
             await out({"type": "http.response.body", "body": self._frame, "more_body": True})
+
+
+def open_exchange(scope: Scope) -> Exchange:
+    """The request's exchange: its id (the client's `x-request-id` if well-formed) and trace parent."""
+    request_id = traceparent = None
+    for key, value in scope["headers"]:
+        if key == b"x-request-id":
+            request_id = value.decode("latin-1")
+        elif key == b"traceparent":
+            traceparent = value.decode("latin-1")
+    exchange = Exchange(request_id_from(request_id), "http", scope["path"])
+    if traceparent:
+        exchange.traceparent = traceparent
+    return exchange
 
 
 def deadline_of(scope: Scope) -> float | None:

@@ -347,7 +347,7 @@ def received_entry(headers: dict[bytes, bytes], raw: bytes) -> dict[str, Any]:
         body: Any = orjson.loads(raw)
     except orjson.JSONDecodeError:
         body = raw.decode("utf-8", "replace")
-    names = (b"anthropic-version", b"anthropic-beta", b"content-type")
+    names = (b"anthropic-version", b"anthropic-beta", b"content-type", b"x-request-id")
     return {
         "body": body,
         "headers": {n.decode(): headers[n].decode() for n in names if n in headers},

@@ -128,8 +128,9 @@ def buffered(content: aiohttp.StreamReader) -> bytes:
 
 
 class AiohttpClient:
-    def __init__(self, max_connections: int, timeouts: Timeouts) -> None:
+    def __init__(self, max_connections: int, timeouts: Timeouts, *, trust_env: bool = False) -> None:
         self._default = timeouts
+        self._trust_env = trust_env  # HTTPS_PROXY and friends, only when the operator says so
         self._default_timeout = client_timeout(timeouts)
         # The session needs a running loop, so it is made on first use.
         self._session: aiohttp.ClientSession | None = None
@@ -139,7 +140,10 @@ class AiohttpClient:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=60, keepalive_timeout=30)
             self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._default_timeout, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
+                connector=connector,
+                timeout=self._default_timeout,
+                trust_env=self._trust_env,
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 
@@ -207,11 +211,18 @@ class HttpxResponse:
 
 
 class HttpxClient:
-    def __init__(self, max_connections: int, timeouts: Timeouts, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        max_connections: int,
+        timeouts: Timeouts,
+        client: httpx.AsyncClient | None = None,
+        *,
+        trust_env: bool = False,
+    ) -> None:
         import httpx
 
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        self._client = client or httpx.AsyncClient(limits=limits, timeout=httpx_timeout(timeouts), trust_env=False)
+        self._client = client or httpx.AsyncClient(limits=limits, timeout=httpx_timeout(timeouts), trust_env=trust_env)
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str], timeouts: Timeouts) -> HttpxResponse:
         import httpx
@@ -246,7 +257,9 @@ def httpx_error(exc: httpx.HTTPError) -> TransportError:
     return ConnectionBroken("the upstream connection broke")
 
 
-def build_client(name: ClientName, max_connections: int, timeouts: Timeouts) -> UpstreamClient:
+def build_client(
+    name: ClientName, max_connections: int, timeouts: Timeouts, *, trust_env: bool = False
+) -> UpstreamClient:
     if name == "httpx":
-        return HttpxClient(max_connections, timeouts)
-    return AiohttpClient(max_connections, timeouts)
+        return HttpxClient(max_connections, timeouts, trust_env=trust_env)
+    return AiohttpClient(max_connections, timeouts, trust_env=trust_env)

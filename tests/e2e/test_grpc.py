@@ -42,7 +42,8 @@ def test_unary(stub: Stub) -> None:
     assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
     metadata = dict(call.trailing_metadata())
     # Positive, not merely non-negative: the value is clamped at 0, so `>= 0` could not fail.
-    assert float(metadata["x-chatgate-overhead-ms"]) > 0 and metadata["x-request-id"].startswith("req_sim_")
+    assert float(metadata["x-chatgate-overhead-ms"]) > 0 and metadata["x-upstream-request-id"].startswith("req_sim_")
+    assert metadata["x-request-id"].startswith("req_")  # the gateway's own id names the call
     assert reply.gateway.overhead_ms > 0 and not reply.gateway.adjustments
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import re
 from pathlib import Path
 
 import grpc
@@ -11,14 +10,7 @@ import httpx
 import openai
 
 from chatgate.v1 import chat_service_pb2_grpc
-from tests.support import MODEL, UPSTREAM_KEY, Gateway, Simulator, grpc_request, start_gateway
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    """A sample's value, 0 when the series does not exist yet."""
-    pattern = name + r"\{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + r"\} ([\d.e+-]+)"
-    found = re.search(pattern, text)
-    return float(found.group(1)) if found else 0.0
+from tests.support import MODEL, UPSTREAM_KEY, Gateway, Simulator, grpc_request, metric_sum, start_gateway
 
 
 def test_metrics_count_outcomes_and_the_gateways_own_time(
@@ -33,7 +25,7 @@ def test_metrics_count_outcomes_and_the_gateways_own_time(
     after = httpx.get(gateway.http_url + "/metrics").text
 
     def grew(name: str, **labels: str) -> float:
-        return metric(after, name, **labels) - metric(before, name, **labels)
+        return metric_sum(after, name, **labels) - metric_sum(before, name, **labels)
 
     assert grew("chatgate_requests_total", protocol="http", mode="unary", outcome="ok") >= 1
     assert grew("chatgate_requests_total", protocol="http", mode="stream", outcome="ok") >= 1

@@ -148,7 +148,8 @@ def test_adjustments_are_reported_in_a_header(client: openai.OpenAI) -> None:
     assert (
         float(raw.headers["x-chatgate-overhead-ms"]) > 0
     )  # clamped at 0, so only a positive value shows it was measured
-    assert raw.headers["x-request-id"].startswith("req_sim_")
+    assert raw.headers["x-upstream-request-id"].startswith("req_sim_")
+    assert raw.headers["x-request-id"] != raw.headers["x-upstream-request-id"]
 
 
 def test_strict_compatibility_rejects_what_lenient_adjusts(client: openai.OpenAI) -> None:

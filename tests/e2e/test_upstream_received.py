@@ -18,11 +18,14 @@ def send(client: openai.OpenAI, simulator: Simulator, tag: str = "", **fields: A
 
 
 def test_protocol_headers_and_key(client: openai.OpenAI, simulator: Simulator) -> None:
-    entry = send(client, simulator, extra_headers={"anthropic-beta": "context-1m-2025-08-07"})
+    entry = send(
+        client, simulator, extra_headers={"anthropic-beta": "context-1m-2025-08-07", "x-request-id": "trace-me-1"}
+    )
     assert entry["headers"] == {
         "anthropic-version": "2023-06-01",
         "anthropic-beta": "context-1m-2025-08-07",
         "content-type": "application/json",
+        "x-request-id": "trace-me-1",  # the caller's id, kept end to end for correlation
     }
     assert entry["has_api_key"]  # the simulator only answers UPSTREAM_KEY, so this is the configured key
     assert UPSTREAM_KEY not in str(entry)

@@ -65,6 +65,7 @@ class AnthropicSettings:
     breaker: BreakerSettings
     max_connections: int
     client: ClientName
+    trust_env: bool = False  # proxies from HTTPS_PROXY / HTTP_PROXY / NO_PROXY
 
 
 class AnthropicProvider:
@@ -74,7 +75,9 @@ class AnthropicProvider:
         self, settings: AnthropicSettings, client: UpstreamClient | None = None, *, on_key_event: KeyEvent | None = None
     ) -> None:
         self._settings = settings
-        self._client = client or build_client(settings.client, settings.max_connections, settings.timeouts)
+        self._client = client or build_client(
+            settings.client, settings.max_connections, settings.timeouts, trust_env=settings.trust_env
+        )
         self._url = settings.base_url.rstrip("/") + "/v1/messages"
         self.keys = KeyPool(settings.name, settings.api_keys, settings.breaker, on_event=on_key_event)
         self._secrets = tuple(settings.api_keys)
@@ -94,7 +97,9 @@ class AnthropicProvider:
 
     async def _send(self, mapped: AnthropicRequest, call: ProviderCall) -> tuple[UpstreamResponse, UpstreamKey]:
         key = self.keys.acquire()
-        headers = {**self._headers, "x-api-key": key.value}
+        call.key = key.alias
+        # The gateway's request id goes upstream, so both sides' logs can be joined.
+        headers = {**self._headers, "x-api-key": key.value, "x-request-id": call.exchange.request_id}
         if mapped.betas:
             headers["anthropic-beta"] = ",".join(dict.fromkeys(mapped.betas))
         timeouts = self._settings.timeouts
@@ -278,4 +283,5 @@ def record_headers(upstream: UpstreamInfo, headers: Mapping[str, str]) -> None:
     if "retry-after" in headers:
         upstream.headers["retry-after"] = headers["retry-after"]
     if "request-id" in headers:
-        upstream.headers["x-request-id"] = headers["request-id"]
+        # The client's `x-request-id` is the gateway's; the upstream's own id has its own header.
+        upstream.request_id = upstream.headers["x-upstream-request-id"] = headers["request-id"]
