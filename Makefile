@@ -1,31 +1,50 @@
 # chatgate: `make run` serves, `make test` checks everything. Both set up the
 # virtual environment on their own, so a fresh clone needs nothing else.
+#
+# Both install the exact versions in requirements/*.lock (hash-checked): `make run` only
+# what serving needs (run.lock), `make test` the development tools too (dev.lock, a
+# superset with the same versions). `make lock` regenerates both from pyproject.toml.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PY     := $(BIN)/python
-STAMP  := $(VENV)/.installed-stamp
+RUN_STAMP := $(VENV)/.run-stamp
+STAMP  := $(VENV)/.dev-stamp
 PROTOS := $(wildcard proto/chatgate/v1/*.proto)
 
-.PHONY: run test gen gen-check lint typecheck proto-lint proto-breaking unit bench soak simulate clean
+.PHONY: run test gen gen-check lint typecheck proto-lint proto-breaking deploy-check unit bench soak simulate lock clean
 
 NODE_STAMP := tests/node/node_modules/.installed-stamp
 
-$(STAMP): pyproject.toml
+$(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+
+$(RUN_STAMP): requirements/run.lock pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements/run.lock
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
+
+$(STAMP): requirements/dev.lock $(RUN_STAMP)
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements/dev.lock
+	touch $@
+
+# Regenerates the lock files (needs the package index): the dev lock first, then the run
+# lock constrained to it, so the two never disagree on a version.
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 --universal \
+	  --no-header -o requirements/dev.lock
+	$(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 --universal \
+	  --no-header -c requirements/dev.lock -o requirements/run.lock
 
 # The Node clients the test suite drives (openai npm SDK, @grpc/grpc-js), pinned by package-lock.json.
 $(NODE_STAMP): tests/node/package.json tests/node/package-lock.json
 	npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
 	touch $@
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/chatgate serve
 
-simulate: $(STAMP)
+simulate: $(RUN_STAMP)
 	$(BIN)/chatgate simulate --port 8090
 
 # Regenerates gen/ from proto/. The __init__.py files make gen/ a regular
