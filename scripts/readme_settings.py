@@ -1,20 +1,65 @@
-import re
-from service.config import options
-rows = ["| flag | environment | file key | default | meaning |", "| --- | --- | --- | --- | --- |",
-        "| `--config` | `CHATGATE_CONFIG` | | none | the TOML file below |"]
-for name, opt, default in options():
-    if opt.env is None and opt.file is None and opt.flag is None:
-        continue
+"""Rewrites the settings table in README.md from the settings table in service/config.py.
+
+python scripts/readme_settings.py           # rewrite README.md
+python scripts/readme_settings.py --check   # exit 1 if README.md's table is stale
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "gen")]
+
+from service.config import options  # noqa: E402
+
+HEADER = "| flag | environment | file key | default | meaning |"
+
+
+def shown(default: object) -> str:
     if isinstance(default, bool):
-        shown = "on" if default else "off"
-    elif default in ((), {}, ""):
-        shown = "none"
-    else:
-        shown = f"`{default}`"
-    env = "`CHATGATE_UPSTREAMS__NAME__KEY`" if name == "upstreams" else (f"`{opt.env}`" if opt.env else "")
-    rows.append(f"| {f'`{opt.flag}`' if opt.flag else ''} | {env} | {f'`{opt.file}`' if opt.file else ''} | {shown} | {opt.help} |")
-text = open("README.md").read()
-start = text.index("| flag | environment | file key |")
-end = text.index("\n\n", start)
-text = text[:start] + "\n".join(rows) + text[end:]
-open("README.md", "w").write(text)
+        return "on" if default else "off"
+    if default is dataclasses.MISSING or default in ((), {}, ""):
+        return "none"
+    return f"`{default}`"
+
+
+def table() -> str:
+    rows = [
+        HEADER,
+        "| --- | --- | --- | --- | --- |",
+        "| `--config` | `CHATGATE_CONFIG` | | none | the TOML file below |",
+    ]
+    for name, opt, default in options():
+        if opt.env is None and opt.file is None and opt.flag is None:
+            continue
+        env = "`CHATGATE_UPSTREAMS__NAME__KEY`" if name == "upstreams" else (f"`{opt.env}`" if opt.env else "")
+        flag = f"`{opt.flag}`" if opt.flag else ""
+        file = f"`{opt.file}`" if opt.file else ""
+        rows.append(f"| {flag} | {env} | {file} | {shown(default)} | {opt.help} |")
+    return "\n".join(rows)
+
+
+def rewritten(readme: str) -> str:
+    start = readme.index(HEADER)
+    end = readme.index("\n\n", start)
+    return readme[:start] + table() + readme[end:]
+
+
+def main(argv: list[str]) -> int:
+    path = ROOT / "README.md"
+    current = path.read_text()
+    fresh = rewritten(current)
+    if "--check" in argv:
+        if fresh != current:
+            print("README.md's settings table is stale: run python scripts/readme_settings.py")
+            return 1
+        return 0
+    path.write_text(fresh)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

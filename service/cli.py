@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import Sequence
@@ -53,7 +54,7 @@ def serve_epilog() -> str:
     for _name, opt, default in options():
         if opt.file is None and opt.env is None:
             continue
-        shown = "" if default in ((), {}, "") else f" [default: {default}]"
+        shown = "" if default is dataclasses.MISSING or default in ((), {}, "") else f" [default: {default}]"
         lines.append(f"  {opt.file or '-':<40}{opt.env or '(file only)'}\n      {opt.help}{shown}\n")
     lines.append(
         "  [upstreams.NAME] keys can come from CHATGATE_UPSTREAMS__NAME__KEY; OTEL_* variables turn on tracing.\n"

@@ -192,6 +192,19 @@ def test_named_upstreams_from_file_and_environment(tmp_path: Path) -> None:
     assert build_catalog(settings).resolve("backup-sonnet").provider == "backup"
 
 
+def test_the_readme_settings_table_is_generated_from_the_settings() -> None:
+    import subprocess
+    import sys
+
+    check = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "readme_settings.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout
+
+
 def test_the_readme_lists_every_setting() -> None:
     readme = (ROOT / "README.md").read_text()
     for name, opt, _ in options():

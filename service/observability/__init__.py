@@ -20,7 +20,7 @@ from .metrics import attempt, exposition, key_event
 if TYPE_CHECKING:
     from .tracing import Tracing
 
-__all__ = ["Observed", "attempt", "configure", "exposition", "active_tracing", "key_event", "tracing_configured"]
+__all__ = ["Observed", "active_tracing", "attempt", "configure", "exposition", "key_event", "tracing_configured"]
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 
 
