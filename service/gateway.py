@@ -89,6 +89,7 @@ class JsonErrorProtocol(HttpToolsProtocol):
     (the SDKs read `error.message`) rather than with a plain-text body."""
 
     def send_400_response(self, msg: str) -> None:
+        observability.refused("http", "invalid_http_request")  # counted, like every other refusal
         body = error_json(InvalidRequest(f"The HTTP request could not be parsed: {msg}", code="invalid_http_request"))
         head = [
             b"HTTP/1.1 400 Bad Request\r\n",

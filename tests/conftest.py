@@ -34,10 +34,18 @@ def gateway(simulator: Simulator, tmp_path_factory: pytest.TempPathFactory) -> I
     """The gateway as a separate process, pointed at the simulator by ANTHROPIC_BASE_URL."""
     gw = start_gateway(
         tmp_path_factory.mktemp("gw"),
-        env={**MAPPING_ONLY, "ANTHROPIC_API_KEY": UPSTREAM_KEY, "ANTHROPIC_BASE_URL": simulator.url},
+        env={
+            **MAPPING_ONLY,
+            "ANTHROPIC_API_KEY": UPSTREAM_KEY,
+            "ANTHROPIC_BASE_URL": simulator.url,
+            "CHATGATE_LOG_LEVEL": "debug",  # everything it says, for the check below
+        },
     )
     yield gw
     gw.stop()
+    # Every test that used this gateway has run: at DEBUG, its log never held the upstream key
+    # (upstream errors that quote it back included; tests/e2e/test_operations.py checks the rest).
+    assert '"level":"debug"' in gw.log() and UPSTREAM_KEY not in gw.log()
 
 
 @pytest.fixture(scope="session")

@@ -164,7 +164,8 @@ class ChatEndpoint:
                 await out({"type": "http.response.body", "body": self.surface.error_frame(error), "more_body": False})
 
     async def _read(self, scope: Scope, receive: Receive, exchange: Exchange) -> ChatCall:
-        exchange.caller = self.keys.check(header(scope, b"authorization"), header(scope, b"x-api-key"))
+        if self.keys.enabled:
+            exchange.caller = self.keys.check(header(scope, b"authorization"), header(scope, b"x-api-key"))
         content_type = (header(scope, b"content-type") or "").split(";")[0].strip().lower()
         if content_type != "application/json":
             raise InvalidRequest(

@@ -15,12 +15,21 @@ from typing import TYPE_CHECKING, Any
 from service.core.exchange import REQUEST_ID, Exchange
 
 from . import access, metrics
-from .metrics import attempt, exposition, key_event
+from .metrics import attempt, exposition, key_event, refused
 
 if TYPE_CHECKING:
     from .tracing import Tracing
 
-__all__ = ["Observed", "active_tracing", "attempt", "configure", "exposition", "key_event", "tracing_configured"]
+__all__ = [
+    "Observed",
+    "active_tracing",
+    "attempt",
+    "configure",
+    "exposition",
+    "key_event",
+    "refused",
+    "tracing_configured",
+]
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 
 

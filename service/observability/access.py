@@ -59,5 +59,10 @@ def fields(exchange: Exchange, duration: float) -> dict[str, Any]:
 
 
 def write(exchange: Exchange, duration: float) -> None:
+    """Logs the line, skipping `Logger.info`'s search of the call stack for a source line that
+    no formatter prints (a measurable share of an access line's cost)."""
     if log.isEnabledFor(logging.INFO):
-        log.info("request", extra={"fields": fields(exchange, duration)})
+        record = log.makeRecord(
+            log.name, logging.INFO, "", 0, "request", (), None, extra={"fields": fields(exchange, duration)}
+        )
+        log.handle(record)

@@ -111,6 +111,11 @@ def key_event(upstream: str, key: str, event: str) -> None:
     child(KEY_AVAILABLE, upstream, key).set(0 if event in UNAVAILABLE_EVENTS else 1)
 
 
+def refused(protocol: str, outcome: str) -> None:
+    """A request refused before it could be read as one (an unparsable HTTP request)."""
+    child(REQUESTS, protocol, "unknown", "unary", "-", "anonymous", outcome).inc()
+
+
 def record(exchange: Exchange, duration: float, overhead: float) -> None:
     protocol, mode, model, caller = exchange.protocol, exchange.mode, exchange.model_served or "-", exchange.caller.name
     child(REQUESTS, protocol, exchange.route, mode, model, caller, exchange.outcome).inc()

@@ -380,3 +380,31 @@ def test_no_key_reaches_a_log_a_body_a_header_a_metric_or_a_span(ops: Gateway, c
         for key in ALL_KEYS:
             assert key not in text
             assert hash_key(key)[7:] not in text  # nor its digest
+
+
+def test_upstream_calls_go_through_the_proxy_only_when_told_to(simulator: Simulator, tmp_path: Path) -> None:
+    """The simulator doubles as a forward proxy: it answers absolute-URI requests for any host. The
+    upstream named here does not resolve, so an answer proves the request went through the proxy."""
+    env = {
+        **MAPPING_ONLY,
+        "ANTHROPIC_API_KEY": UPSTREAM_KEY,
+        "ANTHROPIC_BASE_URL": "http://upstream.invalid:9",
+        "HTTP_PROXY": simulator.url,
+        "NO_PROXY": "",
+        "CHATGATE_UPSTREAM_CONNECT_TIMEOUT": "2",
+    }
+    for trust, expected in (("true", 200), ("false", 502)):
+        (tmp_path / trust).mkdir()
+        gateway = start_gateway(tmp_path / trust, env={**env, "CHATGATE_UPSTREAM_TRUST_ENV": trust})
+        try:
+            tag = marker()
+            response = httpx.post(
+                gateway.http_url + "/v1/chat/completions",
+                json={"model": MODEL, "messages": [{"role": "user", "content": tag}]},
+                timeout=30,
+            )
+            assert response.status_code == expected, response.text
+            if expected == 200:
+                assert simulator.find(tag)["has_api_key"]
+        finally:
+            gateway.stop()

@@ -25,6 +25,7 @@ from tests.support import (
     eventually,
     grpc_request,
     marker,
+    metric_sum,
     start_gateway,
     start_simulator,
 )
@@ -470,6 +471,8 @@ def test_malformed_http_framing_gets_an_openai_error_body(resilient: Gateway) ->
     assert head.startswith(b"HTTP/1.1 400") and b"content-type: application/json" in head.lower()
     assert json.loads(body)["error"]["code"] == "invalid_http_request"
     assert ask(resilient, "still serving").status_code == 200
+    scraped = httpx.get(resilient.http_url + "/metrics").text
+    assert metric_sum(scraped, "chatgate_requests_total", outcome="invalid_http_request") >= 1  # counted too
 
 
 def test_a_stream_with_no_first_byte_in_time_is_retried(resilient: Gateway, faulty: Simulator) -> None:
