@@ -137,26 +137,24 @@ def key_list(value: Any) -> tuple[str, ...]:
     return tuple(k.strip() for k in items if k.strip())
 
 
-def key_tables(value: Any) -> tuple[Mapping[str, Any], ...]:
-    if isinstance(value, str):  # from the environment: a JSON array of objects
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            raise ValueError("a JSON array of key objects") from None
-    if not isinstance(value, list) or not all(isinstance(k, dict) for k in value):
-        raise ValueError("a list of key tables ([[auth.keys]])")
-    return tuple(value)
+def tables(what: str, toml: str) -> Parse:
+    """An array of tables: `[[toml]]` in the file, a JSON array of objects in the environment."""
+
+    def parse(value: Any) -> tuple[Mapping[str, Any], ...]:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                raise ValueError(f"a JSON array of {what} objects") from None
+        if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
+            raise ValueError(f"a list of {what} tables ([[{toml}]])")
+        return tuple(value)
+
+    return parse
 
 
-def model_tables(value: Any) -> tuple[Mapping[str, Any], ...]:
-    if isinstance(value, str):  # from the environment: a JSON array of objects
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            raise ValueError("a JSON array of model objects") from None
-    if not isinstance(value, list) or not all(isinstance(m, dict) for m in value):
-        raise ValueError("a list of model tables ([[models]])")
-    return tuple(value)
+key_tables = tables("key", "auth.keys")
+model_tables = tables("model", "models")
 
 
 # --- named upstreams ---------------------------------------------------------------------------
