@@ -81,9 +81,6 @@ class Exchange:
     traceparent: str = ""  # the caller's W3C trace context, if it sent one
     span: Any = None  # the tracer's server span, when tracing is on
 
-    def seconds(self) -> float:
-        return time.monotonic() - self.started
-
 
 def internal(route: str = "internal") -> Exchange:
     """An exchange for callers that have none (tests, tools): nothing reads it."""
