@@ -508,6 +508,13 @@ class Settings:
         env="CHATGATE_MODELS",
         file="models",
     )
+    models_refresh_interval: float = option(
+        21600.0,
+        number(0),
+        "seconds between reads of the upstream's Models API (limits, capabilities); 0: never, the built-in table only",
+        env="CHATGATE_CATALOG_REFRESH_INTERVAL",
+        file="catalog.refresh_interval",
+    )
     replace_default_models: bool = option(
         False,
         boolean,

@@ -26,7 +26,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from . import observability
 from .callers import KeyReloader, load_keys
 from .cli import version
-from .config import Settings, UpstreamConfig
+from .config import DEFAULT_UPSTREAM, Settings, UpstreamConfig
 from .core import Admission, ChatService, Limits, ModelCatalog, RetryPolicy
 from .core.auth import KeyChecker
 from .core.errors import InvalidRequest
@@ -35,7 +35,7 @@ from .grpc_api import GrpcSettings, build_grpc_server
 from .http_api import HttpSettings, create_admin_app, create_app
 from .http_api.openai_chat import error_json
 from .logs import configure_logging
-from .upstreams import build_catalog, build_providers
+from .upstreams import CatalogRefresher, build_catalog, build_providers
 
 log = logging.getLogger("chatgate")
 SIMULATOR_KEY = "sk-ant-simulator"
@@ -213,6 +213,26 @@ class AdminListener:
         await self.task
 
 
+@dataclass(slots=True)
+class Background:
+    """Work beside serving: reloading gateway keys, refreshing the model catalog."""
+
+    reloader: KeyReloader
+    refresher: CatalogRefresher
+
+    @classmethod
+    async def start(cls, settings: Settings, keys: KeyChecker, chat: ChatService) -> Background:
+        reloader = KeyReloader(settings, keys, settings.keys_reload_interval)
+        reloader.start()
+        refresher = CatalogRefresher(settings, chat, getattr(chat.providers[DEFAULT_UPSTREAM], "list_models", None))
+        await refresher.start()
+        return cls(reloader, refresher)
+
+    async def stop(self) -> None:
+        await self.reloader.stop()
+        await self.refresher.stop()
+
+
 async def serve(
     settings: Settings, catalog: ModelCatalog | None = None, on_ready: Callable[[], None] | None = None
 ) -> None:
@@ -251,8 +271,7 @@ async def serve(
     health_task = asyncio.create_task(grpc_server.follow(lambda: chat.ready))
     http_task = asyncio.create_task(http_server.serve(sockets=[listeners.http]))
     admin = AdminListener(chat, lifecycle, listeners.admin) if listeners.admin is not None else None
-    reloader = KeyReloader(settings, keys, settings.keys_reload_interval)
-    reloader.start()
+    background = await Background.start(settings, keys, chat)
     while not http_server.started and not http_task.done():  # noqa: ASYNC110 (uvicorn offers no event)
         await asyncio.sleep(0.01)
     lifecycle.started = True
@@ -273,7 +292,7 @@ async def serve(
     http_server.should_exit = True
     await asyncio.gather(grpc_server.stop(settings.shutdown_grace), http_task, return_exceptions=True)
     health_task.cancel()
-    await reloader.stop()
+    await background.stop()
     if admin is not None:
         await admin.stop()
     await chat.aclose()

@@ -58,6 +58,15 @@ EFFORTS = {
     "low": chat_pb2.REASONING_EFFORT_LOW,
     "medium": chat_pb2.REASONING_EFFORT_MEDIUM,
     "high": chat_pb2.REASONING_EFFORT_HIGH,
+    "xhigh": chat_pb2.REASONING_EFFORT_XHIGH,
+    "max": chat_pb2.REASONING_EFFORT_MAX,
+}
+THINKING_DISPLAYS = {"summarized": chat_pb2.THINKING_DISPLAY_SUMMARIZED, "omitted": chat_pb2.THINKING_DISPLAY_OMITTED}
+PROMPT_CACHE_MODES = {"implicit": chat_pb2.PROMPT_CACHE_MODE_IMPLICIT, "explicit": chat_pb2.PROMPT_CACHE_MODE_EXPLICIT}
+MODEL_THINKING_NAMES = {
+    value.number: value.name.removeprefix("MODEL_THINKING_").lower()
+    for value in chat_pb2.ModelThinking.DESCRIPTOR.values
+    if value.number
 }
 THINKING_TYPES = {
     "enabled": chat_pb2.THINKING_TYPE_ENABLED,
@@ -71,7 +80,12 @@ IMAGE_DETAILS = {
     "high": chat_pb2.IMAGE_DETAIL_HIGH,
 }
 CACHE_TYPES = {"ephemeral": chat_pb2.CACHE_CONTROL_TYPE_EPHEMERAL}
-CACHE_TTLS = {"5m": chat_pb2.CACHE_TTL_FIVE_MINUTES, "1h": chat_pb2.CACHE_TTL_ONE_HOUR}
+CACHE_TTLS = {
+    "5m": chat_pb2.CACHE_TTL_FIVE_MINUTES,
+    "1h": chat_pb2.CACHE_TTL_ONE_HOUR,
+    "30m": chat_pb2.CACHE_TTL_THIRTY_MINUTES,
+    "12h": chat_pb2.CACHE_TTL_TWELVE_HOURS,
+}
 TOOL_TYPES = {"function": chat_pb2.TOOL_TYPE_FUNCTION}
 THINKING_BLOCK_TYPES = {
     "thinking": chat_pb2.THINKING_BLOCK_TYPE_THINKING,
@@ -125,6 +139,15 @@ KNOWN_FIELDS = frozenset(
         "modalities",
         "audio",
         "prediction",
+        "moderation",
+        "verbosity",
+        "safety_identifier",
+        "prompt_cache_key",
+        "prompt_cache_retention",
+        "prompt_cache_options",
+        "web_search_options",
+        "functions",
+        "function_call",
     }
 )
 
@@ -167,7 +190,7 @@ def _read_scalars(body: Json, request: chat_service_pb2.ChatCompletionRequest) -
         flag = get_bool(body, key, key)
         if flag is not None:
             setattr(request, key, flag)
-    for key in ("user", "service_tier"):
+    for key in ("user", "service_tier", "safety_identifier", "verbosity", "prompt_cache_key", "prompt_cache_retention"):
         text = get_str(body, key, key)
         if text is not None:
             setattr(request, key, text)
@@ -187,6 +210,7 @@ def _read_options(body: Json, request: chat_service_pb2.ChatCompletionRequest) -
         request.tools.append(tool_from_json(tool, f"tools[{k}]"))
     if "tool_choice" in body and body["tool_choice"] is not None:
         request.tool_choice.CopyFrom(tool_choice_from_json(body["tool_choice"]))
+    _read_legacy_functions(body, request)
     if (fmt := get_object(body, "response_format", "response_format")) is not None:
         request.response_format.CopyFrom(response_format_from_json(fmt))
     if (effort := get_enum(body, "reasoning_effort", "reasoning_effort", EFFORTS)) is not None:
@@ -195,9 +219,59 @@ def _read_options(body: Json, request: chat_service_pb2.ChatCompletionRequest) -
         target = request.anthropic.thinking
         target.type = get_enum(thinking, "type", "thinking.type", THINKING_TYPES) or chat_pb2.THINKING_TYPE_UNSPECIFIED
         target.budget_tokens = get_int(thinking, "budget_tokens", "thinking.budget_tokens") or 0
+        display = get_enum(thinking, "display", "thinking.display", THINKING_DISPLAYS)
+        target.display = display or chat_pb2.THINKING_DISPLAY_UNSPECIFIED
     if (mode := get_enum(body, "compatibility", "compatibility", COMPATIBILITY)) is not None:
         request.compatibility = mode
+    if (options := get_object(body, "prompt_cache_options", "prompt_cache_options")) is not None:
+        param = "prompt_cache_options"
+        target_options = request.prompt_cache_options
+        cache_mode = get_enum(options, "mode", f"{param}.mode", PROMPT_CACHE_MODES)
+        target_options.mode = cache_mode or chat_pb2.PROMPT_CACHE_MODE_IMPLICIT
+        target_options.ttl = get_enum(options, "ttl", f"{param}.ttl", CACHE_TTLS) or chat_pb2.CACHE_TTL_UNSPECIFIED
+    if (search := get_object(body, "web_search_options", "web_search_options")) is not None:
+        request.web_search_options.CopyFrom(web_search_from_json(search))
     _read_unsupported(body, request)
+
+
+def _read_legacy_functions(body: Json, request: chat_service_pb2.ChatCompletionRequest) -> None:
+    """OpenAI's deprecated `functions` / `function_call` are the same request as `tools` / `tool_choice`."""
+    functions = get_list(body, "functions", "functions")
+    if functions:
+        if request.tools:
+            raise InvalidRequest("Send `tools` or the older `functions`, not both.", param="functions")
+        for k, function in enumerate(functions):
+            request.tools.append(tool_from_json({"type": "function", "function": function}, f"functions[{k}]"))
+    call = body.get("function_call")
+    if call is None:
+        return
+    if request.HasField("tool_choice"):
+        raise InvalidRequest("Send `tool_choice` or the older `function_call`, not both.", param="function_call")
+    if isinstance(call, dict):
+        name = get_str(call, "name", "function_call.name")
+        if not name:
+            raise InvalidRequest("`function_call.name` is required.", param="function_call.name")
+        request.tool_choice.function_name = name
+    elif call in ("auto", "none"):
+        request.tool_choice.mode = TOOL_CHOICE_MODES[call]
+    else:
+        raise InvalidRequest(
+            '`function_call` must be `auto`, `none` or {"name": ...}.', param="function_call", code="invalid_value"
+        )
+
+
+def web_search_from_json(search: Json) -> chat_pb2.WebSearchOptions:
+    param = "web_search_options"
+    out = chat_pb2.WebSearchOptions(
+        search_context_size=get_str(search, "search_context_size", f"{param}.search_context_size") or ""
+    )
+    location = get_object(search, "user_location", f"{param}.user_location")
+    if location is not None:
+        where = get_object(location, "approximate", f"{param}.user_location.approximate") or {}
+        target = out.user_location
+        for key in ("city", "country", "region", "timezone"):
+            setattr(target, key, get_str(where, key, f"{param}.user_location.approximate.{key}") or "")
+    return out
 
 
 def _read_unsupported(body: Json, request: chat_service_pb2.ChatCompletionRequest) -> None:
@@ -214,7 +288,7 @@ def _read_unsupported(body: Json, request: chat_service_pb2.ChatCompletionReques
     if not all(isinstance(m, str) for m in modalities):
         raise type_error("modalities", "an array of strings")
     request.modalities.extend(modalities)
-    for key in ("audio", "prediction"):
+    for key in ("audio", "prediction", "moderation"):
         if (value := get_object(body, key, key)) is not None:
             getattr(request, key).CopyFrom(to_struct(value, key))
 
@@ -273,6 +347,12 @@ def part_from_json(part: Any, param: str) -> chat_pb2.ContentPart:
         raise InvalidRequest(f"Unknown content part type `{kind}`.", param=f"{param}.type", code="invalid_value")
     if (control := get_object(part, "cache_control", f"{param}.cache_control")) is not None:
         out.cache_control.CopyFrom(cache_control_from_json(control, f"{param}.cache_control"))
+    elif (breakpoint := get_object(part, "prompt_cache_breakpoint", f"{param}.prompt_cache_breakpoint")) is not None:
+        # OpenAI's breakpoint is the same marker as Anthropic's cache_control (which wins when both are set).
+        ttl = get_enum(breakpoint, "ttl", f"{param}.prompt_cache_breakpoint.ttl", CACHE_TTLS)
+        out.cache_control.CopyFrom(
+            chat_pb2.CacheControl(type=chat_pb2.CACHE_CONTROL_TYPE_EPHEMERAL, ttl=ttl or chat_pb2.CACHE_TTL_UNSPECIFIED)
+        )
     return out
 
 
@@ -372,6 +452,10 @@ def usage_json(usage: chat_pb2.Usage) -> Json:
         "total_tokens": usage.total_tokens,
         "prompt_tokens_details": {
             "cached_tokens": usage.prompt_tokens_details.cached_tokens,
+            "cache_write_tokens": usage.prompt_tokens_details.cache_creation_tokens,
+            "cache_write_5m_tokens": usage.prompt_tokens_details.cache_write_5m_tokens,
+            "cache_write_1h_tokens": usage.prompt_tokens_details.cache_write_1h_tokens,
+            # The name chatgate used before OpenAI named the field; kept for existing clients.
             "cache_creation_tokens": usage.prompt_tokens_details.cache_creation_tokens,
         },
         "completion_tokens_details": {"reasoning_tokens": usage.completion_tokens_details.reasoning_tokens},
@@ -405,10 +489,29 @@ def message_json(message: chat_pb2.ChatMessage) -> Json:
             {"id": c.id, "type": "function", "function": {"name": c.function.name, "arguments": c.function.arguments}}
             for c in message.tool_calls
         ]
+    if message.annotations:
+        out["annotations"] = annotations_json(message.annotations)
     if message.reasoning_content:
         out["reasoning_content"] = message.reasoning_content
     if message.thinking_blocks:
         out["thinking_blocks"] = thinking_blocks_json(message.thinking_blocks)
+    return out
+
+
+def annotations_json(annotations: Any, *, indexed: bool = False) -> list[Json]:
+    """OpenAI's `url_citation` annotations; stream deltas carry ``index`` for list-merging clients."""
+    out: list[Json] = []
+    for annotation in annotations:
+        cited = annotation.url_citation
+        entry: Json = {"index": annotation.index} if indexed else {}
+        entry["type"] = "url_citation"
+        entry["url_citation"] = {
+            "start_index": cited.start_index,
+            "end_index": cited.end_index,
+            "url": cited.url,
+            "title": cited.title,
+        }
+        out.append(entry)
     return out
 
 
@@ -455,6 +558,8 @@ def delta_json(delta: chat_pb2.Delta) -> Json:
         out["thinking_blocks"] = thinking_blocks_json(delta.thinking_blocks, indexed=True)
     if delta.HasField("refusal"):
         out["refusal"] = delta.refusal
+    if delta.annotations:
+        out["annotations"] = annotations_json(delta.annotations, indexed=True)
     return out
 
 
@@ -489,6 +594,14 @@ def model_json(model: chat_pb2.Model) -> Json:
         "aliases": list(model.aliases),
         "max_output_tokens": model.max_output_tokens,
         "context_window": model.context_window,
+        "thinking": MODEL_THINKING_NAMES.get(model.thinking),
+        "efforts": list(model.efforts),
+        "sampling": model.sampling,
+        "structured_output": model.structured_output,
+        "fast_mode": model.fast_mode,
+        "retired": model.retired or None,
+        "successor": model.successor or None,
+        "source": model.source,
     }
 
 
@@ -516,6 +629,9 @@ def request_to_json(request: Request, *, stream: bool = False) -> Json:
         "frequency_penalty",
         "store",
         "service_tier",
+        "verbosity",
+        "prompt_cache_key",
+        "prompt_cache_retention",
     ):
         if request.HasField(name):
             body[name] = getattr(request, name)
@@ -538,8 +654,24 @@ def request_to_json(request: Request, *, stream: bool = False) -> Json:
         body["thinking"] = {"type": _name_of(THINKING_TYPES, thinking.type)}
         if thinking.budget_tokens:
             body["thinking"]["budget_tokens"] = thinking.budget_tokens
+        if thinking.display:
+            body["thinking"]["display"] = _name_of(THINKING_DISPLAYS, thinking.display)
     if request.user:
         body["user"] = request.user
+    if request.safety_identifier:
+        body["safety_identifier"] = request.safety_identifier
+    if request.HasField("prompt_cache_options"):
+        options = request.prompt_cache_options
+        body["prompt_cache_options"] = {
+            k: v
+            for k, v in (
+                ("mode", _name_of(PROMPT_CACHE_MODES, options.mode)),
+                ("ttl", _name_of(CACHE_TTLS, options.ttl)),
+            )
+            if v
+        }
+    if request.HasField("web_search_options"):
+        body["web_search_options"] = web_search_to_json(request.web_search_options)
     if request.compatibility:
         body["compatibility"] = _name_of(COMPATIBILITY, request.compatibility)
     if request.logit_bias:
@@ -548,10 +680,21 @@ def request_to_json(request: Request, *, stream: bool = False) -> Json:
         body["metadata"] = dict(request.metadata)
     if request.modalities:
         body["modalities"] = list(request.modalities)
-    for name in ("audio", "prediction"):
+    for name in ("audio", "prediction", "moderation"):
         if request.HasField(name):
             body[name] = struct_to_json(getattr(request, name))
     return body
+
+
+def web_search_to_json(options: chat_pb2.WebSearchOptions) -> Json:
+    out: Json = {}
+    if options.search_context_size:
+        out["search_context_size"] = options.search_context_size
+    if options.HasField("user_location"):
+        where = options.user_location
+        approximate = {k: getattr(where, k) for k in ("city", "country", "region", "timezone") if getattr(where, k)}
+        out["user_location"] = {"type": "approximate", "approximate": approximate}
+    return out
 
 
 def _name_of(names: dict[str, Any], value: int) -> str | None:
@@ -706,7 +849,25 @@ def reply_from_json(message: Json, param: str) -> chat_pb2.ChatMessage:
     out = message_from_json({**message, "role": message.get("role") or "assistant"}, param)
     out.reasoning_content = get_str(message, "reasoning_content", f"{param}.reasoning_content") or ""
     out.refusal = get_str(message, "refusal", f"{param}.refusal") or ""
+    for k, annotation in enumerate(get_list(message, "annotations", f"{param}.annotations") or ()):
+        out.annotations.append(annotation_from_json(annotation, f"{param}.annotations[{k}]"))
     return out
+
+
+def annotation_from_json(annotation: Any, param: str) -> chat_pb2.Annotation:
+    if not isinstance(annotation, dict):
+        raise type_error(param, "an object")
+    cited = get_object(annotation, "url_citation", f"{param}.url_citation") or {}
+    where = f"{param}.url_citation"
+    return chat_pb2.Annotation(
+        index=get_int(annotation, "index", f"{param}.index") or 0,
+        url_citation=chat_pb2.UrlCitation(
+            start_index=get_int(cited, "start_index", f"{where}.start_index") or 0,
+            end_index=get_int(cited, "end_index", f"{where}.end_index") or 0,
+            url=get_str(cited, "url", f"{where}.url") or "",
+            title=get_str(cited, "title", f"{where}.title") or "",
+        ),
+    )
 
 
 def delta_from_json(delta: Json, param: str) -> chat_pb2.Delta:
@@ -728,6 +889,8 @@ def delta_from_json(delta: Json, param: str) -> chat_pb2.Delta:
         parsed = thinking_block_from_json(block, where)
         parsed.index = get_int(block, "index", f"{where}.index") or 0
         out.thinking_blocks.append(parsed)
+    for k, annotation in enumerate(get_list(delta, "annotations", f"{param}.annotations") or ()):
+        out.annotations.append(annotation_from_json(annotation, f"{param}.annotations[{k}]"))
     return out
 
 
@@ -741,7 +904,16 @@ def usage_from_json(usage: Json) -> chat_pb2.Usage:
         prompt_tokens_details=chat_pb2.PromptTokensDetails(
             cached_tokens=get_int(prompt, "cached_tokens", "usage.prompt_tokens_details.cached_tokens") or 0,
             cache_creation_tokens=get_int(
-                prompt, "cache_creation_tokens", "usage.prompt_tokens_details.cache_creation_tokens"
+                prompt, "cache_write_tokens", "usage.prompt_tokens_details.cache_write_tokens"
+            )
+            or get_int(prompt, "cache_creation_tokens", "usage.prompt_tokens_details.cache_creation_tokens")
+            or 0,
+            cache_write_5m_tokens=get_int(
+                prompt, "cache_write_5m_tokens", "usage.prompt_tokens_details.cache_write_5m_tokens"
+            )
+            or 0,
+            cache_write_1h_tokens=get_int(
+                prompt, "cache_write_1h_tokens", "usage.prompt_tokens_details.cache_write_1h_tokens"
             )
             or 0,
         ),

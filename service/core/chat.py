@@ -322,19 +322,40 @@ class ChatService:
         if deadline is not None and deadline - time.monotonic() < MIN_DEADLINE:
             # Too close to be met by any upstream call: spending tokens on it would be waste.
             raise DeadlineExceeded("The request's deadline passed (or is too close) before it reached the upstream.")
-        model = self.catalog.resolve(request.model)
+        strict = request.compatibility == STRICT or (request.compatibility != LENIENT and self.strict_by_default)
+        report = CompatReport(strict=strict)
+        model = self._serving(self.catalog.resolve(request.model), report)
         if not exchange.caller.may_use(model.id):
             raise PermissionDenied(
                 f"This gateway key may not use the model `{model.id}`.", param="model", code="model_access_denied"
             )
-        if model.retired is not None and model.id not in _retired_warned:
-            _retired_warned.add(model.id)
-            log.warning("model %s was retired upstream on %s; requests may fail", model.id, model.retired)
-        strict = request.compatibility == STRICT or (request.compatibility != LENIENT and self.strict_by_default)
-        report = CompatReport(strict=strict)
         n = request.n if request.HasField("n") else 1
         # All fan-out calls share one report, so each adjustment is listed once.
         return [ProviderCall(request, model, report, deadline, exchange=exchange) for _ in range(n)]
+
+    def _serving(self, model: ModelInfo, report: CompatReport) -> ModelInfo:
+        """A retired model is served by its successor (lenient, reported as `model=OLD->NEW`) or
+        refused with `model_retired` naming the successor (strict)."""
+        if not model.is_retired():
+            return model
+        successor = self.catalog.successor_of(model)
+        if successor is None:
+            if model.id not in _retired_warned:
+                _retired_warned.add(model.id)
+                log.warning("model %s was retired upstream on %s and has no successor", model.id, model.retired)
+            return model
+        if report.strict:
+            raise ModelNotFound(
+                f"The model `{model.id}` was retired on {model.retired}; use `{successor.id}` instead.",
+                param="model",
+                code="model_retired",
+            )
+        report.note(
+            "model",
+            f"{model.id} was retired on {model.retired}; {successor.id} answered instead",
+            shown=f"{model.id}->{successor.id}",
+        )
+        return successor
 
 
 async def close(batches: AsyncIterator[Batch]) -> None:
@@ -396,6 +417,8 @@ def sum_usage(usages: object) -> chat_pb2.Usage:
         details = total.prompt_tokens_details
         details.cached_tokens += usage.prompt_tokens_details.cached_tokens
         details.cache_creation_tokens += usage.prompt_tokens_details.cache_creation_tokens
+        details.cache_write_5m_tokens += usage.prompt_tokens_details.cache_write_5m_tokens
+        details.cache_write_1h_tokens += usage.prompt_tokens_details.cache_write_1h_tokens
         total.completion_tokens_details.reasoning_tokens += usage.completion_tokens_details.reasoning_tokens
     return total
 

@@ -21,9 +21,11 @@ class Adjustment:
     param: str
     action: Action
     detail: str
+    # What the compact report shows after `param=` instead of the action (`OLD->NEW` for a model).
+    shown: str = ""
 
     def __str__(self) -> str:
-        return f"{self.param}={self.action}: {self.detail}"
+        return f"{self.param}={self.shown or self.action}: {self.detail}"
 
 
 class CompatReport:
@@ -43,9 +45,9 @@ class CompatReport:
         """The field is sent in a changed form that Claude accepts."""
         self._record(Adjustment(param, "adjusted", detail))
 
-    def note(self, param: str, detail: str) -> None:
+    def note(self, param: str, detail: str, *, shown: str = "") -> None:
         """Something the gateway chose to do (a fallback model, say): reported, never refused as strict."""
-        self._append(Adjustment(param, "adjusted", detail))
+        self._append(Adjustment(param, "adjusted", detail, shown))
 
     def _record(self, item: Adjustment) -> None:
         if self.strict:
@@ -66,4 +68,5 @@ def describe(adjustments: Sequence[Adjustment], ignored: Sequence[str] = ()) -> 
     """The compact, ASCII-only list both edges report (`x-chatgate-adjusted`); the details go to the log."""
     if adjustments:
         log.info("request adjusted: %s", "; ".join(str(a) for a in adjustments))
-    return ", ".join([f"{a.param}={a.action}" for a in adjustments] + [f"{name}=ignored" for name in ignored])
+    shown = [f"{a.param}={a.shown or a.action}" for a in adjustments]
+    return ", ".join(shown + [f"{name}=ignored" for name in ignored])

@@ -8,7 +8,7 @@ that provider's package.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -34,6 +34,13 @@ class ModelInfo:
     aliases: tuple[str, ...] = ()
     created: int = 0
     retired: date | None = None
+    # The model (id or alias) that serves requests for this one once it is retired;
+    # empty: the newest current model of the same family (see ``ModelCatalog``).
+    successor: str = ""
+    # Upstream refreshes leave a pinned entry as the built-in table and config say.
+    pinned: bool = False
+    # Where the entry's facts come from: built-in, upstream (its Models API) or config.
+    source: str = "built-in"
     # The configured upstream (`[upstreams.NAME]`) whose provider serves this model.
     provider: str = "anthropic"
     owned_by: str = ""
@@ -41,8 +48,18 @@ class ModelInfo:
     fallback: tuple[str, ...] = ()
     traits: object = None
 
+    def is_retired(self, today: date | None = None) -> bool:
+        return self.retired is not None and self.retired <= (today or datetime.now(UTC).date())
+
+    @property
+    def family(self) -> str:
+        """The model line, for choosing a successor: the first word of the id after the vendor's
+        (``claude-3.5-sonnet`` and ``claude-sonnet-4-6`` are both ``sonnet``)."""
+        words = [w for w in self.id.replace(".", "-").split("-") if w.isalpha()]
+        return words[1] if len(words) > 1 else (words[0] if words else self.id)
+
     def to_proto(self) -> chat_pb2.Model:
-        return chat_pb2.Model(
+        out = chat_pb2.Model(
             id=self.id,
             created=self.created,
             owned_by=self.owned_by,
@@ -50,7 +67,14 @@ class ModelInfo:
             aliases=self.aliases,
             max_output_tokens=self.max_output_tokens,
             context_window=self.context_window,
+            retired=self.retired.isoformat() if self.retired is not None else "",
+            successor=self.successor,
+            source=self.source,
         )
+        describe = getattr(self.traits, "describe", None)  # the provider's own facts, if it offers them
+        if describe is not None:
+            describe(out)
+        return out
 
 
 def release_time(day: str) -> int:
@@ -62,17 +86,21 @@ class ModelCatalog:
     """Resolves a requested model name (id or alias) to its catalog entry."""
 
     def __init__(self, models: Iterable[ModelInfo]) -> None:
-        self._models = tuple(models)
-        self._by_name: dict[str, ModelInfo] = {}
-        for model in self._models:
+        models = tuple(models)
+        names: set[str] = set()
+        for model in models:
             for name in (model.id, *model.aliases):
-                if name in self._by_name:
+                if name in names:
                     raise ValueError(f"model name {name!r} is defined twice in the catalog")
-                self._by_name[name] = model
+                names.add(name)
+        self._models = tuple(with_successor(m, models) for m in models)
+        self._by_name = {name: m for m in self._models for name in (m.id, *m.aliases)}
         for model in self._models:
             for name in model.fallback:
                 if name not in self._by_name:
                     raise ValueError(f"model {model.id!r} falls back to {name!r}, which is not in the catalog")
+            if model.successor and model.successor not in self._by_name:
+                raise ValueError(f"model {model.id!r} names the successor {model.successor!r}, not in the catalog")
 
     def __iter__(self) -> Any:
         return iter(self._models)
@@ -91,6 +119,16 @@ class ModelCatalog:
             )
         return model
 
+    def successor_of(self, model: ModelInfo) -> ModelInfo | None:
+        """The entry that serves a retired model, following successors that are themselves retired."""
+        seen = {model.id}
+        while model.successor:
+            model = self._by_name[model.successor]
+            if not model.is_retired() or model.id in seen:
+                return model
+            seen.add(model.id)
+        return None
+
     @classmethod
     def from_config(
         cls,
@@ -106,10 +144,28 @@ class ModelCatalog:
         """
         models = {} if replace_defaults else {m.id: m for m in defaults}
         for k, entry in enumerate(entries):
-            base = models.get(str(entry.get("id", "")))
-            model = model_from_config(entry, base, traits, where=f"models[{k}]")
+            name = str(entry.get("id", "")) if isinstance(entry, Mapping) else ""
+            if isinstance(entry, Mapping) and entry.get("hidden") is True:
+                models.pop(name, None)  # neither listed nor served, whatever the upstream says
+                continue
+            model = model_from_config(entry, models.get(name), traits, where=f"models[{k}]")
             models[model.id] = model
         return cls(models.values())
+
+
+def with_successor(model: ModelInfo, models: Sequence[ModelInfo]) -> ModelInfo:
+    """A retired model without a configured successor gets the newest current model of its
+    family from the same upstream (none when the family has no current model)."""
+    if model.retired is None or model.successor:
+        return model
+    current = [
+        m
+        for m in models
+        if m.family == model.family and m.provider == model.provider and m.retired is None and m.id != model.id
+    ]
+    if not current:
+        return model
+    return replace(model, successor=max(current, key=lambda m: m.created).id)
 
 
 GENERIC_KEYS = {
@@ -124,7 +180,13 @@ GENERIC_KEYS = {
     "provider": str,
     "owned_by": str,
     "fallback": list,
+    "successor": str,
+    "pinned": bool,
+    "hidden": bool,
 }
+
+
+EXPECTED = {str: "a string", int: "a positive integer", list: "a list of strings", bool: "true or false"}
 
 
 def model_from_config(
@@ -139,10 +201,12 @@ def model_from_config(
     generic = {k: v for k, v in entry.items() if k in GENERIC_KEYS}
     for key, value in generic.items():
         kind = GENERIC_KEYS[key]
-        if not isinstance(value, kind) or isinstance(value, bool) or (isinstance(value, int) and value < 1):
-            expected = {str: "a string", int: "a positive integer", list: "a list of strings"}[kind]
+        wrong_bool = isinstance(value, bool) != (kind is bool)
+        if not isinstance(value, kind) or wrong_bool or (isinstance(value, int) and kind is int and value < 1):
+            expected = EXPECTED[kind]
             raise ValueError(f"{where}.{key} must be {expected}, not {value!r}")
-    values: dict[str, Any] = dict(generic)
+    values: dict[str, Any] = {k: v for k, v in generic.items() if k != "hidden"}
+    values["source"] = "config"
     if "aliases" in values:
         if not all(isinstance(a, str) and a for a in values["aliases"]):
             raise ValueError(f"{where}.aliases must be a list of non-empty strings")

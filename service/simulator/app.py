@@ -16,9 +16,12 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import orjson
 
+from .models import ModelTable
+from .models import from_json as model_from_json
 from .scenario import directives, plan_reply, stream_events
 from .validation import ApiError, validate
 
@@ -99,6 +102,7 @@ class Simulator:
         # Attempts seen per request body, for `sim:times=N` (fail only the first N).
         self.attempts: OrderedDict[bytes, int] = OrderedDict()
         self.replay_dir = replay_dir
+        self.models = ModelTable()
         self.stats = {"requests": 0, "active": 0, "aborted": 0, "completed": 0}
         self._cache: OrderedDict[bytes, tuple[int, list[tuple[bytes, bytes]], list[bytes]]] = OrderedDict()
         self._cache_size = cache_size
@@ -114,6 +118,10 @@ class Simulator:
         path, method = scope["path"], scope["method"]
         if path == "/v1/messages" and method == "POST":
             await self.messages(scope, receive, send)
+        elif path.startswith("/v1/models") and method == "GET":
+            await self.list_models(scope, send)
+        elif path == "/_sim/models" and method == "POST":
+            await self.change_models(receive, send)
         elif path == "/_sim/requests" and method == "GET":
             await send_body(send, 200, [(b"content-type", b"application/json")], [orjson.dumps(list(self.received))])
         elif path == "/_sim/stats" and method == "GET":
@@ -121,6 +129,47 @@ class Simulator:
             await send_body(send, 200, [(b"content-type", b"application/json")], [orjson.dumps(stats)])
         else:
             await self.error(send, ApiError(404, "not_found_error", f"Not found: {method} {path}"), "req_sim_404")
+
+    async def list_models(self, scope: Scope, send: Send) -> None:
+        """`GET /v1/models` (paged with `limit`, `after_id`, `before_id`) and `GET /v1/models/{id}`."""
+        headers = dict(scope["headers"])
+        try:
+            self.check_headers(headers, b"")
+        except ApiError as error:
+            await self.error(send, error, "req_sim_models")
+            return
+        if self.models.listing_fails:
+            await self.error(send, ApiError(500, "api_error", "Internal server error"), "req_sim_models")
+            return
+        json = [(b"content-type", b"application/json"), (b"request-id", b"req_sim_models")]
+        name = scope["path"].removeprefix("/v1/models").strip("/")
+        if name:
+            model = self.models.find(name)
+            if model is None:
+                await self.error(send, ApiError(404, "not_found_error", f"model: {name}"), "req_sim_models")
+                return
+            await send_body(send, 200, json, [orjson.dumps(model.to_json())])
+            return
+        query = parse_qs(scope.get("query_string", b"").decode())
+        try:
+            limit = int(query.get("limit", ["20"])[0])
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= 1000:
+            await self.error(send, ApiError(400, "invalid_request_error", "limit: 1 to 1000"), "req_sim_models")
+            return
+        page = self.models.page(limit, query.get("after_id", [None])[0], query.get("before_id", [None])[0])
+        await send_body(send, 200, json, [orjson.dumps(page)])
+
+    async def change_models(self, receive: Receive, send: Send) -> None:
+        """Test hook: `{"add": [Models API entries], "listing_fails": bool}`."""
+        change = orjson.loads(await read_body(receive) or b"{}")
+        for entry in change.get("add") or ():
+            self.models.add(model_from_json(entry))
+        if "listing_fails" in change:
+            self.models.listing_fails = bool(change["listing_fails"])
+        self._cache.clear()
+        await send_body(send, 200, [(b"content-type", b"application/json")], [b"{}"])
 
     async def error(self, send: Send, error: ApiError, request_id: str, retry_after: str | None = None) -> None:
         body = orjson.dumps(
@@ -258,11 +307,11 @@ class Simulator:
             await self.replay(flags["replay"], bool(body.get("stream")), send)
             return
         try:
-            validate(body)
+            model = validate(body, self.models)
         except ApiError as error:
             await self.error(send, error, request_id)
             return
-        reply = plan_reply(body, flags)
+        reply = plan_reply(body, flags, always_thinks=model.rules.always_thinks, display=model.rules.display)
         headers = [(b"request-id", request_id.encode()), (b"x-chatgate-simulator", b"true"), *rate_limit_headers()]
         if body.get("stream"):
             headers.append((b"content-type", b"text/event-stream; charset=utf-8"))

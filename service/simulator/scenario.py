@@ -9,10 +9,12 @@ header), so that clients of the gateway can reach every path end to end:
     sim:tool / sim:notool    call (or do not call) the first tool, even under `auto`
     sim:preamble         write a short text block before the tool calls
     sim:parallel         call every tool, in parallel
-    sim:refusal          stop with `refusal`
+    sim:refusal          stop with `refusal` (and `stop_details` saying why)
     sim:pause            stop with `pause_turn`
     sim:context          stop with `model_context_window_exceeded`
-    sim:cache            report prompt-cache reads and writes in usage
+    sim:cache            report prompt-cache reads and writes in usage (1-hour writes when a
+                         breakpoint asks for `ttl: 1h`)
+    (web search)         offering the web search server tool makes the reply search and cite a result
     sim:redacted         add a redacted thinking block when thinking is on
     sim:ping / sim:unknown_event   interleave pings / an unknown event type
     sim:status=CODE      fail with that HTTP status and Anthropic's error body
@@ -61,12 +63,19 @@ class Block:
     input: Json = field(default_factory=dict)
     signature: str = ""
     data: str = ""
+    citations: list[Json] = field(default_factory=list)
+    results: list[Json] = field(default_factory=list)
 
     def to_json(self) -> Json:
         if self.type == "text":
-            return {"type": "text", "text": self.text}
-        if self.type == "tool_use":
-            return {"type": "tool_use", "id": self.id, "name": self.name, "input": self.input}
+            out: Json = {"type": "text", "text": self.text}
+            if self.citations:
+                out["citations"] = self.citations
+            return out
+        if self.type in ("tool_use", "server_tool_use"):
+            return {"type": self.type, "id": self.id, "name": self.name, "input": self.input}
+        if self.type == "web_search_tool_result":
+            return {"type": self.type, "tool_use_id": self.id, "content": self.results}
         if self.type == "thinking":
             return {"type": "thinking", "thinking": self.text, "signature": self.signature}
         return {"type": "redacted_thinking", "data": self.data}
@@ -80,6 +89,7 @@ class Reply:
     stop_reason: str
     stop_sequence: str | None
     usage: Json
+    stop_details: Json | None = None
 
     def message_json(self) -> Json:
         return {
@@ -90,6 +100,7 @@ class Reply:
             "content": [b.to_json() for b in self.blocks],
             "stop_reason": self.stop_reason,
             "stop_sequence": self.stop_sequence,
+            "stop_details": self.stop_details,
             "usage": self.usage,
         }
 
@@ -124,29 +135,83 @@ def count_tokens(value: Any) -> int:
     return max(1, len(orjson.dumps(value)) // 4)
 
 
-def plan_reply(body: Json, flags: dict[str, str]) -> Reply:
+def plan_reply(body: Json, flags: dict[str, str], *, always_thinks: bool = False, display: str = "summarized") -> Reply:
+    """The reply; ``always_thinks`` and ``display`` are the model's thinking rules."""
     digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
     blocks: list[Block] = []
     thinking = body.get("thinking") or {}
-    if thinking.get("type") in ("enabled", "adaptive"):
+    thought = 0
+    if thinking.get("type") in ("enabled", "adaptive") or (always_thinks and not thinking):
         text = f"The user asked: {summary(last_user_text(body), 12)}. I will answer plainly."
+        thought = len(text.split())
+        if thinking.get("display", display) == "omitted":
+            text = ""  # the thinking happened (and is billed); its text is not returned
         blocks.append(Block("thinking", text=text, signature=signature_for(text)))
         if "redacted" in flags:
             blocks.append(Block("redacted_thinking", data=base64.b64encode(digest.encode()).decode()))
     tool_blocks = plan_tools(body, flags, digest)
+    searched = not tool_blocks and offers_web_search(body) and "notool" not in flags and not tool_results(body)
     if tool_blocks:
         if "preamble" in flags:
             blocks.append(Block("text", text="Let me call a tool."))
         blocks.extend(tool_blocks)
         stop_reason = "tool_use"
+    elif searched:
+        blocks.extend(web_search_blocks(body, digest))
+        stop_reason = "end_turn"
     else:
         blocks.extend(text_blocks(body, flags))
         stop_reason = special_stop(flags)
     reply = Reply("msg_sim_" + digest[:24], str(body.get("model", "")), blocks, stop_reason, None, usage(body, flags))
+    if stop_reason == "refusal":
+        reply.stop_details = {
+            "type": "refusal",
+            "category": "general_harms",
+            "explanation": "The simulator declined, as sim:refusal asked.",
+        }
+    if searched:
+        reply.usage["server_tool_use"] = {"web_search_requests": 1, "web_fetch_requests": 0}
     apply_stop_sequences(reply, body.get("stop_sequences") or [])
     apply_max_tokens(reply, int(body.get("max_tokens") or 0))
-    reply.usage["output_tokens"] = output_tokens(reply.blocks)
+    visible = output_tokens([b for b in reply.blocks if b.type != "thinking"]) if thought else 0
+    reply.usage["output_tokens"] = visible + thought if thought else output_tokens(reply.blocks)
+    if thought:
+        reply.usage["output_tokens_details"] = {"thinking_tokens": thought}
     return reply
+
+
+def offers_web_search(body: Json) -> bool:
+    return any(str(t.get("type", "")).startswith("web_search_") for t in body.get("tools") or [])
+
+
+SEARCH_RESULTS = (
+    ("https://example.com/claude-gateways", "Running Claude behind a gateway"),
+    ("https://example.org/prompt-caching", "Prompt caching, explained"),
+)
+
+
+def web_search_blocks(body: Json, digest: str) -> list[Block]:
+    """A search, its results, and an answer whose second sentence cites the first result."""
+    tool_id = f"srvtoolu_sim_{digest[:16]}"
+    query = summary(last_user_text(body), 8) or "query"
+    results = [
+        {"type": "web_search_result", "url": url, "title": title, "encrypted_content": "ZW5j", "page_age": None}
+        for url, title in SEARCH_RESULTS
+    ]
+    url, title = SEARCH_RESULTS[0]
+    citation = {
+        "type": "web_search_result_location",
+        "url": url,
+        "title": title,
+        "encrypted_index": "aWR4",
+        "cited_text": "Gateways translate between APIs.",
+    }
+    return [
+        Block("server_tool_use", id=tool_id, name="web_search", input={"query": query}),
+        Block("web_search_tool_result", id=tool_id, results=results),
+        Block("text", text="I searched the web. "),
+        Block("text", text="Gateways translate between APIs.", citations=[citation]),
+    ]
 
 
 def special_stop(flags: dict[str, str]) -> str:
@@ -218,7 +283,7 @@ def tool_results(body: Json) -> list[str]:
 
 
 def plan_tools(body: Json, flags: dict[str, str], digest: str) -> list[Block]:
-    tools = body.get("tools") or []
+    tools = [t for t in body.get("tools") or [] if t.get("type", "custom") == "custom"]  # client tools only
     choice = body.get("tool_choice") or {"type": "auto"}
     if not tools or choice.get("type") == "none":
         return []
@@ -262,10 +327,15 @@ def usage(body: Json, flags: dict[str, str]) -> Json:
     if "cache" in flags:
         cache_read, cache_write = prompt // 2, prompt // 4
         prompt -= cache_read + cache_write
+    hour = b'"ttl":"1h"' in orjson.dumps(body)  # any 1-hour breakpoint: the writes are kept an hour
     return {
         "input_tokens": max(1, prompt),
         "cache_creation_input_tokens": cache_write,
         "cache_read_input_tokens": cache_read,
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": 0 if hour else cache_write,
+            "ephemeral_1h_input_tokens": cache_write if hour else 0,
+        },
         "output_tokens": 0,
     }
 
@@ -321,7 +391,8 @@ def stream_events(reply: Reply, flags: dict[str, str]) -> list[tuple[str, Json]]
     """The SSE event sequence for a reply, with one delta per word or JSON slice."""
     events: list[tuple[str, Json]] = []
     start = dict(reply.message_json(), content=[], stop_reason=None, stop_sequence=None)
-    start["usage"] = dict(reply.usage, output_tokens=1)
+    start_usage = {k: v for k, v in reply.usage.items() if k not in ("output_tokens_details", "server_tool_use")}
+    start["usage"] = dict(start_usage, output_tokens=1)
     events.append(("message_start", {"type": "message_start", "message": start}))
     events.append(("ping", {"type": "ping"}))
     for index, block in enumerate(reply.blocks):
@@ -330,17 +401,13 @@ def stream_events(reply: Reply, flags: dict[str, str]) -> list[tuple[str, Json]]
             events.append(("ping", {"type": "ping"}))
         if "unknown_event" in flags:
             events.append(("future_event", {"type": "future_event", "index": index}))
-    delta_usage = {"output_tokens": reply.usage["output_tokens"]}
-    events.append(
-        (
-            "message_delta",
-            {
-                "type": "message_delta",
-                "delta": {"stop_reason": reply.stop_reason, "stop_sequence": reply.stop_sequence},
-                "usage": delta_usage,
-            },
-        )
-    )
+    # The final usage is cumulative and whole, as the real API sends it today (the
+    # TTL split of cache writes only comes in `message_start`).
+    delta_usage = {k: v for k, v in reply.usage.items() if k != "cache_creation"}
+    change: Json = {"stop_reason": reply.stop_reason, "stop_sequence": reply.stop_sequence}
+    if reply.stop_details is not None:
+        change["stop_details"] = reply.stop_details
+    events.append(("message_delta", {"type": "message_delta", "delta": change, "usage": delta_usage}))
     events.append(("message_stop", {"type": "message_stop"}))
     return events
 
@@ -353,9 +420,12 @@ def block_events(index: int, block: Block) -> list[tuple[str, Json]]:
     deltas: list[tuple[str, Json]] = []
     if block.type == "text":
         start = {"type": "text", "text": ""}
-        deltas = [delta({"type": "text_delta", "text": w}) for w in re.findall(r"\S+\s*|\s+", block.text)]
-    elif block.type == "tool_use":
-        start = {"type": "tool_use", "id": block.id, "name": block.name, "input": {}}
+        deltas = [delta({"type": "citations_delta", "citation": c}) for c in block.citations]
+        deltas += [delta({"type": "text_delta", "text": w}) for w in re.findall(r"\S+\s*|\s+", block.text)]
+    elif block.type == "web_search_tool_result":
+        start = block.to_json()
+    elif block.type in ("tool_use", "server_tool_use"):
+        start = {"type": block.type, "id": block.id, "name": block.name, "input": {}}
         raw = orjson.dumps(block.input).decode() if block.input else ""
         deltas = [delta({"type": "input_json_delta", "partial_json": raw[i : i + 7]}) for i in range(0, len(raw), 7)]
     elif block.type == "thinking":

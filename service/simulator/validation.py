@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from .models import ModelTable, SimModel
 from .scenario import signature_for
 
 Json = dict[str, Any]
 IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
-MAX_OUTPUT = 128_000
 
 
 class ApiError(Exception):
@@ -23,31 +23,46 @@ def invalid(message: str) -> ApiError:
     return ApiError(400, "invalid_request_error", message)
 
 
-def validate(body: Any) -> None:
+def validate(body: Any, models: ModelTable) -> SimModel:
+    """Raises the error the Messages API would give; returns the model that answers."""
     if not isinstance(body, dict):
         raise invalid("Request body must be a JSON object.")
     for required in ("model", "max_tokens", "messages"):
         if required not in body:
             raise invalid(f"{required}: Field required")
-    model = body["model"]
-    if not isinstance(model, str) or not model.startswith("claude-"):
-        raise ApiError(404, "not_found_error", f"model: {model}")
+    model = models.find(body["model"]) if isinstance(body["model"], str) else None
+    if model is None:
+        raise ApiError(404, "not_found_error", f"model: {body['model']}")
     max_tokens = body["max_tokens"]
     if not isinstance(max_tokens, int) or max_tokens < 1:
         raise invalid("max_tokens: Input should be greater than or equal to 1")
-    if max_tokens > MAX_OUTPUT:
-        raise invalid(f"max_tokens: {max_tokens} > {MAX_OUTPUT}, which is the maximum allowed number of output tokens")
-    check_sampling(body)
+    limit = model.rules.max_tokens
+    if max_tokens > limit:
+        raise invalid(
+            f"max_tokens: {max_tokens} > {limit}, which is the maximum allowed number of output tokens for {model.id}"
+        )
+    check_sampling(body, model)
     check_system(body.get("system"))
     check_messages(body["messages"])
     check_tools(body)
-    check_thinking(body)
+    check_thinking(body, model)
+    check_cache_controls(body)
+    if body.get("speed") == "fast" and not model.rules.fast_mode:
+        raise invalid(f"speed: fast mode is not available for {model.id}")
     for sequence in body.get("stop_sequences") or []:
         if not isinstance(sequence, str) or not sequence.strip():
             raise invalid("stop_sequences: each stop sequence must contain non-whitespace")
+    return model
 
 
-def check_sampling(body: Json) -> None:
+def check_sampling(body: Json, model: SimModel) -> None:
+    rules = model.rules
+    if rules.sampling == "none":
+        for name in ("temperature", "top_p", "top_k"):
+            if name in body:
+                raise invalid(f"`{name}` is deprecated for this model.")
+    if rules.sampling == "exclusive" and "temperature" in body and "top_p" in body:
+        raise invalid("`temperature` and `top_p` cannot both be specified for this model. Please use only one.")
     temperature = body.get("temperature")
     if temperature is not None and not 0 <= temperature <= 1:
         raise invalid("temperature: Input should be less than or equal to 1")
@@ -116,9 +131,34 @@ def check_block(block: Json, where: str, role: str) -> None:
         raise invalid(f"{where}: `{kind}` blocks are not allowed in {role} messages")
 
 
+def check_cache_controls(body: Json) -> None:
+    """At most four breakpoints (automatic caching counts as one), each ephemeral with a 5m or 1h TTL."""
+    controls = [body["cache_control"]] if body.get("cache_control") else []
+    places = [*(body.get("tools") or []), *(body.get("system") or [] if isinstance(body.get("system"), list) else [])]
+    for message in body.get("messages") or []:
+        if isinstance(message.get("content"), list):
+            for block in message["content"]:
+                places.append(block)
+                if isinstance(block.get("content"), list):
+                    places.extend(block["content"])
+    controls += [b["cache_control"] for b in places if isinstance(b, dict) and b.get("cache_control")]
+    if len(controls) > 4:
+        raise invalid(f"A maximum of 4 blocks with cache_control may be provided. Found {len(controls)}.")
+    for control in controls:
+        if set(control) - {"type", "ttl"} or control.get("type") != "ephemeral":
+            raise invalid("cache_control: Input should be {'type': 'ephemeral', 'ttl': '5m' | '1h'}")
+        if control.get("ttl", "5m") not in ("5m", "1h"):
+            raise invalid("cache_control.ttl: Input should be '5m' or '1h'")
+
+
 def check_tools(body: Json) -> None:
     names = set()
     for k, tool in enumerate(body.get("tools") or []):
+        if str(tool.get("type", "")).startswith("web_search_"):
+            if tool.get("name") != "web_search":
+                raise invalid(f"tools.{k}.name: Input should be 'web_search'")
+            names.add("web_search")
+            continue
         if not tool.get("name"):
             raise invalid(f"tools.{k}.name: Field required")
         if not isinstance(tool.get("input_schema"), dict):
@@ -132,11 +172,27 @@ def check_tools(body: Json) -> None:
             raise invalid(f"tool_choice: Tool '{choice.get('name')}' not found in provided tools")
 
 
-def check_thinking(body: Json) -> None:
+def check_thinking(body: Json, model: SimModel) -> None:
+    rules = model.rules
+    effort = (body.get("output_config") or {}).get("effort")
+    if effort is not None and effort not in rules.efforts:
+        raise invalid(f"output_config.effort: '{effort}' is not supported for this model")
     thinking = body.get("thinking")
-    if not thinking or thinking.get("type") == "disabled":
+    kind = thinking.get("type") if thinking else None
+    if kind == "disabled" and rules.always_thinks:
+        raise invalid("thinking.type.disabled is not supported for this model: it always thinks.")
+    if kind in ("enabled", "adaptive") and kind not in rules.thinking:
+        if kind == "enabled" and "adaptive" in rules.thinking:
+            raise invalid(
+                '"thinking.type.enabled" is not supported for this model. '
+                'Use "thinking.type.adaptive" and "output_config.effort" to control thinking behavior.'
+            )
+        raise invalid(f'"thinking.type.{kind}" is not supported for this model.')
+    if thinking and thinking.get("display") not in (None, "summarized", "omitted"):
+        raise invalid("thinking.display: Input should be 'summarized' or 'omitted'")
+    if not thinking or kind == "disabled":
         return
-    if thinking.get("type") == "enabled":
+    if kind == "enabled":
         budget = thinking.get("budget_tokens")
         if not isinstance(budget, int) or budget < 1024:
             raise invalid("thinking.enabled.budget_tokens: Input should be greater than or equal to 1024")

@@ -67,6 +67,10 @@ class UpstreamResponse(Protocol):
 
 
 class UpstreamClient(Protocol):
+    async def get(self, url: str, headers: Mapping[str, str], timeouts: Timeouts) -> UpstreamResponse:
+        """A small GET (the Models API, say): read the whole body, then close."""
+        ...
+
     async def post(self, url: str, body: bytes, headers: Mapping[str, str], timeouts: Timeouts) -> UpstreamResponse:
         """Sends the request and returns once the status and headers have arrived."""
         ...
@@ -155,6 +159,13 @@ class AiohttpClient:
             raise aiohttp_error(exc) from exc
         return AiohttpResponse(response)
 
+    async def get(self, url: str, headers: Mapping[str, str], timeouts: Timeouts) -> AiohttpResponse:
+        try:
+            response = await self._get_session().get(url, headers=headers, timeout=client_timeout(timeouts))
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise aiohttp_error(exc) from exc
+        return AiohttpResponse(response)
+
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
@@ -229,6 +240,17 @@ class HttpxClient:
 
         request = self._client.build_request(
             "POST", url, content=body, headers=headers, extensions={"timeout": httpx_timeout(timeouts).as_dict()}
+        )
+        try:
+            return HttpxResponse(await self._client.send(request, stream=True))
+        except httpx.HTTPError as exc:
+            raise httpx_error(exc) from exc
+
+    async def get(self, url: str, headers: Mapping[str, str], timeouts: Timeouts) -> HttpxResponse:
+        import httpx
+
+        request = self._client.build_request(
+            "GET", url, headers=headers, extensions={"timeout": httpx_timeout(timeouts).as_dict()}
         )
         try:
             return HttpxResponse(await self._client.send(request, stream=True))

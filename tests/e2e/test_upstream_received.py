@@ -44,14 +44,13 @@ def test_seed_parameter_rows(client: openai.OpenAI, simulator: Simulator) -> Non
         ],
         max_tokens=300,
         temperature=0.4,
-        top_p=0.8,
         stop=["END", "STOP"],
         user="u-1",
     )["body"]
     assert body["model"] == "claude-sonnet-4-5-20250929"
     assert body["system"] == [{"type": "text", "text": "Rule one."}, {"type": "text", "text": "Rule two."}]
     assert body["messages"] == [{"role": "user", "content": [{"type": "text", "text": tag}]}]
-    assert (body["max_tokens"], body["temperature"], body["top_p"]) == (300, 0.4, 0.8)
+    assert (body["max_tokens"], body["temperature"]) == (300, 0.4)
     assert body["stop_sequences"] == ["END", "STOP"]
     assert body["metadata"] == {"user_id": "u-1"}
     assert "stream" not in body

@@ -296,7 +296,11 @@ def test_empty_text_parts_are_dropped_and_an_empty_message_is_an_error() -> None
         {"logit_bias": {"50256": -100}},
         {"store": True},
         {"metadata": {"k": "v"}},
-        {"service_tier": "auto"},
+        {"service_tier": "flex"},
+        {"verbosity": "low"},
+        {"prompt_cache_key": "tenant-1"},
+        {"prompt_cache_retention": "24h"},
+        {"moderation": {"model": "omni-moderation-latest"}},
     ],
     ids=lambda f: next(iter(f)),
 )
@@ -441,7 +445,7 @@ def test_thinking_turns_a_forced_tool_choice_into_auto() -> None:
 
 
 def test_models_that_take_one_sampling_knob_drop_top_p() -> None:
-    body, report = mapped({"messages": [USER], "temperature": 0.5, "top_p": 0.9}, model="claude-opus-4-7")
+    body, report = mapped({"messages": [USER], "temperature": 0.5, "top_p": 0.9}, model="claude-opus-4-6")
     assert (body["temperature"], "top_p" in body) == (0.5, False)
     assert adjusted(report) == ["top_p=dropped"]
 

@@ -47,6 +47,29 @@ class ReasoningEffort(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REASONING_EFFORT_LOW: _ClassVar[ReasoningEffort]
     REASONING_EFFORT_MEDIUM: _ClassVar[ReasoningEffort]
     REASONING_EFFORT_HIGH: _ClassVar[ReasoningEffort]
+    REASONING_EFFORT_XHIGH: _ClassVar[ReasoningEffort]
+    REASONING_EFFORT_MAX: _ClassVar[ReasoningEffort]
+
+class ThinkingDisplay(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    THINKING_DISPLAY_UNSPECIFIED: _ClassVar[ThinkingDisplay]
+    THINKING_DISPLAY_SUMMARIZED: _ClassVar[ThinkingDisplay]
+    THINKING_DISPLAY_OMITTED: _ClassVar[ThinkingDisplay]
+
+class ModelThinking(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MODEL_THINKING_UNSPECIFIED: _ClassVar[ModelThinking]
+    MODEL_THINKING_NONE: _ClassVar[ModelThinking]
+    MODEL_THINKING_BUDGET: _ClassVar[ModelThinking]
+    MODEL_THINKING_ADAPTIVE: _ClassVar[ModelThinking]
+    MODEL_THINKING_ADAPTIVE_ONLY: _ClassVar[ModelThinking]
+    MODEL_THINKING_ALWAYS: _ClassVar[ModelThinking]
+
+class PromptCacheMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PROMPT_CACHE_MODE_UNSPECIFIED: _ClassVar[PromptCacheMode]
+    PROMPT_CACHE_MODE_IMPLICIT: _ClassVar[PromptCacheMode]
+    PROMPT_CACHE_MODE_EXPLICIT: _ClassVar[PromptCacheMode]
 
 class ThinkingType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -78,6 +101,8 @@ class CacheTtl(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CACHE_TTL_UNSPECIFIED: _ClassVar[CacheTtl]
     CACHE_TTL_FIVE_MINUTES: _ClassVar[CacheTtl]
     CACHE_TTL_ONE_HOUR: _ClassVar[CacheTtl]
+    CACHE_TTL_THIRTY_MINUTES: _ClassVar[CacheTtl]
+    CACHE_TTL_TWELVE_HOURS: _ClassVar[CacheTtl]
 
 class ToolType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -121,6 +146,20 @@ REASONING_EFFORT_MINIMAL: ReasoningEffort
 REASONING_EFFORT_LOW: ReasoningEffort
 REASONING_EFFORT_MEDIUM: ReasoningEffort
 REASONING_EFFORT_HIGH: ReasoningEffort
+REASONING_EFFORT_XHIGH: ReasoningEffort
+REASONING_EFFORT_MAX: ReasoningEffort
+THINKING_DISPLAY_UNSPECIFIED: ThinkingDisplay
+THINKING_DISPLAY_SUMMARIZED: ThinkingDisplay
+THINKING_DISPLAY_OMITTED: ThinkingDisplay
+MODEL_THINKING_UNSPECIFIED: ModelThinking
+MODEL_THINKING_NONE: ModelThinking
+MODEL_THINKING_BUDGET: ModelThinking
+MODEL_THINKING_ADAPTIVE: ModelThinking
+MODEL_THINKING_ADAPTIVE_ONLY: ModelThinking
+MODEL_THINKING_ALWAYS: ModelThinking
+PROMPT_CACHE_MODE_UNSPECIFIED: PromptCacheMode
+PROMPT_CACHE_MODE_IMPLICIT: PromptCacheMode
+PROMPT_CACHE_MODE_EXPLICIT: PromptCacheMode
 THINKING_TYPE_UNSPECIFIED: ThinkingType
 THINKING_TYPE_ENABLED: ThinkingType
 THINKING_TYPE_DISABLED: ThinkingType
@@ -137,6 +176,8 @@ CACHE_CONTROL_TYPE_EPHEMERAL: CacheControlType
 CACHE_TTL_UNSPECIFIED: CacheTtl
 CACHE_TTL_FIVE_MINUTES: CacheTtl
 CACHE_TTL_ONE_HOUR: CacheTtl
+CACHE_TTL_THIRTY_MINUTES: CacheTtl
+CACHE_TTL_TWELVE_HOURS: CacheTtl
 TOOL_TYPE_UNSPECIFIED: ToolType
 TOOL_TYPE_FUNCTION: ToolType
 THINKING_BLOCK_TYPE_UNSPECIFIED: ThinkingBlockType
@@ -148,7 +189,7 @@ ADJUSTMENT_ACTION_ADJUSTED: AdjustmentAction
 ADJUSTMENT_ACTION_IGNORED: AdjustmentAction
 
 class ChatMessage(_message.Message):
-    __slots__ = ("role", "content", "name", "tool_calls", "tool_call_id", "thinking_blocks", "reasoning_content", "refusal")
+    __slots__ = ("role", "content", "name", "tool_calls", "tool_call_id", "thinking_blocks", "reasoning_content", "refusal", "annotations")
     ROLE_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -157,6 +198,7 @@ class ChatMessage(_message.Message):
     THINKING_BLOCKS_FIELD_NUMBER: _ClassVar[int]
     REASONING_CONTENT_FIELD_NUMBER: _ClassVar[int]
     REFUSAL_FIELD_NUMBER: _ClassVar[int]
+    ANNOTATIONS_FIELD_NUMBER: _ClassVar[int]
     role: Role
     content: _containers.RepeatedCompositeFieldContainer[ContentPart]
     name: str
@@ -165,7 +207,28 @@ class ChatMessage(_message.Message):
     thinking_blocks: _containers.RepeatedCompositeFieldContainer[ThinkingBlock]
     reasoning_content: str
     refusal: str
-    def __init__(self, role: _Optional[_Union[Role, str]] = ..., content: _Optional[_Iterable[_Union[ContentPart, _Mapping]]] = ..., name: _Optional[str] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ..., tool_call_id: _Optional[str] = ..., thinking_blocks: _Optional[_Iterable[_Union[ThinkingBlock, _Mapping]]] = ..., reasoning_content: _Optional[str] = ..., refusal: _Optional[str] = ...) -> None: ...
+    annotations: _containers.RepeatedCompositeFieldContainer[Annotation]
+    def __init__(self, role: _Optional[_Union[Role, str]] = ..., content: _Optional[_Iterable[_Union[ContentPart, _Mapping]]] = ..., name: _Optional[str] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ..., tool_call_id: _Optional[str] = ..., thinking_blocks: _Optional[_Iterable[_Union[ThinkingBlock, _Mapping]]] = ..., reasoning_content: _Optional[str] = ..., refusal: _Optional[str] = ..., annotations: _Optional[_Iterable[_Union[Annotation, _Mapping]]] = ...) -> None: ...
+
+class Annotation(_message.Message):
+    __slots__ = ("index", "url_citation")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    URL_CITATION_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    url_citation: UrlCitation
+    def __init__(self, index: _Optional[int] = ..., url_citation: _Optional[_Union[UrlCitation, _Mapping]] = ...) -> None: ...
+
+class UrlCitation(_message.Message):
+    __slots__ = ("start_index", "end_index", "url", "title")
+    START_INDEX_FIELD_NUMBER: _ClassVar[int]
+    END_INDEX_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    start_index: int
+    end_index: int
+    url: str
+    title: str
+    def __init__(self, start_index: _Optional[int] = ..., end_index: _Optional[int] = ..., url: _Optional[str] = ..., title: _Optional[str] = ...) -> None: ...
 
 class ContentPart(_message.Message):
     __slots__ = ("text", "image_url", "file", "input_audio", "cache_control")
@@ -306,12 +369,42 @@ class StreamOptions(_message.Message):
     def __init__(self, include_usage: _Optional[bool] = ...) -> None: ...
 
 class Thinking(_message.Message):
-    __slots__ = ("type", "budget_tokens")
+    __slots__ = ("type", "budget_tokens", "display")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     BUDGET_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_FIELD_NUMBER: _ClassVar[int]
     type: ThinkingType
     budget_tokens: int
-    def __init__(self, type: _Optional[_Union[ThinkingType, str]] = ..., budget_tokens: _Optional[int] = ...) -> None: ...
+    display: ThinkingDisplay
+    def __init__(self, type: _Optional[_Union[ThinkingType, str]] = ..., budget_tokens: _Optional[int] = ..., display: _Optional[_Union[ThinkingDisplay, str]] = ...) -> None: ...
+
+class PromptCacheOptions(_message.Message):
+    __slots__ = ("mode", "ttl")
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    TTL_FIELD_NUMBER: _ClassVar[int]
+    mode: PromptCacheMode
+    ttl: CacheTtl
+    def __init__(self, mode: _Optional[_Union[PromptCacheMode, str]] = ..., ttl: _Optional[_Union[CacheTtl, str]] = ...) -> None: ...
+
+class WebSearchOptions(_message.Message):
+    __slots__ = ("search_context_size", "user_location")
+    SEARCH_CONTEXT_SIZE_FIELD_NUMBER: _ClassVar[int]
+    USER_LOCATION_FIELD_NUMBER: _ClassVar[int]
+    search_context_size: str
+    user_location: WebSearchLocation
+    def __init__(self, search_context_size: _Optional[str] = ..., user_location: _Optional[_Union[WebSearchLocation, _Mapping]] = ...) -> None: ...
+
+class WebSearchLocation(_message.Message):
+    __slots__ = ("city", "country", "region", "timezone")
+    CITY_FIELD_NUMBER: _ClassVar[int]
+    COUNTRY_FIELD_NUMBER: _ClassVar[int]
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    city: str
+    country: str
+    region: str
+    timezone: str
+    def __init__(self, city: _Optional[str] = ..., country: _Optional[str] = ..., region: _Optional[str] = ..., timezone: _Optional[str] = ...) -> None: ...
 
 class ChatCompletion(_message.Message):
     __slots__ = ("id", "created", "model", "choices", "usage", "gateway")
@@ -382,20 +475,22 @@ class ChunkChoice(_message.Message):
     def __init__(self, index: _Optional[int] = ..., delta: _Optional[_Union[Delta, _Mapping]] = ..., finish_reason: _Optional[_Union[FinishReason, str]] = ...) -> None: ...
 
 class Delta(_message.Message):
-    __slots__ = ("role", "content", "reasoning_content", "tool_calls", "thinking_blocks", "refusal")
+    __slots__ = ("role", "content", "reasoning_content", "tool_calls", "thinking_blocks", "refusal", "annotations")
     ROLE_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     REASONING_CONTENT_FIELD_NUMBER: _ClassVar[int]
     TOOL_CALLS_FIELD_NUMBER: _ClassVar[int]
     THINKING_BLOCKS_FIELD_NUMBER: _ClassVar[int]
     REFUSAL_FIELD_NUMBER: _ClassVar[int]
+    ANNOTATIONS_FIELD_NUMBER: _ClassVar[int]
     role: Role
     content: str
     reasoning_content: str
     tool_calls: _containers.RepeatedCompositeFieldContainer[ToolCall]
     thinking_blocks: _containers.RepeatedCompositeFieldContainer[ThinkingBlock]
     refusal: str
-    def __init__(self, role: _Optional[_Union[Role, str]] = ..., content: _Optional[str] = ..., reasoning_content: _Optional[str] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ..., thinking_blocks: _Optional[_Iterable[_Union[ThinkingBlock, _Mapping]]] = ..., refusal: _Optional[str] = ...) -> None: ...
+    annotations: _containers.RepeatedCompositeFieldContainer[Annotation]
+    def __init__(self, role: _Optional[_Union[Role, str]] = ..., content: _Optional[str] = ..., reasoning_content: _Optional[str] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ..., thinking_blocks: _Optional[_Iterable[_Union[ThinkingBlock, _Mapping]]] = ..., refusal: _Optional[str] = ..., annotations: _Optional[_Iterable[_Union[Annotation, _Mapping]]] = ...) -> None: ...
 
 class Usage(_message.Message):
     __slots__ = ("prompt_tokens", "completion_tokens", "total_tokens", "prompt_tokens_details", "completion_tokens_details")
@@ -412,12 +507,16 @@ class Usage(_message.Message):
     def __init__(self, prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., prompt_tokens_details: _Optional[_Union[PromptTokensDetails, _Mapping]] = ..., completion_tokens_details: _Optional[_Union[CompletionTokensDetails, _Mapping]] = ...) -> None: ...
 
 class PromptTokensDetails(_message.Message):
-    __slots__ = ("cached_tokens", "cache_creation_tokens")
+    __slots__ = ("cached_tokens", "cache_creation_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens")
     CACHED_TOKENS_FIELD_NUMBER: _ClassVar[int]
     CACHE_CREATION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_WRITE_5M_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_WRITE_1H_TOKENS_FIELD_NUMBER: _ClassVar[int]
     cached_tokens: int
     cache_creation_tokens: int
-    def __init__(self, cached_tokens: _Optional[int] = ..., cache_creation_tokens: _Optional[int] = ...) -> None: ...
+    cache_write_5m_tokens: int
+    cache_write_1h_tokens: int
+    def __init__(self, cached_tokens: _Optional[int] = ..., cache_creation_tokens: _Optional[int] = ..., cache_write_5m_tokens: _Optional[int] = ..., cache_write_1h_tokens: _Optional[int] = ...) -> None: ...
 
 class CompletionTokensDetails(_message.Message):
     __slots__ = ("reasoning_tokens",)
@@ -426,7 +525,7 @@ class CompletionTokensDetails(_message.Message):
     def __init__(self, reasoning_tokens: _Optional[int] = ...) -> None: ...
 
 class Model(_message.Message):
-    __slots__ = ("id", "created", "owned_by", "display_name", "aliases", "max_output_tokens", "context_window")
+    __slots__ = ("id", "created", "owned_by", "display_name", "aliases", "max_output_tokens", "context_window", "thinking", "efforts", "sampling", "structured_output", "retired", "successor", "source", "fast_mode")
     ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
     OWNED_BY_FIELD_NUMBER: _ClassVar[int]
@@ -434,6 +533,14 @@ class Model(_message.Message):
     ALIASES_FIELD_NUMBER: _ClassVar[int]
     MAX_OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    THINKING_FIELD_NUMBER: _ClassVar[int]
+    EFFORTS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLING_FIELD_NUMBER: _ClassVar[int]
+    STRUCTURED_OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    RETIRED_FIELD_NUMBER: _ClassVar[int]
+    SUCCESSOR_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    FAST_MODE_FIELD_NUMBER: _ClassVar[int]
     id: str
     created: int
     owned_by: str
@@ -441,4 +548,12 @@ class Model(_message.Message):
     aliases: _containers.RepeatedScalarFieldContainer[str]
     max_output_tokens: int
     context_window: int
-    def __init__(self, id: _Optional[str] = ..., created: _Optional[int] = ..., owned_by: _Optional[str] = ..., display_name: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., max_output_tokens: _Optional[int] = ..., context_window: _Optional[int] = ...) -> None: ...
+    thinking: ModelThinking
+    efforts: _containers.RepeatedScalarFieldContainer[str]
+    sampling: bool
+    structured_output: bool
+    retired: str
+    successor: str
+    source: str
+    fast_mode: bool
+    def __init__(self, id: _Optional[str] = ..., created: _Optional[int] = ..., owned_by: _Optional[str] = ..., display_name: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., max_output_tokens: _Optional[int] = ..., context_window: _Optional[int] = ..., thinking: _Optional[_Union[ModelThinking, str]] = ..., efforts: _Optional[_Iterable[str]] = ..., sampling: _Optional[bool] = ..., structured_output: _Optional[bool] = ..., retired: _Optional[str] = ..., successor: _Optional[str] = ..., source: _Optional[str] = ..., fast_mode: _Optional[bool] = ...) -> None: ...

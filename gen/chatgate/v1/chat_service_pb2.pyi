@@ -9,7 +9,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ChatCompletionRequest(_message.Message):
-    __slots__ = ("model", "messages", "max_completion_tokens", "max_tokens", "temperature", "top_p", "top_k", "stop", "n", "stream_options", "tools", "tool_choice", "parallel_tool_calls", "response_format", "reasoning_effort", "user", "compatibility", "seed", "logprobs", "top_logprobs", "logit_bias", "presence_penalty", "frequency_penalty", "store", "metadata", "service_tier", "modalities", "audio", "prediction", "anthropic")
+    __slots__ = ("model", "messages", "max_completion_tokens", "max_tokens", "temperature", "top_p", "top_k", "stop", "n", "stream_options", "tools", "tool_choice", "parallel_tool_calls", "response_format", "reasoning_effort", "user", "compatibility", "seed", "logprobs", "top_logprobs", "logit_bias", "presence_penalty", "frequency_penalty", "store", "metadata", "service_tier", "modalities", "audio", "prediction", "anthropic", "prompt_cache_options", "safety_identifier", "verbosity", "moderation", "web_search_options", "prompt_cache_key", "prompt_cache_retention")
     class LogitBiasEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -54,6 +54,13 @@ class ChatCompletionRequest(_message.Message):
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     PREDICTION_FIELD_NUMBER: _ClassVar[int]
     ANTHROPIC_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_CACHE_OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    SAFETY_IDENTIFIER_FIELD_NUMBER: _ClassVar[int]
+    VERBOSITY_FIELD_NUMBER: _ClassVar[int]
+    MODERATION_FIELD_NUMBER: _ClassVar[int]
+    WEB_SEARCH_OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_CACHE_KEY_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_CACHE_RETENTION_FIELD_NUMBER: _ClassVar[int]
     model: str
     messages: _containers.RepeatedCompositeFieldContainer[_chat_pb2.ChatMessage]
     max_completion_tokens: int
@@ -84,7 +91,14 @@ class ChatCompletionRequest(_message.Message):
     audio: _struct_pb2.Struct
     prediction: _struct_pb2.Struct
     anthropic: AnthropicOptions
-    def __init__(self, model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[_chat_pb2.ChatMessage, _Mapping]]] = ..., max_completion_tokens: _Optional[int] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., top_k: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ..., n: _Optional[int] = ..., stream_options: _Optional[_Union[_chat_pb2.StreamOptions, _Mapping]] = ..., tools: _Optional[_Iterable[_Union[_chat_pb2.Tool, _Mapping]]] = ..., tool_choice: _Optional[_Union[_chat_pb2.ToolChoice, _Mapping]] = ..., parallel_tool_calls: _Optional[bool] = ..., response_format: _Optional[_Union[_chat_pb2.ResponseFormat, _Mapping]] = ..., reasoning_effort: _Optional[_Union[_chat_pb2.ReasoningEffort, str]] = ..., user: _Optional[str] = ..., compatibility: _Optional[_Union[_chat_pb2.Compatibility, str]] = ..., seed: _Optional[int] = ..., logprobs: _Optional[bool] = ..., top_logprobs: _Optional[int] = ..., logit_bias: _Optional[_Mapping[str, float]] = ..., presence_penalty: _Optional[float] = ..., frequency_penalty: _Optional[float] = ..., store: _Optional[bool] = ..., metadata: _Optional[_Mapping[str, str]] = ..., service_tier: _Optional[str] = ..., modalities: _Optional[_Iterable[str]] = ..., audio: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., prediction: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., anthropic: _Optional[_Union[AnthropicOptions, _Mapping]] = ...) -> None: ...
+    prompt_cache_options: _chat_pb2.PromptCacheOptions
+    safety_identifier: str
+    verbosity: str
+    moderation: _struct_pb2.Struct
+    web_search_options: _chat_pb2.WebSearchOptions
+    prompt_cache_key: str
+    prompt_cache_retention: str
+    def __init__(self, model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[_chat_pb2.ChatMessage, _Mapping]]] = ..., max_completion_tokens: _Optional[int] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., top_k: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ..., n: _Optional[int] = ..., stream_options: _Optional[_Union[_chat_pb2.StreamOptions, _Mapping]] = ..., tools: _Optional[_Iterable[_Union[_chat_pb2.Tool, _Mapping]]] = ..., tool_choice: _Optional[_Union[_chat_pb2.ToolChoice, _Mapping]] = ..., parallel_tool_calls: _Optional[bool] = ..., response_format: _Optional[_Union[_chat_pb2.ResponseFormat, _Mapping]] = ..., reasoning_effort: _Optional[_Union[_chat_pb2.ReasoningEffort, str]] = ..., user: _Optional[str] = ..., compatibility: _Optional[_Union[_chat_pb2.Compatibility, str]] = ..., seed: _Optional[int] = ..., logprobs: _Optional[bool] = ..., top_logprobs: _Optional[int] = ..., logit_bias: _Optional[_Mapping[str, float]] = ..., presence_penalty: _Optional[float] = ..., frequency_penalty: _Optional[float] = ..., store: _Optional[bool] = ..., metadata: _Optional[_Mapping[str, str]] = ..., service_tier: _Optional[str] = ..., modalities: _Optional[_Iterable[str]] = ..., audio: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., prediction: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., anthropic: _Optional[_Union[AnthropicOptions, _Mapping]] = ..., prompt_cache_options: _Optional[_Union[_chat_pb2.PromptCacheOptions, _Mapping]] = ..., safety_identifier: _Optional[str] = ..., verbosity: _Optional[str] = ..., moderation: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., web_search_options: _Optional[_Union[_chat_pb2.WebSearchOptions, _Mapping]] = ..., prompt_cache_key: _Optional[str] = ..., prompt_cache_retention: _Optional[str] = ...) -> None: ...
 
 class AnthropicOptions(_message.Message):
     __slots__ = ("thinking", "betas")

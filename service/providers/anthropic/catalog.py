@@ -1,20 +1,51 @@
-"""Claude's models: the built-in table, and what only this provider needs to know about each one."""
+"""Claude's models: the built-in table, what only this provider needs to know about each one,
+and how the upstream's Models API entries become catalog entries.
+
+The built-in table is the fallback: the gateway refreshes it from ``GET /v1/models``
+(limits and the capabilities tree) and config overrides both. Facts the Models API
+does not give (which models reject sampling parameters, which hide thinking text
+by default, which offer fast mode) come from this table, and for models it does not
+know, from the rule Anthropic's models have followed since Opus 4.7: a model that
+only accepts adaptive thinking also rejects sampling parameters and hides thinking
+text unless asked.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any, Literal, get_args
 
+from chatgate.v1 import chat_pb2
 from service.core.models import ModelInfo, release_time
 
-ThinkingStyle = Literal["none", "budget", "adaptive"]
-EFFORTS = ("minimal", "low", "medium", "high")
+ThinkingStyle = Literal["none", "budget", "adaptive", "adaptive_only", "always"]
+Sampling = Literal["any", "exclusive", "none"]
+Display = Literal["summarized", "omitted"]
+# OpenAI's reasoning efforts that map to a thinking budget (`none` turns thinking off).
+EFFORTS = ("minimal", "low", "medium", "high", "xhigh", "max")
+# Anthropic's effort levels (`output_config.effort`), lowest first.
+UPSTREAM_EFFORTS = ("low", "medium", "high", "xhigh", "max")
 
-# Thinking budgets per OpenAI reasoning effort. Anthropic's minimum budget is
-# 1024 tokens; the rest double so each step is a clear change in cost.
-DEFAULT_REASONING_BUDGETS: Mapping[str, int] = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384}
+# Thinking budgets per OpenAI reasoning effort, for models that take budgets.
+# Anthropic's minimum budget is 1024 tokens; the rest double so each step is a
+# clear change in cost. A budget at or above a model's output limit is lowered.
+DEFAULT_REASONING_BUDGETS: Mapping[str, int] = {
+    "minimal": 1024,
+    "low": 2048,
+    "medium": 8192,
+    "high": 16384,
+    "xhigh": 32768,
+    "max": 65536,
+}
+MODEL_THINKING = {
+    "none": chat_pb2.MODEL_THINKING_NONE,
+    "budget": chat_pb2.MODEL_THINKING_BUDGET,
+    "adaptive": chat_pb2.MODEL_THINKING_ADAPTIVE,
+    "adaptive_only": chat_pb2.MODEL_THINKING_ADAPTIVE_ONLY,
+    "always": chat_pb2.MODEL_THINKING_ALWAYS,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,12 +54,28 @@ class ClaudeTraits:
 
     thinking: ThinkingStyle = "budget"
     structured_output: bool = False
-    # Newer models reject `temperature` and `top_p` in the same request.
-    sampling_exclusive: bool = False
+    # `any`: temperature, top_p and top_k are sent; `exclusive`: only one of
+    # temperature and top_p (Claude 4.1 to 4.6); `none`: the model rejects all three.
+    sampling: Sampling = "any"
+    # Anthropic effort levels the model accepts on adaptive thinking.
+    efforts: tuple[str, ...] = ("low", "medium", "high")
+    # What the model returns for thinking when the request does not say.
+    display: Display = "summarized"
+    fast_mode: bool = False
     reasoning_budgets: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_REASONING_BUDGETS))
+
+    def describe(self, out: chat_pb2.Model) -> None:
+        """Fills the parts of the public model description that these traits decide."""
+        out.thinking = MODEL_THINKING[self.thinking]
+        if self.thinking != "none":
+            out.efforts.extend(self.efforts if self.thinking != "budget" else ())
+        out.sampling = self.sampling != "none"
+        out.structured_output = self.structured_output
+        out.fast_mode = self.fast_mode
 
 
 DEFAULT_TRAITS = ClaudeTraits()
+TRAIT_KEYS = ("thinking", "structured_output", "sampling", "efforts", "display", "fast_mode", "reasoning_budgets")
 
 
 def traits_of(model: ModelInfo) -> ClaudeTraits:
@@ -42,24 +89,34 @@ def traits_from_config(entry: Mapping[str, Any], base: object) -> ClaudeTraits:
     traits = base if isinstance(base, ClaudeTraits) else DEFAULT_TRAITS
     values: dict[str, Any] = {}
     for key, value in entry.items():
-        if key == "thinking":
-            if value not in get_args(ThinkingStyle):
-                raise ValueError(f"thinking must be one of {list(get_args(ThinkingStyle))}, not {value!r}")
+        if key in ("thinking", "sampling", "display"):
+            allowed = get_args({"thinking": ThinkingStyle, "sampling": Sampling, "display": Display}[key])
+            if value not in allowed:
+                raise ValueError(f"{key} must be one of {list(allowed)}, not {value!r}")
             values[key] = value
-        elif key in ("structured_output", "sampling_exclusive"):
-            if not isinstance(value, bool):
-                raise ValueError(f"{key} must be true or false, not {value!r}")
-            values[key] = value
+        elif key == "sampling_exclusive":  # the older spelling of sampling = "exclusive"
+            values["sampling"] = "exclusive" if _flag(key, value) else "any"
+        elif key in ("structured_output", "fast_mode"):
+            values[key] = _flag(key, value)
+        elif key == "efforts":
+            if not isinstance(value, list) or not all(v in UPSTREAM_EFFORTS for v in value):
+                raise ValueError(f"efforts must be a list of {list(UPSTREAM_EFFORTS)}, not {value!r}")
+            values[key] = tuple(e for e in UPSTREAM_EFFORTS if e in value)
         elif key == "reasoning_budgets":
             values[key] = {**traits.reasoning_budgets, **_budgets(value)}
         else:
-            known = ["thinking", "structured_output", "sampling_exclusive", "reasoning_budgets"]
             raise ValueError(
-                f"unknown key `{key}` (model keys: id, upstream_id, display_name, "
-                f"max_output_tokens, context_window, aliases, created, retired, provider, owned_by, fallback, "
-                f"and for Claude {', '.join(known)})"
+                f"unknown key `{key}` (model keys: id, upstream_id, display_name, max_output_tokens, context_window, "
+                "aliases, created, retired, successor, hidden, pinned, provider, owned_by, fallback, "
+                f"and for Claude {', '.join(TRAIT_KEYS)})"
             )
     return replace(traits, **values)
+
+
+def _flag(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{key} must be true or false, not {value!r}")
+    return value
 
 
 def _budgets(value: Any) -> dict[str, int]:
@@ -74,9 +131,86 @@ def _budgets(value: Any) -> dict[str, int]:
     return dict(value)
 
 
+# --- the upstream's Models API ----------------------------------------------------
+
+
+def _supported(tree: Any, *path: str) -> bool:
+    """``tree[path...]["supported"]``, False wherever the tree is missing or malformed."""
+    node = tree
+    for key in path:
+        node = node.get(key) if isinstance(node, Mapping) else None
+    return isinstance(node, Mapping) and node.get("supported") is True
+
+
+def traits_from_capabilities(capabilities: Any, base: ClaudeTraits | None) -> ClaudeTraits:
+    """Traits from a Models API capabilities tree; ``base`` (the built-in entry, if any)
+    supplies what the tree does not say."""
+    adaptive = _supported(capabilities, "thinking", "types", "adaptive")
+    enabled = _supported(capabilities, "thinking", "types", "enabled")
+    if not _supported(capabilities, "thinking"):
+        style: ThinkingStyle = "none"
+    elif adaptive and enabled:
+        style = "adaptive"
+    elif adaptive:
+        style = "always" if base is not None and base.thinking == "always" else "adaptive_only"
+    else:
+        style = "budget"
+    efforts = tuple(e for e in UPSTREAM_EFFORTS if _supported(capabilities, "effort", e))
+    if base is None:  # a model the table does not know: the rule since Opus 4.7
+        newest = style in ("adaptive_only", "always")
+        base = ClaudeTraits(sampling="none" if newest else "exclusive", display="omitted" if newest else "summarized")
+    return replace(
+        base,
+        thinking=style,
+        structured_output=_supported(capabilities, "structured_outputs"),
+        efforts=efforts if _supported(capabilities, "effort") else (),
+    )
+
+
+def model_from_upstream(entry: Mapping[str, Any], base: ModelInfo | None, provider: str) -> ModelInfo | None:
+    """A catalog entry from one Models API entry, merged over the built-in entry ``base``.
+
+    Returns None for an entry without an id or limits (nothing safe to serve it with).
+    """
+    upstream_id = entry.get("id")
+    max_tokens = entry.get("max_tokens")
+    if not isinstance(upstream_id, str) or not upstream_id or not isinstance(max_tokens, int) or max_tokens < 1:
+        return None
+    context = entry.get("max_input_tokens")
+    traits = traits_from_capabilities(entry.get("capabilities"), traits_of(base) if base is not None else None)
+    values: dict[str, Any] = {"max_output_tokens": max_tokens, "traits": traits, "source": "upstream"}
+    if isinstance(context, int) and context > 0:
+        values["context_window"] = context
+    if base is not None:
+        return replace(base, **values)
+    name = entry.get("display_name")
+    return ModelInfo(
+        upstream_id,
+        upstream_id,
+        name if isinstance(name, str) and name else upstream_id,
+        created=_created(entry.get("created_at")),
+        provider=provider,
+        owned_by="anthropic",
+        **values,
+    )
+
+
+def _created(value: Any) -> int:
+    if not isinstance(value, str):
+        return 0
+    try:
+        return int(datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC).timestamp())
+    except ValueError:
+        return 0
+
+
+# --- the built-in table -------------------------------------------------------------
+
+
 def _model(id: str, upstream: str, name: str, out: int, ctx: int, created: str, **extra: Any) -> ModelInfo:
     aliases = extra.pop("aliases", ())
     retired = extra.pop("retired", None)
+    successor = extra.pop("successor", "")
     return ModelInfo(
         id,
         upstream,
@@ -86,14 +220,31 @@ def _model(id: str, upstream: str, name: str, out: int, ctx: int, created: str, 
         aliases=aliases,
         created=release_time(created),
         retired=retired,
+        successor=successor,
         owned_by="anthropic",
         traits=ClaudeTraits(**extra),
     )
 
 
-# Limits come from Anthropic's model overview pages. Entries whose Anthropic id
-# is a snapshot keep it as an alias, so clients can send either name.
+NEWEST = {"sampling": "none", "display": "omitted", "structured_output": True}
+ALL_EFFORTS = ("low", "medium", "high", "xhigh", "max")
+
+# Limits come from Anthropic's model overview pages (November 2026). Entries whose
+# Anthropic id is a snapshot keep it as an alias, so clients can send either name.
+# Retired models stay listed so their names keep working: requests go to the
+# successor (the newest current model of the same family unless one is named).
 CLAUDE_MODELS: tuple[ModelInfo, ...] = (
+    _model(
+        "claude-fable-5",
+        "claude-fable-5",
+        "Claude Fable 5",
+        128_000,
+        1_000_000,
+        "2026-06-09",
+        thinking="always",
+        efforts=ALL_EFFORTS,
+        **NEWEST,
+    ),
     _model(
         "claude-opus-5",
         "claude-opus-5",
@@ -101,9 +252,33 @@ CLAUDE_MODELS: tuple[ModelInfo, ...] = (
         128_000,
         1_000_000,
         "2026-07-24",
-        thinking="adaptive",
-        structured_output=True,
-        sampling_exclusive=True,
+        thinking="adaptive_only",
+        efforts=ALL_EFFORTS,
+        fast_mode=True,
+        **NEWEST,
+    ),
+    _model(
+        "claude-sonnet-5",
+        "claude-sonnet-5",
+        "Claude Sonnet 5",
+        128_000,
+        1_000_000,
+        "2026-06-30",
+        thinking="adaptive_only",
+        efforts=("low", "medium", "high", "max"),
+        **NEWEST,
+    ),
+    _model(
+        "claude-opus-4-8",
+        "claude-opus-4-8",
+        "Claude Opus 4.8",
+        128_000,
+        1_000_000,
+        "2026-05-28",
+        thinking="adaptive_only",
+        efforts=ALL_EFFORTS,
+        fast_mode=True,
+        **NEWEST,
     ),
     _model(
         "claude-opus-4-7",
@@ -112,9 +287,10 @@ CLAUDE_MODELS: tuple[ModelInfo, ...] = (
         128_000,
         1_000_000,
         "2026-04-16",
-        thinking="adaptive",
-        structured_output=True,
-        sampling_exclusive=True,
+        thinking="adaptive_only",
+        efforts=ALL_EFFORTS,
+        fast_mode=True,
+        **NEWEST,
     ),
     _model(
         "claude-opus-4-6",
@@ -124,7 +300,10 @@ CLAUDE_MODELS: tuple[ModelInfo, ...] = (
         1_000_000,
         "2026-02-05",
         thinking="adaptive",
+        efforts=("low", "medium", "high", "max"),
         structured_output=True,
+        sampling="exclusive",
+        fast_mode=True,
     ),
     _model(
         "claude-sonnet-4-6",
@@ -135,6 +314,7 @@ CLAUDE_MODELS: tuple[ModelInfo, ...] = (
         "2026-02-17",
         thinking="adaptive",
         structured_output=True,
+        sampling="exclusive",
     ),
     _model(
         "claude-opus-4-5",
@@ -145,6 +325,8 @@ CLAUDE_MODELS: tuple[ModelInfo, ...] = (
         "2025-11-24",
         aliases=("claude-opus-4-5-20251101",),
         structured_output=True,
+        sampling="exclusive",
+        efforts=(),
     ),
     _model(
         "claude-sonnet-4-5",
@@ -155,6 +337,8 @@ CLAUDE_MODELS: tuple[ModelInfo, ...] = (
         "2025-09-29",
         aliases=("claude-sonnet-4-5-20250929",),
         structured_output=True,
+        sampling="exclusive",
+        efforts=(),
     ),
     _model(
         "claude-haiku-4-5",
@@ -165,6 +349,8 @@ CLAUDE_MODELS: tuple[ModelInfo, ...] = (
         "2025-10-15",
         aliases=("claude-haiku-4-5-20251001",),
         structured_output=True,
+        sampling="exclusive",
+        efforts=(),
     ),
     _model(
         "claude-opus-4-1",
@@ -174,7 +360,9 @@ CLAUDE_MODELS: tuple[ModelInfo, ...] = (
         200_000,
         "2025-08-05",
         aliases=("claude-opus-4-1-20250805",),
-        structured_output=True,
+        retired=date(2026, 8, 5),
+        sampling="exclusive",
+        efforts=(),
     ),
     _model(
         "claude-sonnet-4-20250514",
@@ -185,6 +373,7 @@ CLAUDE_MODELS: tuple[ModelInfo, ...] = (
         "2025-05-22",
         aliases=("claude-sonnet-4-0",),
         retired=date(2026, 6, 15),
+        efforts=(),
     ),
     _model(
         "claude-opus-4-20250514",
@@ -195,6 +384,7 @@ CLAUDE_MODELS: tuple[ModelInfo, ...] = (
         "2025-05-22",
         aliases=("claude-opus-4-0",),
         retired=date(2026, 6, 15),
+        efforts=(),
     ),
     _model(
         "claude-3.5-sonnet",
@@ -206,6 +396,7 @@ CLAUDE_MODELS: tuple[ModelInfo, ...] = (
         aliases=("claude-3-5-sonnet-20241022", "claude-3-5-sonnet-latest"),
         thinking="none",
         retired=date(2025, 10, 22),
+        efforts=(),
     ),
     _model(
         "claude-3.5-haiku",
@@ -216,5 +407,7 @@ CLAUDE_MODELS: tuple[ModelInfo, ...] = (
         "2024-10-22",
         aliases=("claude-3-5-haiku-20241022", "claude-3-5-haiku-latest"),
         thinking="none",
+        retired=date(2025, 10, 22),
+        efforts=(),
     ),
 )

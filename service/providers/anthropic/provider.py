@@ -12,6 +12,8 @@ import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
 
 import orjson
 
@@ -49,6 +51,8 @@ from .stream import StreamTranslator
 log = logging.getLogger("chatgate.anthropic")
 
 ANTHROPIC_VERSION = "2023-06-01"
+MODELS_TIMEOUTS = Timeouts(connect=5.0, read=15.0, pool=5.0)
+MAX_MODEL_PAGES = 20  # a bound, in case an upstream pages forever
 PASSTHROUGH_PREFIX = "anthropic-ratelimit-"
 DEADLINE_SLACK = 0.05  # seconds
 
@@ -79,6 +83,7 @@ class AnthropicProvider:
             settings.client, settings.max_connections, settings.timeouts, trust_env=settings.trust_env
         )
         self._url = settings.base_url.rstrip("/") + "/v1/messages"
+        self._models_url = settings.base_url.rstrip("/") + "/v1/models"
         self.keys = KeyPool(settings.name, settings.api_keys, settings.breaker, on_event=on_key_event)
         self._secrets = tuple(settings.api_keys)
         self._watchdog = Watchdog()
@@ -159,6 +164,42 @@ class AnthropicProvider:
             error.upstream_request_id or "-",
         )
         return error
+
+    async def list_models(self) -> list[dict[str, Any]]:
+        """Every entry of the upstream's Models API (all pages), as sent. Raises ``GatewayError``."""
+        entries: list[dict[str, Any]] = []
+        after = ""
+        for _ in range(MAX_MODEL_PAGES):
+            url = self._models_url + "?limit=1000" + (f"&after_id={quote(after)}" if after else "")
+            status, headers, body = await self._get(url)
+            if status != 200:
+                raise error_from_response(status, headers, body, secrets=self._secrets)
+            try:
+                page = json_object(body)
+                data = page.get("data")
+                if not isinstance(data, list):
+                    raise Malformed("`data` is not a list")
+            except Malformed as exc:
+                raise malformed_event("model list") from exc
+            entries.extend(entry for entry in data if isinstance(entry, dict))
+            after = page.get("last_id") or ""
+            if not page.get("has_more") or not isinstance(after, str) or not after:
+                break
+        return entries
+
+    async def _get(self, url: str) -> tuple[int, Mapping[str, str], bytes]:
+        key = self.keys.acquire()
+        headers = {**self._headers, "x-api-key": key.value}
+        try:
+            response = await self._client.get(url, headers, MODELS_TIMEOUTS)
+            try:
+                return response.status, response.headers, await response.read()
+            finally:
+                await response.aclose()
+        except TransportError as exc:
+            raise error_from_transport(exc, started_stream=False) from exc
+        finally:
+            self.keys.released(key)  # a listing says nothing about the key's health for chat calls
 
     async def complete(self, call: ProviderCall) -> chat_pb2.ChatCompletion:
         mapped = to_anthropic(call, stream=False)

@@ -19,7 +19,7 @@ from service.codecs.fields import struct_to_json
 from service.core import CompatReport, ModelInfo, ProviderCall
 from service.core.errors import InvalidRequest
 
-from .catalog import traits_of
+from .catalog import UPSTREAM_EFFORTS, traits_of
 
 Request = chat_service_pb2.ChatCompletionRequest
 JsonObject = dict[str, Any]
@@ -29,15 +29,29 @@ IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/we
 # structured output; its input becomes the message content.
 JSON_TOOL_NAME = "chatgate_json_response"
 EMPTY_SCHEMA: JsonObject = {"type": "object", "properties": {}}
-CACHE_TTLS = {chat_pb2.CACHE_TTL_FIVE_MINUTES: "5m", chat_pb2.CACHE_TTL_ONE_HOUR: "1h"}
+# Anthropic keeps cached prefixes 5 minutes or 1 hour. OpenAI's TTLs are minimum
+# lifetimes: 30 minutes needs the hour; 12 hours gets the longest there is.
+CACHE_TTLS: dict[int, tuple[str, str]] = {
+    chat_pb2.CACHE_TTL_FIVE_MINUTES: ("5m", ""),
+    chat_pb2.CACHE_TTL_ONE_HOUR: ("1h", ""),
+    chat_pb2.CACHE_TTL_THIRTY_MINUTES: ("1h", "30m is kept 1h, the shortest Anthropic TTL that lasts that long"),
+    chat_pb2.CACHE_TTL_TWELVE_HOURS: ("1h", "12h is kept 1h, the longest Anthropic TTL"),
+}
+MAX_CACHE_BREAKPOINTS = 4  # Anthropic's limit per request, automatic caching included
 THINKING_MIN_BUDGET = 1024
-ADAPTIVE_EFFORTS = {"minimal": "low", "low": "low", "medium": "medium", "high": "high"}
 EFFORT_NAMES = {
     chat_pb2.REASONING_EFFORT_MINIMAL: "minimal",
     chat_pb2.REASONING_EFFORT_LOW: "low",
     chat_pb2.REASONING_EFFORT_MEDIUM: "medium",
     chat_pb2.REASONING_EFFORT_HIGH: "high",
+    chat_pb2.REASONING_EFFORT_XHIGH: "xhigh",
+    chat_pb2.REASONING_EFFORT_MAX: "max",
 }
+DISPLAYS = {chat_pb2.THINKING_DISPLAY_SUMMARIZED: "summarized", chat_pb2.THINKING_DISPLAY_OMITTED: "omitted"}
+SERVICE_TIERS = {"auto": "auto", "default": "standard_only", "priority": "auto"}
+FAST_MODE_BETA = "fast-mode-2026-02-01"
+WEB_SEARCH_TOOL = {"type": "web_search_20250305", "name": "web_search"}
+SAMPLING_DEFAULTS = {"temperature": 1.0, "top_p": 1.0}
 
 # Request fields with no Claude equivalent: dropped (lenient) or rejected (strict).
 UNSUPPORTED_OPTIONAL = (
@@ -47,10 +61,12 @@ UNSUPPORTED_OPTIONAL = (
     "presence_penalty",
     "frequency_penalty",
     "store",
-    "service_tier",
+    "verbosity",
+    "prompt_cache_key",
+    "prompt_cache_retention",
 )
 UNSUPPORTED_COLLECTIONS = ("logit_bias", "metadata")
-UNSUPPORTED_MESSAGES = ("audio", "prediction")
+UNSUPPORTED_MESSAGES = ("audio", "prediction", "moderation")
 
 
 @dataclass(slots=True)
@@ -75,14 +91,26 @@ def to_anthropic(call: ProviderCall, *, stream: bool) -> AnthropicRequest:
         body["stop_sequences"] = stop
     if stream:
         body["stream"] = True
-    if request.user:
-        body["metadata"] = {"user_id": request.user}
+    map_end_user(request, report, body)
     mapped = AnthropicRequest(body, betas=list(request.anthropic.betas))
     map_tools(request, body)
+    map_web_search(request, report, body)
     map_thinking(request, model, report, body)
     map_response_format(request, model, report, mapped)
+    map_caching(request, report, body)
+    map_service_tier(request, model, report, mapped)
     report_unsupported(request, report)
     return mapped
+
+
+def map_end_user(request: Request, report: CompatReport, body: JsonObject) -> None:
+    """`safety_identifier` (OpenAI's newer name) wins over `user`; either becomes `metadata.user_id`."""
+    if request.safety_identifier:
+        if request.user and request.user != request.safety_identifier:
+            report.drop("user", "`safety_identifier` is sent as metadata.user_id instead")
+        body["metadata"] = {"user_id": request.safety_identifier}
+    elif request.user:
+        body["metadata"] = {"user_id": request.user}
 
 
 # --- messages ---------------------------------------------------------------
@@ -151,7 +179,7 @@ def content_blocks(parts: Sequence[chat_pb2.ContentPart], where: str) -> list[Js
         if block is None:
             continue
         if part.HasField("cache_control"):
-            block["cache_control"] = cache_control(part.cache_control)
+            block["cache_control"] = cache_control(part.cache_control, f"{where}.content[{j}].cache_control")
         blocks.append(block)
     return blocks
 
@@ -214,11 +242,16 @@ def parse_data_url(url: str, param: str) -> tuple[str, str]:
     return media_type, data
 
 
-def cache_control(control: chat_pb2.CacheControl) -> JsonObject:
+def cache_control(control: chat_pb2.CacheControl, param: str) -> JsonObject:
     out: JsonObject = {"type": "ephemeral"}  # Anthropic's only cache type
     if control.ttl:
-        out["ttl"] = CACHE_TTLS[control.ttl]
+        # Marked with the TTL as asked; `map_caching` maps it and reports the change.
+        out["ttl"] = control.ttl
+        out[_PARAM] = param
     return out
+
+
+_PARAM = "__param__"  # carries a breakpoint's request path until `map_caching` removes it
 
 
 def assistant_blocks(message: chat_pb2.ChatMessage, i: int) -> list[JsonObject]:
@@ -290,6 +323,9 @@ def max_tokens(request: Request, model: ModelInfo, report: CompatReport) -> int:
 
 
 def map_sampling(request: Request, model: ModelInfo, report: CompatReport, body: JsonObject) -> None:
+    if traits_of(model).sampling == "none":
+        drop_sampling(request, model, report)
+        return
     if request.HasField("temperature"):
         if request.temperature > 1.0:
             report.adjust("temperature", "clamped to 1, Claude's maximum")
@@ -297,12 +333,20 @@ def map_sampling(request: Request, model: ModelInfo, report: CompatReport, body:
         else:
             body["temperature"] = request.temperature
     if request.HasField("top_p"):
-        if traits_of(model).sampling_exclusive and "temperature" in body:
+        if traits_of(model).sampling == "exclusive" and "temperature" in body:
             report.drop("top_p", f"{model.id} accepts only one of temperature and top_p")
         else:
             body["top_p"] = request.top_p
     if request.HasField("top_k"):
         body["top_k"] = request.top_k
+
+
+def drop_sampling(request: Request, model: ModelInfo, report: CompatReport) -> None:
+    """The model rejects sampling parameters: a default value is left out quietly (it changes
+    nothing); any other value is dropped and reported, or rejected when strict."""
+    for name in ("temperature", "top_p", "top_k"):
+        if request.HasField(name) and getattr(request, name) != SAMPLING_DEFAULTS.get(name):
+            report.drop(name, f"{model.id} does not accept sampling parameters")
 
 
 def stop_sequences(stop: Sequence[str], report: CompatReport) -> list[str]:
@@ -338,7 +382,7 @@ def tool_definition(tool: chat_pb2.Tool, param: str) -> JsonObject:
     if function.HasField("strict") and function.strict:
         out["strict"] = True
     if tool.HasField("cache_control"):
-        out["cache_control"] = cache_control(tool.cache_control)
+        out["cache_control"] = cache_control(tool.cache_control, f"{param}.cache_control")
     return out
 
 
@@ -374,46 +418,95 @@ def map_thinking(request: Request, model: ModelInfo, report: CompatReport, body:
     if thinking["type"] == "disabled":
         return
     if thinking["type"] == "enabled":
-        budget = thinking["budget_tokens"]
-        if body["max_tokens"] <= budget:
-            # Claude counts thinking inside max_tokens; keep the asked-for room for the answer.
-            raised = min(model.max_output_tokens, budget + body["max_tokens"])
-            if raised <= budget:
-                raise InvalidRequest("The thinking budget must be below the output limit.", param="max_tokens")
-            report.adjust("max_tokens", f"raised to {raised} to hold the thinking budget of {budget}")
-            body["max_tokens"] = raised
+        fit_budget(body, model, report)
+    display = DISPLAYS.get(request.anthropic.thinking.display)
+    if display is None and traits_of(model).display == "omitted":
+        display = "summarized"  # the client asked for reasoning: return it readable
+    if display is not None:
+        thinking["display"] = display
     apply_thinking_constraints(body, report)
 
 
+def fit_budget(body: JsonObject, model: ModelInfo, report: CompatReport) -> None:
+    """Claude counts thinking inside max_tokens: the budget must stay below it."""
+    thinking = body["thinking"]
+    budget = thinking["budget_tokens"]
+    ceiling = model.max_output_tokens - THINKING_MIN_BUDGET  # keep room for the answer
+    if budget > ceiling:
+        if ceiling < THINKING_MIN_BUDGET:
+            raise InvalidRequest(f"{model.id}'s output limit leaves no room for thinking.", param="max_tokens")
+        report.adjust("reasoning_effort", f"the thinking budget is lowered to {ceiling} to fit {model.id}'s output")
+        thinking["budget_tokens"] = budget = ceiling
+    if body["max_tokens"] <= budget:
+        # Keep the asked-for room for the answer.
+        raised = min(model.max_output_tokens, budget + body["max_tokens"])
+        report.adjust("max_tokens", f"raised to {raised} to hold the thinking budget of {budget}")
+        body["max_tokens"] = raised
+
+
 def thinking_setting(request: Request, model: ModelInfo, report: CompatReport) -> JsonObject | None:
+    """The `thinking` object for the model's thinking style, from Anthropic's own setting
+    (which wins) or OpenAI's `reasoning_effort`; None leaves the model's default."""
     asked = request.anthropic.thinking
     style = traits_of(model).thinking
-    if asked.type != chat_pb2.THINKING_TYPE_UNSPECIFIED:
-        kind = asked.type
-        if kind == chat_pb2.THINKING_TYPE_DISABLED:
-            return {"type": "disabled"}
-        if kind == chat_pb2.THINKING_TYPE_ADAPTIVE:
-            if style == "adaptive":
-                return {"type": "adaptive"}
-            report.adjust("thinking", f"{model.id} has no adaptive thinking; a medium budget is used")
-            return budget_thinking(model, "medium")
+    if asked.type == chat_pb2.THINKING_TYPE_DISABLED:
+        return thinking_off(model, report, "thinking")
+    if asked.type == chat_pb2.THINKING_TYPE_ADAPTIVE:
+        if style in ("adaptive", "adaptive_only", "always"):
+            return {"type": "adaptive"}
+        if style == "none":
+            report.drop("thinking", f"{model.id} does not support extended thinking")
+            return None
+        report.adjust("thinking", f"{model.id} has no adaptive thinking; a medium budget is used")
+        return budget_thinking(model, "medium")
+    if asked.type == chat_pb2.THINKING_TYPE_ENABLED:
         budget = asked.budget_tokens
         if budget < THINKING_MIN_BUDGET:
             raise InvalidRequest(
                 f"`thinking.budget_tokens` must be at least {THINKING_MIN_BUDGET}.", param="thinking.budget_tokens"
             )
+        if style in ("adaptive_only", "always"):
+            report.adjust("thinking", f"{model.id} only thinks adaptively; the budget is not sent")
+            return {"type": "adaptive"}
+        if style == "none":
+            report.drop("thinking", f"{model.id} does not support extended thinking")
+            return None
         return {"type": "enabled", "budget_tokens": budget}
+    if request.reasoning_effort == chat_pb2.REASONING_EFFORT_NONE:
+        return thinking_off(model, report, "reasoning_effort")
     effort = EFFORT_NAMES.get(request.reasoning_effort)
     if effort is None:
         return None
     if style == "none":
         report.drop("reasoning_effort", f"{model.id} does not support extended thinking")
         return None
-    if style == "adaptive":
+    if style == "budget":
+        return budget_thinking(model, effort)
+    return {"type": "adaptive", "effort": adaptive_effort(effort, model, report)}
+
+
+def thinking_off(model: ModelInfo, report: CompatReport, param: str) -> JsonObject | None:
+    style = traits_of(model).thinking
+    if style == "always":
+        report.adjust(param, f"{model.id} always thinks; thinking cannot be turned off")
+        return None
+    if style == "adaptive_only":
+        return None  # thinking is off unless asked; these models reject an explicit `disabled`
+    return {"type": "disabled"} if style != "none" else None
+
+
+def adaptive_effort(effort: str, model: ModelInfo, report: CompatReport) -> str:
+    """The model's effort level nearest to the asked one; a different level is reported."""
+    offered = traits_of(model).efforts or ("high",)
+    wanted = "low" if effort == "minimal" else effort
+    if wanted in offered:
         if effort == "minimal":
             report.adjust("reasoning_effort", "minimal is sent as Claude's low effort")
-        return {"type": "adaptive", "effort": ADAPTIVE_EFFORTS[effort]}
-    return budget_thinking(model, effort)
+        return wanted
+    rank = UPSTREAM_EFFORTS.index(wanted)
+    nearest = min(offered, key=lambda e: (abs(UPSTREAM_EFFORTS.index(e) - rank), -UPSTREAM_EFFORTS.index(e)))
+    report.adjust("reasoning_effort", f"{model.id} has no {effort} effort; {nearest} is used")
+    return nearest
 
 
 def budget_thinking(model: ModelInfo, effort: str) -> JsonObject:
@@ -465,6 +558,103 @@ def map_response_format(request: Request, model: ModelInfo, report: CompatReport
     body.setdefault("tools", []).append({"name": JSON_TOOL_NAME, "description": description, "input_schema": schema})
     body["tool_choice"] = {"type": "tool", "name": JSON_TOOL_NAME}
     mapped.json_tool = JSON_TOOL_NAME
+
+
+# --- caching, service tier, web search ------------------------------------------------
+
+
+def map_caching(request: Request, report: CompatReport, body: JsonObject) -> None:
+    """Breakpoints keep their place; TTLs map to Anthropic's two; at most four breakpoints count,
+    the latest ones (as OpenAI keeps them), one of them taken by automatic caching in implicit mode."""
+    options = request.prompt_cache_options if request.HasField("prompt_cache_options") else None
+    implicit = options is not None and options.mode != chat_pb2.PROMPT_CACHE_MODE_EXPLICIT
+    default_ttl = options.ttl if options is not None else chat_pb2.CACHE_TTL_UNSPECIFIED
+    controls = list(cache_controls(body))
+    room = MAX_CACHE_BREAKPOINTS - (1 if implicit else 0)
+    for holder in controls[: max(0, len(controls) - room)]:
+        control = holder.pop("cache_control")
+        report.drop(
+            control.pop(_PARAM, "cache_control"), f"Anthropic honours at most {MAX_CACHE_BREAKPOINTS} breakpoints"
+        )
+    for holder in controls[-room:] if room else ():
+        control = holder["cache_control"]
+        param = control.pop(_PARAM, "prompt_cache_options.ttl")
+        ttl = control.get("ttl", default_ttl) or chat_pb2.CACHE_TTL_UNSPECIFIED
+        control.pop("ttl", None)
+        if ttl:
+            control["ttl"] = cache_ttl(ttl, param if "ttl" in param else param + ".ttl", report)
+    if implicit:
+        top: JsonObject = {"type": "ephemeral"}
+        if default_ttl:
+            top["ttl"] = cache_ttl(default_ttl, "prompt_cache_options.ttl", report)
+        body["cache_control"] = top
+
+
+def cache_ttl(ttl: int, param: str, report: CompatReport) -> str:
+    value, change = CACHE_TTLS[ttl]
+    if change:
+        report.adjust(param, change)
+    return value
+
+
+def cache_controls(body: JsonObject) -> Any:
+    """Every block that carries a cache breakpoint, in Anthropic's prefix order: tools, system, messages."""
+    for tool in body.get("tools", ()):
+        if "cache_control" in tool:
+            yield tool
+    for block in body.get("system", ()):
+        if "cache_control" in block:
+            yield block
+    for turn in body["messages"]:
+        for block in turn["content"]:
+            nested = block.get("content") if block.get("type") == "tool_result" else None
+            if isinstance(nested, list):
+                yield from (b for b in nested if "cache_control" in b)
+            if "cache_control" in block:
+                yield block
+
+
+def map_service_tier(request: Request, model: ModelInfo, report: CompatReport, mapped: AnthropicRequest) -> None:
+    if not request.HasField("service_tier"):
+        return
+    tier = request.service_tier
+    if tier == "fast":
+        if traits_of(model).fast_mode:
+            mapped.body["speed"] = "fast"
+            mapped.betas.append(FAST_MODE_BETA)
+        else:
+            report.drop("service_tier", f"{model.id} has no fast mode")
+    elif tier in SERVICE_TIERS:
+        mapped.body["service_tier"] = SERVICE_TIERS[tier]
+        if tier == "priority":
+            report.adjust("service_tier", "sent as auto: priority capacity where the organisation has it")
+    else:
+        report.drop("service_tier", f"Claude has no `{tier}` tier")
+
+
+def map_web_search(request: Request, report: CompatReport, body: JsonObject) -> None:
+    """OpenAI's web search becomes Anthropic's web search server tool."""
+    if not request.HasField("web_search_options"):
+        return
+    options = request.web_search_options
+    tool: JsonObject = dict(WEB_SEARCH_TOOL)
+    if options.HasField("user_location"):
+        where = options.user_location
+        location = {
+            k: v
+            for k, v in (
+                ("city", where.city),
+                ("region", where.region),
+                ("country", where.country),
+                ("timezone", where.timezone),
+            )
+            if v
+        }
+        if location:
+            tool["user_location"] = {"type": "approximate", **location}
+    if options.search_context_size:
+        report.drop("web_search_options.search_context_size", "Claude decides how much of the results to use")
+    body.setdefault("tools", []).append(tool)
 
 
 def report_unsupported(request: Request, report: CompatReport) -> None:

@@ -41,19 +41,72 @@ def finish_reason(stop_reason: str | None, *, json_tool_used: bool = False) -> c
 
 
 def usage_from(usage: dict[str, Any]) -> chat_pb2.Usage:
-    """OpenAI counts cached input inside ``prompt_tokens``; Anthropic reports it beside."""
+    """OpenAI counts cached input inside ``prompt_tokens``; Anthropic reports it beside.
+
+    Cache writes keep their 5-minute / 1-hour split (they are priced differently) and
+    thinking tokens become ``reasoning_tokens`` when Anthropic reports them."""
     cache_read = _count(usage, "cache_read_input_tokens")
     cache_write = _count(usage, "cache_creation_input_tokens")
     prompt = _count(usage, "input_tokens") + cache_read + cache_write
     completion = _count(usage, "output_tokens")
+    split = _object(usage, "cache_creation")
+    details = _object(usage, "output_tokens_details")
     return chat_pb2.Usage(
         prompt_tokens=prompt,
         completion_tokens=completion,
         total_tokens=prompt + completion,
-        prompt_tokens_details=chat_pb2.PromptTokensDetails(cached_tokens=cache_read, cache_creation_tokens=cache_write),
-        # Always present, as OpenAI sends it; reasoning tokens are not reported separately by Anthropic yet.
-        completion_tokens_details=chat_pb2.CompletionTokensDetails(),
+        prompt_tokens_details=chat_pb2.PromptTokensDetails(
+            cached_tokens=cache_read,
+            cache_creation_tokens=cache_write,
+            cache_write_5m_tokens=_count(split, "ephemeral_5m_input_tokens"),
+            cache_write_1h_tokens=_count(split, "ephemeral_1h_input_tokens"),
+        ),
+        completion_tokens_details=chat_pb2.CompletionTokensDetails(reasoning_tokens=_count(details, "thinking_tokens")),
     )
+
+
+def _object(usage: dict[str, Any], key: str) -> dict[str, Any]:
+    value = usage.get(key) or {}
+    if not isinstance(value, dict):
+        raise Malformed(f"usage `{key}` is not an object")
+    return value
+
+
+def refusal_text(stop_details: Any) -> str:
+    """The words for OpenAI's `refusal` from Anthropic's `stop_details` (empty without them)."""
+    if not isinstance(stop_details, dict) or stop_details.get("type") != "refusal":
+        return ""
+    explanation = stop_details.get("explanation")
+    if isinstance(explanation, str) and explanation:
+        return explanation
+    category = stop_details.get("category")
+    return f"Claude declined to answer ({category})." if isinstance(category, str) else "Claude declined to answer."
+
+
+def url_citation(citation: Any, start: int, end: int) -> chat_pb2.Annotation | None:
+    """An OpenAI `url_citation` for a web citation; other citation kinds have no place in OpenAI's reply."""
+    if not isinstance(citation, dict) or citation.get("type") != "web_search_result_location":
+        if isinstance(citation, dict):
+            log_once(f"citation:{citation.get('type')}", "Anthropic citations of type %r have no OpenAI equivalent")
+        return None
+    title = citation.get("title")
+    return chat_pb2.Annotation(
+        url_citation=chat_pb2.UrlCitation(
+            start_index=start,
+            end_index=end,
+            url=str(citation.get("url", "")),
+            title=title if isinstance(title, str) else "",
+        )
+    )
+
+
+def log_once(key: str, message: str) -> None:
+    if key not in _unknown_logged:
+        _unknown_logged.add(key)
+        log.info(message, key.partition(":")[2])
+
+
+SERVER_BLOCKS = ("server_tool_use", "web_search_tool_result", "web_fetch_tool_result", "code_execution_tool_result")
 
 
 def _count(usage: dict[str, Any], key: str) -> int:
@@ -71,17 +124,25 @@ def completion_from_message(message: dict[str, Any], *, json_tool: str | None = 
     content = message.get("content") or ()
     if not isinstance(content, list):
         raise Malformed("`content` is not a list")
+    length = 0  # characters of text so far, where each citation's span starts
     for block in content:
         if not isinstance(block, dict):
             raise Malformed("a content block is not an object")
         kind = block.get("type")
         if kind == "text":
-            texts.append(block.get("text", ""))
+            text = block.get("text", "")
+            texts.append(text)
+            for citation in block.get("citations") or ():
+                annotation = url_citation(citation, length, length + len(text))
+                if annotation is not None:
+                    reply.annotations.append(annotation)
+            length += len(text)
         elif kind == "tool_use":
             arguments = orjson.dumps(block.get("input") or {}).decode()
             if json_tool is not None and block.get("name") == json_tool:
                 json_tool_used = True
                 texts.append(arguments)
+                length += len(arguments)
                 continue
             reply.tool_calls.add(
                 id=required_str(block, "id"),
@@ -97,6 +158,11 @@ def completion_from_message(message: dict[str, Any], *, json_tool: str | None = 
             )
         elif kind == "redacted_thinking":
             reply.thinking_blocks.add(type=chat_pb2.THINKING_BLOCK_TYPE_REDACTED, data=block.get("data", ""))
+        elif kind not in SERVER_BLOCKS and not str(kind).endswith("_tool_result"):
+            # Server-side tool calls and their results are the upstream's business: the
+            # text around them is the answer. Anything newer is skipped, logged once.
+            log_once(f"block:{kind}", "skipping Anthropic content block of type %r")
+    reply.refusal = refusal_text(message.get("stop_details"))
     if texts or not reply.tool_calls:
         reply.content.add(text="".join(texts))  # every text block, never only the first or last
     if reasoning:

@@ -18,7 +18,7 @@ from service.core.errors import IncompleteStream
 from service.upstream import json_object, object_field, required_str
 
 from .errors import error_from_event
-from .response import finish_reason, usage_from
+from .response import SERVER_BLOCKS, finish_reason, log_once, refusal_text, url_citation, usage_from
 
 log = logging.getLogger("chatgate.anthropic")
 
@@ -39,6 +39,8 @@ class _Block:
     text: list[str] = field(default_factory=list)
     signature: str = ""
     data: str = ""
+    start: int = 0  # text blocks: where the block begins in the reply's content
+    citations: list[Any] = field(default_factory=list)
 
 
 class StreamTranslator:
@@ -46,7 +48,9 @@ class StreamTranslator:
     counter (never Anthropic's block index), open blocks, usage and stop reason."""
 
     __slots__ = (
+        "_annotation_count",
         "_blocks",
+        "_chars",
         "_json_tool",
         "_thinking_count",
         "_tool_count",
@@ -71,6 +75,8 @@ class StreamTranslator:
         self._json_tool = json_tool
         self._tool_count = 0
         self._thinking_count = 0
+        self._annotation_count = 0
+        self._chars = 0  # characters of content sent so far, where citations' spans are counted
         self._blocks: dict[int, _Block] = {}
         self._usage: dict[str, Any] = {}
 
@@ -123,8 +129,13 @@ class StreamTranslator:
         state = _Block(kind)
         self._blocks[payload.get("index", 0)] = state
         if kind == "text":
+            state.start = self._chars
+            state.citations.extend(block.get("citations") or ())
             text = block.get("text")
-            return self._chunk(Delta(content=text)) if text else None
+            if not text:
+                return None
+            self._chars += len(text)
+            return self._chunk(Delta(content=text))
         if kind == "tool_use":
             if self._json_tool is not None and block.get("name") == self._json_tool:
                 state.kind = "json"
@@ -140,20 +151,26 @@ class StreamTranslator:
             return self._chunk(Delta(tool_calls=[call]))
         if kind == "redacted_thinking":
             state.data = block.get("data", "")
+        elif kind != "thinking" and kind not in SERVER_BLOCKS and not kind.endswith("_tool_result"):
+            log_once(f"block:{kind}", "skipping Anthropic content block of type %r")
+        # Server-tool calls and their results stay upstream: they are not the client's tool calls.
         return None
 
     def _on_delta(self, payload: dict[str, Any]) -> Chunk | None:
         delta = object_field(payload, "delta")
         kind = delta.get("type")
         if kind == "text_delta":
-            return self._chunk(Delta(content=required_str(delta, "text")))
+            text = required_str(delta, "text")
+            self._chars += len(text)
+            return self._chunk(Delta(content=text))
         state = self._blocks.get(payload.get("index", 0))
         if kind == "input_json_delta":
             fragment = delta.get("partial_json", "")
-            if not fragment or state is None:
-                return None
+            if not fragment or state is None or state.kind not in ("tool_use", "json"):
+                return None  # a server tool's input is not the client's
             state.has_arguments = True
             if state.kind == "json":  # JSON mode: the tool's input is the message text
+                self._chars += len(fragment)
                 return self._chunk(Delta(content=fragment))
             call = ToolCall(index=state.tool_index, function=FunctionCall(arguments=fragment))
             return self._chunk(Delta(tool_calls=[call]))
@@ -164,6 +181,8 @@ class StreamTranslator:
             return self._chunk(Delta(reasoning_content=text))
         if kind == "signature_delta" and state is not None:
             state.signature += delta.get("signature", "")
+        elif kind == "citations_delta" and state is not None:
+            state.citations.append(delta.get("citation"))
         return None
 
     def _on_block_stop(self, payload: dict[str, Any]) -> Chunk | None:
@@ -176,7 +195,10 @@ class StreamTranslator:
                 Delta(tool_calls=[ToolCall(index=state.tool_index, function=FunctionCall(arguments="{}"))])
             )
         if state.kind == "json" and not state.has_arguments:
+            self._chars += 2
             return self._chunk(Delta(content="{}"))
+        if state.citations:  # sent once the cited text is whole, so its span is known
+            return self._annotations(state)
         if state.kind in ("thinking", "redacted_thinking"):
             redacted = state.kind == "redacted_thinking"
             kind = chat_pb2.THINKING_BLOCK_TYPE_REDACTED if redacted else chat_pb2.THINKING_BLOCK_TYPE_THINKING
@@ -189,12 +211,24 @@ class StreamTranslator:
             return self._chunk(Delta(thinking_blocks=[block]))
         return None
 
+    def _annotations(self, state: _Block) -> Chunk | None:
+        delta = Delta()
+        for citation in state.citations:
+            annotation = url_citation(citation, state.start, self._chars)
+            if annotation is not None:
+                annotation.index = self._annotation_count
+                self._annotation_count += 1
+                delta.annotations.append(annotation)
+        return self._chunk(delta) if delta.annotations else None
+
     def _on_message_delta(self, payload: dict[str, Any]) -> Chunk:
         # Output usage here is cumulative: set it, never add it.
         self._usage.update({k: v for k, v in object_field(payload, "usage").items() if v is not None})
-        stop_reason = object_field(payload, "delta").get("stop_reason")
+        change = object_field(payload, "delta")
+        stop_reason = change.get("stop_reason")
         reason = finish_reason(stop_reason, json_tool_used=self._json_tool_used(stop_reason))
-        chunk = self._chunk(Delta(), reason)
+        refusal = refusal_text(change.get("stop_details"))
+        chunk = self._chunk(Delta(refusal=refusal) if refusal else Delta(), reason)
         chunk.usage.CopyFrom(usage_from(self._usage))
         return chunk
 
