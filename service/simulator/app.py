@@ -103,7 +103,7 @@ class Simulator:
         self.attempts: OrderedDict[bytes, int] = OrderedDict()
         self.replay_dir = replay_dir
         self.models = ModelTable()
-        self.stats = {"requests": 0, "active": 0, "aborted": 0, "completed": 0}
+        self.stats = {"requests": 0, "active": 0, "aborted": 0, "completed": 0, "model_listings": 0}
         self._cache: OrderedDict[bytes, tuple[int, list[tuple[bytes, bytes]], list[bytes]]] = OrderedDict()
         self._cache_size = cache_size
         # The most recent requests as received, for tests that check what the upstream saw.
@@ -132,6 +132,7 @@ class Simulator:
 
     async def list_models(self, scope: Scope, send: Send) -> None:
         """`GET /v1/models` (paged with `limit`, `after_id`, `before_id`) and `GET /v1/models/{id}`."""
+        self.stats["model_listings"] += 1
         headers = dict(scope["headers"])
         try:
             self.check_headers(headers, b"")

@@ -18,7 +18,7 @@ import pytest
 from openai.lib.streaming.chat import ChatCompletionStreamState
 
 from chatgate.v1 import chat_pb2, chat_service_pb2_grpc
-from service.codecs.openai_chat import FINISH_REASONS, thinking_blocks_json, usage_json
+from service.codecs.openai_chat import FINISH_REASONS, annotations_json, thinking_blocks_json, usage_json
 from tests.support import FIXTURES, GOLDEN, MODEL, grpc_request
 
 STREAMS = sorted(p.stem for p in FIXTURES.glob("*.sse"))
@@ -53,12 +53,16 @@ def summary(
     finish: str | None,
     usage: dict[str, Any] | None,
     error: str | None,
+    annotations: list[Any] | None = None,
+    refusal: str | None = None,
 ) -> dict[str, Any]:
     return {
         "content": content,
         "reasoning_content": reasoning,
         "tool_calls": calls,
         "thinking_blocks": blocks,
+        "annotations": annotations or [],
+        "refusal": refusal,
         "finish_reason": finish,
         "usage": usage,
         "error": error,
@@ -89,7 +93,9 @@ def sdk_stream_summary(client: openai.OpenAI, name: str) -> dict[str, Any]:
         return summary(None, reasoning, [], blocks, None, None, error)
     calls = [{"id": c.id, "name": c.function.name, "arguments": c.function.arguments} for c in message.tool_calls or []]
     usage = final.usage.model_dump(exclude_none=True) if final.usage else None
-    return summary(message.content, reasoning, calls, blocks, final.choices[0].finish_reason, usage, None)
+    annotations = [a.model_dump(exclude={"index"}) for a in message.annotations or []]
+    finish = final.choices[0].finish_reason
+    return summary(message.content, reasoning, calls, blocks, finish, usage, None, annotations, message.refusal)
 
 
 def grpc_stream_summary(stub: chat_service_pb2_grpc.ChatCompletionServiceStub, name: str) -> dict[str, Any]:
@@ -98,6 +104,8 @@ def grpc_stream_summary(stub: chat_service_pb2_grpc.ChatCompletionServiceStub, n
 
     request = grpc_request(f"sim:replay={name}", stream_options=chat_pb2.StreamOptions(include_usage=True))
     content, reasoning, calls, blocks, finish, usage = "", "", {}, [], None, None
+    annotations: list[Any] = []
+    refusal = ""
     try:
         for chunk in stub.StreamChatCompletion(request, timeout=10):
             if chunk.HasField("usage"):
@@ -106,6 +114,8 @@ def grpc_stream_summary(stub: chat_service_pb2_grpc.ChatCompletionServiceStub, n
                 content += choice.delta.content
                 reasoning += choice.delta.reasoning_content
                 blocks += thinking_blocks_json(choice.delta.thinking_blocks)
+                annotations += annotations_json(choice.delta.annotations)
+                refusal += choice.delta.refusal
                 for call in choice.delta.tool_calls:
                     entry = calls.setdefault(call.index, {"id": call.id, "name": call.function.name, "arguments": ""})
                     entry["arguments"] += call.function.arguments
@@ -115,7 +125,17 @@ def grpc_stream_summary(stub: chat_service_pb2_grpc.ChatCompletionServiceStub, n
         info = error_details_pb2.ErrorInfo()
         status.details[0].Unpack(info)
         return summary(None, reasoning or None, [], blocks, None, None, info.reason)
-    return summary(content or None, reasoning or None, list(calls.values()), blocks, finish, usage, None)
+    return summary(
+        content or None,
+        reasoning or None,
+        list(calls.values()),
+        blocks,
+        finish,
+        usage,
+        None,
+        annotations,
+        refusal or None,
+    )
 
 
 @pytest.mark.parametrize("name", STREAMS)
@@ -161,3 +181,20 @@ def test_whole_reply_scenario(
     ]
     assert usage_json(over_grpc.usage) == reply.usage.model_dump(exclude_none=True)  # type: ignore[union-attr]
     assert FINISH_REASONS[over_grpc.choices[0].finish_reason] == body["choices"][0]["finish_reason"]
+    assert annotations_json(message.annotations) == list(body["choices"][0]["message"].get("annotations") or [])
+    assert message.refusal == (body["choices"][0]["message"]["refusal"] or "")
+
+
+# Scenarios recorded both ways whose whole and streamed answers are the same message.
+BOTH_WAYS = ("adaptive_thinking", "cache_usage", "refusal_details", "web_search")
+
+
+@pytest.mark.parametrize("name", BOTH_WAYS)
+def test_whole_and_streamed_replies_agree(name: str, client: openai.OpenAI) -> None:
+    whole = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": f"sim:replay={name}"}])
+    message = whole.choices[0].message
+    streamed = sdk_stream_summary(client, name)
+    assert streamed["content"] == message.content and streamed["refusal"] == message.refusal
+    assert streamed["annotations"] == [a.model_dump() for a in message.annotations or []]
+    assert streamed["usage"] == whole.usage.model_dump(exclude_none=True)  # type: ignore[union-attr]
+    assert streamed["finish_reason"] == whole.choices[0].finish_reason

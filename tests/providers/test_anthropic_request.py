@@ -453,3 +453,178 @@ def test_models_that_take_one_sampling_knob_drop_top_p() -> None:
 def test_message_names_are_dropped_and_reported() -> None:
     body, report = mapped({"messages": [{"role": "user", "content": "Hi", "name": "ann"}]})
     assert "name" not in str(body) and adjusted(report) == ["messages[0].name=dropped"]
+
+
+# --- late-2026 rules, from the catalog -------------------------------------------------------
+
+TOOL: dict[str, Any] = {
+    "type": "function",
+    "function": {"name": "lookup", "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}},
+}
+
+
+@pytest.mark.parametrize(
+    ("model", "effort", "thinking", "config", "reports"),
+    [
+        ("claude-opus-4-7", "low", {"type": "adaptive", "display": "summarized"}, {"effort": "low"}, []),
+        ("claude-opus-4-7", "xhigh", {"type": "adaptive", "display": "summarized"}, {"effort": "xhigh"}, []),
+        (
+            "claude-opus-4-7",
+            "minimal",
+            {"type": "adaptive", "display": "summarized"},
+            {"effort": "low"},
+            ["reasoning_effort=adjusted"],
+        ),
+        ("claude-sonnet-4-6", "max", {"type": "adaptive"}, {"effort": "high"}, ["reasoning_effort=adjusted"]),
+        ("claude-sonnet-4-6", "xhigh", {"type": "adaptive"}, {"effort": "high"}, ["reasoning_effort=adjusted"]),
+        ("claude-opus-4-6", "max", {"type": "adaptive"}, {"effort": "max"}, []),
+        ("claude-sonnet-4-5", "xhigh", {"type": "enabled", "budget_tokens": 32768}, None, []),
+        ("claude-sonnet-4-5", "max", {"type": "enabled", "budget_tokens": 62976}, None, ["reasoning_effort=adjusted"]),
+        ("claude-opus-4-7", "none", None, None, []),
+        ("claude-sonnet-4-6", "none", {"type": "disabled"}, None, []),
+        ("claude-fable-5", "none", None, None, ["reasoning_effort=adjusted"]),
+    ],
+)
+def test_reasoning_effort_follows_the_models_thinking_style(
+    model: str, effort: str, thinking: Any, config: Any, reports: list[str]
+) -> None:
+    body, report = mapped({"messages": [USER], "reasoning_effort": effort}, model=model)
+    assert body.get("thinking") == thinking
+    assert body.get("output_config") == config
+    assert adjusted(report) == reports
+
+
+def test_a_budget_for_an_adaptive_only_model_becomes_adaptive_and_strict_rejects_it() -> None:
+    asked = {"messages": [USER], "thinking": {"type": "enabled", "budget_tokens": 2048}}
+    body, report = mapped(asked, model="claude-opus-4-7")
+    assert body["thinking"] == {"type": "adaptive", "display": "summarized"}
+    assert adjusted(report) == ["thinking=adjusted"]
+    with pytest.raises(InvalidRequest):
+        mapped(asked, model="claude-opus-4-7", strict=True)
+
+
+def test_an_explicit_display_wins() -> None:
+    body, _ = mapped(
+        {"messages": [USER], "thinking": {"type": "adaptive", "display": "omitted"}}, model="claude-opus-4-7"
+    )
+    assert body["thinking"] == {"type": "adaptive", "display": "omitted"}
+
+
+@pytest.mark.parametrize(
+    ("fields", "reports"),
+    [
+        ({"temperature": 0.2}, ["temperature=dropped"]),
+        ({"top_p": 0.5, "top_k": 3}, ["top_p=dropped", "top_k=dropped"]),
+        ({"temperature": 1.0, "top_p": 1.0}, []),
+    ],
+)
+def test_models_without_sampling_never_receive_it(fields: dict[str, Any], reports: list[str]) -> None:
+    body, report = mapped({"messages": [USER], **fields}, model="claude-opus-4-7")
+    assert not {"temperature", "top_p", "top_k"} & set(body)
+    assert adjusted(report) == reports
+
+
+def breakpoint_part(text: str, ttl: str | None = None) -> dict[str, Any]:
+    mark: dict[str, Any] = {"mode": "explicit"}
+    if ttl:
+        mark["ttl"] = ttl
+    return {"type": "text", "text": text, "prompt_cache_breakpoint": mark}
+
+
+def test_prompt_cache_breakpoints_map_their_ttls_and_report_the_changes() -> None:
+    body, report = mapped(
+        {
+            "messages": [
+                {"role": "system", "content": [breakpoint_part("a", "30m")]},
+                {"role": "user", "content": [breakpoint_part("b", "12h")]},
+            ]
+        }
+    )
+    assert body["system"][0]["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
+    assert body["messages"][0]["content"][0]["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
+    assert adjusted(report) == [
+        "messages[0].content[0].cache_control.ttl=adjusted",
+        "messages[1].content[0].cache_control.ttl=adjusted",
+    ]
+    assert "cache_control" not in body  # no prompt_cache_options: no automatic caching
+
+
+def test_only_the_latest_four_breakpoints_count_and_implicit_mode_takes_one() -> None:
+    parts = [breakpoint_part(str(k)) for k in range(5)]
+    body, report = mapped({"messages": [{"role": "user", "content": parts}]})
+    marked = [b for b in body["messages"][0]["content"] if "cache_control" in b]
+    assert [b["text"] for b in marked] == ["1", "2", "3", "4"]
+    assert adjusted(report) == ["messages[0].content[0].cache_control=dropped"]
+    body, report = mapped(
+        {"messages": [{"role": "user", "content": parts}], "prompt_cache_options": {"mode": "implicit", "ttl": "30m"}}
+    )
+    assert [b["text"] for b in body["messages"][0]["content"] if "cache_control" in b] == ["2", "3", "4"]
+    assert body["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
+    assert all(
+        b["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
+        for b in body["messages"][0]["content"]
+        if "cache_control" in b
+    )
+    assert "__param__" not in str(body)
+
+
+def test_explicit_mode_adds_no_automatic_caching() -> None:
+    body, _ = mapped(
+        {
+            "messages": [{"role": "user", "content": [breakpoint_part("x")]}],
+            "prompt_cache_options": {"mode": "explicit"},
+        }
+    )
+    assert "cache_control" not in body and body["messages"][0]["content"][0]["cache_control"] == {"type": "ephemeral"}
+
+
+@pytest.mark.parametrize(
+    ("model", "tier", "expected", "reports"),
+    [
+        ("claude-opus-4-7", "fast", {"speed": "fast"}, []),
+        ("claude-sonnet-4-5", "fast", {}, ["service_tier=dropped"]),
+        ("claude-sonnet-4-5", "auto", {"service_tier": "auto"}, []),
+        ("claude-sonnet-4-5", "default", {"service_tier": "standard_only"}, []),
+        ("claude-sonnet-4-5", "priority", {"service_tier": "auto"}, ["service_tier=adjusted"]),
+        ("claude-sonnet-4-5", "flex", {}, ["service_tier=dropped"]),
+    ],
+)
+def test_service_tiers(model: str, tier: str, expected: dict[str, Any], reports: list[str]) -> None:
+    request, _, _ = request_from_json({"model": model, "messages": [USER], "service_tier": tier})
+    report = CompatReport(strict=False)
+    result = to_anthropic(ProviderCall(request, CATALOG.resolve(model), report), stream=False)
+    assert {k: result.body[k] for k in ("speed", "service_tier") if k in result.body} == expected
+    assert adjusted(report) == reports
+    assert ("fast-mode-2026-02-01" in result.betas) == ("speed" in expected)
+
+
+def test_safety_identifier_wins_over_user() -> None:
+    body, report = mapped({"messages": [USER], "user": "u-1", "safety_identifier": "s-1"})
+    assert body["metadata"] == {"user_id": "s-1"} and adjusted(report) == ["user=dropped"]
+    body, report = mapped({"messages": [USER], "safety_identifier": "s-1"})
+    assert body["metadata"] == {"user_id": "s-1"} and report.items == []
+
+
+def test_web_search_options_become_the_server_tool_beside_function_tools() -> None:
+    options = {
+        "search_context_size": "high",
+        "user_location": {"type": "approximate", "approximate": {"country": "GB"}},
+    }
+    body, report = mapped({"messages": [USER], "tools": [TOOL], "web_search_options": options})
+    assert body["tools"][1] == {
+        "type": "web_search_20250305",
+        "name": "web_search",
+        "user_location": {"type": "approximate", "country": "GB"},
+    }
+    assert adjusted(report) == ["web_search_options.search_context_size=dropped"]
+
+
+def test_legacy_functions_are_tools() -> None:
+    legacy, _ = mapped({"messages": [USER], "functions": [TOOL["function"]], "function_call": {"name": "lookup"}})
+    current, _ = mapped(
+        {"messages": [USER], "tools": [TOOL], "tool_choice": {"type": "function", "function": {"name": "lookup"}}}
+    )
+    assert legacy == current
+    with pytest.raises(InvalidRequest) as caught:
+        mapped({"messages": [USER], "functions": [TOOL["function"]], "tools": [TOOL]})
+    assert caught.value.param == "functions"

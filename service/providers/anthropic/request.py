@@ -243,11 +243,11 @@ def parse_data_url(url: str, param: str) -> tuple[str, str]:
 
 
 def cache_control(control: chat_pb2.CacheControl, param: str) -> JsonObject:
-    out: JsonObject = {"type": "ephemeral"}  # Anthropic's only cache type
+    # Marked with the request path and the TTL as asked; `map_caching` maps the TTL, reports
+    # changes by path, and removes the path before the body is sent.
+    out: JsonObject = {"type": "ephemeral", _PARAM: param}  # Anthropic's only cache type
     if control.ttl:
-        # Marked with the TTL as asked; `map_caching` maps it and reports the change.
         out["ttl"] = control.ttl
-        out[_PARAM] = param
     return out
 
 
@@ -573,16 +573,14 @@ def map_caching(request: Request, report: CompatReport, body: JsonObject) -> Non
     room = MAX_CACHE_BREAKPOINTS - (1 if implicit else 0)
     for holder in controls[: max(0, len(controls) - room)]:
         control = holder.pop("cache_control")
-        report.drop(
-            control.pop(_PARAM, "cache_control"), f"Anthropic honours at most {MAX_CACHE_BREAKPOINTS} breakpoints"
-        )
+        report.drop(control[_PARAM], f"Anthropic honours at most {MAX_CACHE_BREAKPOINTS} breakpoints")
     for holder in controls[-room:] if room else ():
         control = holder["cache_control"]
-        param = control.pop(_PARAM, "prompt_cache_options.ttl")
-        ttl = control.get("ttl", default_ttl) or chat_pb2.CACHE_TTL_UNSPECIFIED
-        control.pop("ttl", None)
-        if ttl:
-            control["ttl"] = cache_ttl(ttl, param if "ttl" in param else param + ".ttl", report)
+        param = control.pop(_PARAM)
+        own = control.pop("ttl", chat_pb2.CACHE_TTL_UNSPECIFIED)
+        if own or default_ttl:
+            where = f"{param}.ttl" if own else "prompt_cache_options.ttl"
+            control["ttl"] = cache_ttl(own or default_ttl, where, report)
     if implicit:
         top: JsonObject = {"type": "ephemeral"}
         if default_ttl:

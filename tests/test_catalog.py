@@ -1,0 +1,137 @@
+"""The catalog: the built-in table merged with the upstream's Models API and config, and retired names.
+
+The listing is the simulator's own Models API output, which follows Anthropic's published schema.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chatgate.v1 import chat_pb2
+from service.config import ConfigError, load_settings
+from service.providers.anthropic.catalog import traits_of
+from service.simulator.models import MODELS
+from service.upstreams import build_catalog
+
+LISTING = [model.to_json() for model in MODELS]
+NEWCOMER: dict[str, Any] = {
+    **LISTING[0],
+    "id": "claude-lyric-1",
+    "display_name": "Claude Lyric 1",
+    "max_tokens": 96_000,
+    "max_input_tokens": 400_000,
+}
+
+
+def settings(tmp_path: Path, toml: str = "") -> Any:
+    path = tmp_path / "chatgate.toml"
+    path.write_text(toml)
+    return load_settings({"config": str(path)}, {})
+
+
+def test_listed_models_update_their_built_in_entries(tmp_path: Path) -> None:
+    catalog = build_catalog(settings(tmp_path), LISTING)
+    sonnet = catalog.resolve("claude-sonnet-4-5")  # listed by its snapshot id
+    assert (sonnet.source, sonnet.upstream_id, sonnet.aliases) == (
+        "upstream",
+        "claude-sonnet-4-5-20250929",
+        ("claude-sonnet-4-5-20250929",),
+    )
+    opus = catalog.resolve("claude-opus-4-7")
+    traits = traits_of(opus)
+    assert (traits.thinking, traits.sampling, traits.display, traits.fast_mode) == (
+        "adaptive_only",
+        "none",
+        "omitted",
+        True,
+    )
+    assert traits.efforts == ("low", "medium", "high", "xhigh", "max")
+    assert (
+        traits_of(catalog.resolve("claude-fable-5")).thinking == "always"
+    )  # the table knows what the API does not say
+    assert catalog.resolve("claude-3.5-haiku").source == "built-in"  # retired: not listed, still known
+
+
+def test_a_listed_model_the_table_lacks_is_added_with_its_limits_and_style(tmp_path: Path) -> None:
+    catalog = build_catalog(settings(tmp_path), [*LISTING, NEWCOMER])
+    model = catalog.resolve("claude-lyric-1")
+    assert (model.max_output_tokens, model.context_window, model.display_name, model.provider) == (
+        96_000,
+        400_000,
+        "Claude Lyric 1",
+        "anthropic",
+    )
+    traits = traits_of(model)
+    assert (traits.thinking, traits.sampling, traits.display) == ("adaptive_only", "none", "omitted")
+    described = model.to_proto()
+    assert described.thinking == chat_pb2.MODEL_THINKING_ADAPTIVE_ONLY and described.source == "upstream"
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [{"type": "model"}, {"id": "claude-x"}, {"id": "claude-x", "max_tokens": "many"}, {"id": 3, "max_tokens": 10}],
+)
+def test_listing_entries_without_an_id_or_limits_are_skipped(entry: dict[str, Any], tmp_path: Path) -> None:
+    catalog = build_catalog(settings(tmp_path), [*LISTING, entry])
+    assert len(catalog) == len(build_catalog(settings(tmp_path), LISTING))
+
+
+def test_config_overrides_win_pinned_entries_ignore_the_upstream_and_hidden_ones_go(tmp_path: Path) -> None:
+    toml = (
+        '[[models]]\nid = "claude-sonnet-4-5"\nmax_output_tokens = 1000\n\n'
+        '[[models]]\nid = "claude-opus-4-6"\npinned = true\n\n'
+        '[[models]]\nid = "claude-lyric-1"\nhidden = true\n\n'
+        '[[models]]\nid = "claude-haiku-4-5"\nhidden = true\n'
+    )
+    pinned = {**NEWCOMER, "id": "claude-opus-4-6", "max_tokens": 5}
+    catalog = build_catalog(settings(tmp_path, toml), [*LISTING, NEWCOMER, pinned])
+    assert catalog.resolve("claude-sonnet-4-5").max_output_tokens == 1000
+    assert catalog.resolve("claude-opus-4-6").max_output_tokens == 128_000
+    ids = {m.id for m in catalog}
+    assert "claude-lyric-1" not in ids and "claude-haiku-4-5" not in ids
+
+
+SUCCESSORS = {
+    "claude-sonnet-4-20250514": "claude-sonnet-5",
+    "claude-opus-4-20250514": "claude-opus-5",
+    "claude-3.5-sonnet": "claude-sonnet-5",
+    "claude-3.5-haiku": "claude-haiku-4-5",
+    "claude-opus-4-1": "claude-opus-5",
+}
+
+
+@pytest.mark.parametrize(("retired", "successor"), SUCCESSORS.items())
+def test_retired_models_default_to_the_newest_current_model_of_their_family(
+    retired: str, successor: str, tmp_path: Path
+) -> None:
+    catalog = build_catalog(settings(tmp_path))
+    model = catalog.resolve(retired)
+    assert model.is_retired() and model.successor == successor
+    served = catalog.successor_of(model)
+    assert served is not None and served.id == successor and not served.is_retired()
+
+
+def test_a_configured_successor_wins_and_must_exist(tmp_path: Path) -> None:
+    catalog = build_catalog(
+        settings(tmp_path, '[[models]]\nid = "claude-3.5-haiku"\nsuccessor = "claude-sonnet-4-6"\n')
+    )
+    assert catalog.resolve("claude-3.5-haiku").successor == "claude-sonnet-4-6"
+    with pytest.raises(ConfigError, match="successor"):
+        build_catalog(settings(tmp_path, '[[models]]\nid = "claude-3.5-haiku"\nsuccessor = "claude-nope"\n'))
+
+
+def test_a_successor_that_is_itself_retired_is_followed(tmp_path: Path) -> None:
+    toml = '[[models]]\nid = "claude-3.5-sonnet"\nsuccessor = "claude-sonnet-4-20250514"\n'
+    catalog = build_catalog(settings(tmp_path, toml))
+    served = catalog.successor_of(catalog.resolve("claude-3.5-sonnet"))
+    assert served is not None and served.id == "claude-sonnet-5"
+
+
+def test_a_model_the_family_has_no_current_member_for_has_no_successor(tmp_path: Path) -> None:
+    toml = '[[models]]\nid = "claude-ode-1"\nmax_output_tokens = 1000\nretired = "2026-01-01"\n'
+    catalog = build_catalog(settings(tmp_path, toml))
+    model = catalog.resolve("claude-ode-1")
+    assert model.successor == "" and catalog.successor_of(model) is None
