@@ -177,23 +177,23 @@ def request_from_json(body: Any) -> tuple[chat_service_pb2.ChatCompletionRequest
     return request, stream, sorted(set(body) - KNOWN_FIELDS)
 
 
+# Scalar request fields by JSON type, read with the checked getter for that type.
+SCALARS: dict[str, Any] = {
+    **dict.fromkeys(("max_completion_tokens", "max_tokens", "top_k", "n", "top_logprobs", "seed"), get_int),
+    **dict.fromkeys(("temperature", "top_p", "presence_penalty", "frequency_penalty"), get_number),
+    **dict.fromkeys(("parallel_tool_calls", "logprobs", "store"), get_bool),
+    **dict.fromkeys(
+        ("user", "service_tier", "safety_identifier", "verbosity", "prompt_cache_key", "prompt_cache_retention"),
+        get_str,
+    ),
+}
+
+
 def _read_scalars(body: Json, request: chat_service_pb2.ChatCompletionRequest) -> None:
-    for key in ("max_completion_tokens", "max_tokens", "top_k", "n", "top_logprobs", "seed"):
-        value = get_int(body, key, key)
+    for key in [k for k in body if k in SCALARS]:  # only what the client sent, in its order
+        value = SCALARS[key](body, key, key)
         if value is not None:
             setattr(request, key, value)
-    for key in ("temperature", "top_p", "presence_penalty", "frequency_penalty"):
-        number = get_number(body, key, key)
-        if number is not None:
-            setattr(request, key, number)
-    for key in ("parallel_tool_calls", "logprobs", "store"):
-        flag = get_bool(body, key, key)
-        if flag is not None:
-            setattr(request, key, flag)
-    for key in ("user", "service_tier", "safety_identifier", "verbosity", "prompt_cache_key", "prompt_cache_retention"):
-        text = get_str(body, key, key)
-        if text is not None:
-            setattr(request, key, text)
 
 
 def _read_options(body: Json, request: chat_service_pb2.ChatCompletionRequest) -> None:
