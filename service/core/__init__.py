@@ -5,10 +5,10 @@ provider: models name their provider, and the use case routes by that name.
 """
 
 from .admission import Admission
-from .chat import ChatResult, ChatService, ChatStream, Limits
+from .chat import ChatResult, ChatService, ChatStream, Limits, RelayResult, RelayStream
 from .compat import Adjustment, CompatReport
 from .models import ModelCatalog, ModelInfo
-from .provider import ChatProvider, ProviderCall, UpstreamInfo
+from .provider import ChatProvider, NativeProvider, NativeRequest, ProviderCall, UpstreamInfo
 from .retry import RetryPolicy
 
 __all__ = [
@@ -22,7 +22,11 @@ __all__ = [
     "Limits",
     "ModelCatalog",
     "ModelInfo",
+    "NativeProvider",
+    "NativeRequest",
     "ProviderCall",
+    "RelayResult",
+    "RelayStream",
     "RetryPolicy",
     "UpstreamInfo",
 ]

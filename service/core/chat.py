@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TypeVar
+from typing import Any, Generic, TypeVar
 
 from chatgate.v1 import chat_pb2, chat_service_pb2
 
@@ -25,7 +25,7 @@ from .errors import (
 )
 from .exchange import ANONYMOUS, Caller, Exchange, internal
 from .models import ModelCatalog, ModelInfo
-from .provider import ChatProvider, ProviderCall, UpstreamInfo
+from .provider import ChatProvider, NativeProvider, NativeRequest, ProviderCall, UpstreamInfo
 from .retry import RetryPolicy, falls_back
 from .watchdog import Watchdog
 
@@ -35,6 +35,7 @@ _retired_warned: set[str] = set()
 Request = chat_service_pb2.ChatCompletionRequest
 Chunk = chat_pb2.ChatCompletionChunk
 Batch = list[Chunk]
+B = TypeVar("B")  # what one upstream read becomes: chunks, or the upstream's own bytes
 # Finish reasons by OpenAI's names (the proto's enum names, lower-cased, without the prefix).
 FINISH_NAMES = {
     value.number: value.name.removeprefix("FINISH_REASON_").lower()
@@ -64,18 +65,31 @@ class ChatResult:
         return own_time_ms(self.started, self.upstream.seconds)
 
 
-class ChatStream:
-    """A streamed completion. Iterate it for batches of chunks; ``aclose`` releases the upstream.
+@dataclass(slots=True)
+class RelayResult:
+    """A whole native answer: the upstream's bytes, and what the edges report beside them."""
 
-    A batch holds the chunks that one upstream read produced, in order: nothing
-    waits to fill a batch, but an edge can write what is already there in one go.
-    The first ``__anext__`` starts the upstream call, so errors before generation
-    surface there, before an edge has sent anything.
+    body: bytes
+    adjustments: list[Adjustment]
+    upstream: UpstreamInfo
+    started: float
+
+    def overhead_ms(self) -> float:
+        return own_time_ms(self.started, self.upstream.seconds)
+
+
+class UpstreamStream(Generic[B]):
+    """A streamed answer. Iterate it for batches; ``aclose`` releases the upstream.
+
+    A batch is what one upstream read produced, in order: nothing waits to fill a
+    batch, but an edge can write what is already there in one go. The first
+    ``__anext__`` starts the upstream call, so errors before generation surface
+    there, before an edge has sent anything.
     """
 
     def __init__(
         self,
-        batches: AsyncIterator[Batch],
+        batches: AsyncIterator[B],
         report: CompatReport,
         upstream: UpstreamInfo,
         *,
@@ -101,10 +115,10 @@ class ChatStream:
         """The gateway's own time so far: total minus time spent waiting on the upstream."""
         return own_time_ms(self.started, self.upstream.seconds)
 
-    def __aiter__(self) -> ChatStream:
+    def __aiter__(self) -> UpstreamStream[B]:
         return self
 
-    async def __anext__(self) -> Batch:
+    async def __anext__(self) -> B:
         if self._expires is not None:  # between batches; silences are bounded by the read timeout
             now = time.monotonic()
             if self._deadline is not None and now > self._deadline:
@@ -125,6 +139,14 @@ class ChatStream:
             if self._on_close is not None:
                 on_close, self._on_close = self._on_close, None
                 on_close()
+
+
+class ChatStream(UpstreamStream[Batch]):
+    """A streamed completion: batches of chunks."""
+
+
+class RelayStream(UpstreamStream[bytes]):
+    """A native stream: the upstream's bytes, as read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +269,13 @@ class ChatService:
         return self.providers[attempt.model.provider].complete(attempt)
 
     async def _stream(self, call: ProviderCall) -> AsyncIterator[Batch]:
-        batches, first = await self._with_retries(call, self._open)
+        async for batch in self._stream_with(call, self._open):
+            yield batch
+
+    async def _stream_with(
+        self, call: ProviderCall, opener: Callable[[ProviderCall], Awaitable[tuple[AsyncIterator[B], B | None]]]
+    ) -> AsyncIterator[B]:
+        batches, first = await self._with_retries(call, opener)
         call.exchange.upstream_request_id = call.upstream.request_id
         try:
             if first is None:
@@ -259,13 +287,80 @@ class ChatService:
             await close(batches)
 
     async def _open(self, attempt: ProviderCall) -> tuple[AsyncIterator[Batch], Batch | None]:
-        """Starts a stream and waits for its first batch: the last moment a retry is invisible."""
-        batches = self.providers[attempt.model.provider].stream(attempt)
+        return await first_of(self.providers[attempt.model.provider].stream(attempt))
+
+    async def _open_native(self, attempt: ProviderCall) -> tuple[AsyncIterator[bytes], bytes | None]:
+        return await first_of(self._native(attempt).relay_stream(attempt))
+
+    def _relay_once(self, attempt: ProviderCall) -> Awaitable[bytes]:
+        return self._native(attempt).relay(attempt)
+
+    def _native(self, call: ProviderCall) -> NativeProvider:
+        provider = self.providers[call.model.provider]
+        if not hasattr(provider, "relay"):
+            raise ModelNotFound(
+                f"The model `{call.model.id}` is not served by an upstream that speaks this API.", param="model"
+            )
+        return provider  # type: ignore[return-value]
+
+    # --- native requests (bytes through) -------------------------------------------
+
+    async def relay(
+        self, native: NativeRequest, *, strict: bool, deadline: float | None = None, exchange: Exchange | None = None
+    ) -> RelayResult:
+        """A native request, whole: the same model resolution, retries, limits and accounting as a chat call."""
+        started = time.monotonic()
+        exchange = exchange or internal()
+        call = self._prepare_native(native, strict, deadline, exchange)
+        self.admission.enter()
+        watched = self._watchdog.watch(self.limits.request_timeout)
         try:
-            return batches, await anext(batches, None)
-        except BaseException:
-            await close(batches)
-            raise
+            body = await self._with_retries(call, self._relay_once)
+        except asyncio.CancelledError:
+            if not self._watchdog.release(watched):
+                raise
+            raise UpstreamTimeout("The reply did not finish within the gateway's request timeout.") from None
+        finally:
+            self._watchdog.release(watched)
+            self.admission.leave()
+        exchange.upstream_request_id = call.upstream.request_id
+        return RelayResult(body, call.report.items, call.upstream, started)
+
+    def relay_stream(
+        self, native: NativeRequest, *, strict: bool, deadline: float | None = None, exchange: Exchange | None = None
+    ) -> RelayStream:
+        exchange = exchange or internal()
+        call = self._prepare_native(native, strict, deadline, exchange)
+        self.admission.enter()
+        return RelayStream(
+            self._stream_with(call, self._open_native),
+            call.report,
+            call.upstream,
+            expires=time.monotonic() + self.limits.request_timeout,
+            deadline=deadline,
+            on_close=self.admission.leave,
+            overload_retry_after=self.limits.retry.computed_retry_after(1),
+        )
+
+    def _prepare_native(
+        self, native: NativeRequest, strict: bool, deadline: float | None, exchange: Exchange
+    ) -> ProviderCall:
+        exchange.model_asked = native.model
+        if not native.model:
+            raise InvalidRequest(
+                "You must provide a model parameter.", param="model", code="missing_required_parameter"
+            )
+        if deadline is not None and deadline - time.monotonic() < MIN_DEADLINE:
+            raise DeadlineExceeded("The request's deadline passed (or is too close) before it reached the upstream.")
+        report = CompatReport(strict=strict)
+        model = self._serving(self.catalog.resolve(native.model), report)
+        if not exchange.caller.may_use(model.id):
+            raise PermissionDenied(
+                f"This gateway key may not use the model `{model.id}`.", param="model", code="model_access_denied"
+            )
+        call = ProviderCall(Request(model=native.model), model, report, deadline, exchange=exchange, native=native)
+        self._native(call)  # fails now, not after admission, when the upstream cannot relay
+        return call
 
     async def _with_retries(self, call: ProviderCall, run: Callable[[ProviderCall], Awaitable[T]]) -> T:
         """Runs ``run`` for each attempt: retries of the model, then each model of its fallback chain."""
@@ -358,7 +453,16 @@ class ChatService:
         return successor
 
 
-async def close(batches: AsyncIterator[Batch]) -> None:
+async def first_of(batches: AsyncIterator[B]) -> tuple[AsyncIterator[B], B | None]:
+    """Starts a stream and waits for its first batch: the last moment a retry is invisible."""
+    try:
+        return batches, await anext(batches, None)
+    except BaseException:
+        await close(batches)
+        raise
+
+
+async def close(batches: AsyncIterator[Any]) -> None:
     """Closes an async iterator that can be closed (an async generator releases its upstream)."""
     aclose = getattr(batches, "aclose", None)
     if aclose is not None:

@@ -25,6 +25,21 @@ class UpstreamInfo:
     request_id: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class NativeRequest:
+    """A request in the upstream's own API, relayed as the client wrote it (bytes through).
+
+    The use case reads nothing of the body but the model name; the provider swaps in
+    the resolved model and sends the rest unchanged."""
+
+    operation: str  # "messages" or "count_tokens"
+    model: str  # as the client named it
+    body: bytes
+    stream: bool = False
+    # Protocol headers the client sent for the upstream (its API version, betas).
+    headers: tuple[tuple[str, str], ...] = ()
+
+
 @dataclass(slots=True)
 class ProviderCall:
     """Everything a provider needs for one upstream call."""
@@ -41,6 +56,8 @@ class ProviderCall:
     exchange: Exchange = field(default_factory=internal)
     # The alias of the upstream key the latest attempt used (never the key), for metrics.
     key: str = ""
+    # Set for a native (bytes-through) call; ``request`` then only names the model.
+    native: NativeRequest | None = None
 
 
 class ChatProvider(Protocol):
@@ -66,3 +83,18 @@ class ChatProvider(Protocol):
     def ready(self) -> bool:
         """Whether the provider can take calls now (False while every key is out or its breaker open)."""
         ...
+
+
+class NativeProvider(Protocol):
+    """A provider that also relays requests in its upstream's own API, bytes through.
+
+    ``relay`` returns the upstream's whole answer body; ``relay_stream`` yields the
+    upstream's stream bytes as read. Both read usage and the stop reason off the answer
+    into ``call.exchange`` for logs, metrics and accounting, and raise ``GatewayError``
+    for an upstream refusal (before anything was sent) as the chat calls do, and for a
+    failure inside a started stream after yielding the bytes that came before it.
+    """
+
+    async def relay(self, call: ProviderCall) -> bytes: ...
+
+    def relay_stream(self, call: ProviderCall) -> AsyncIterator[bytes]: ...

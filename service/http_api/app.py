@@ -25,7 +25,7 @@ from service.core.exchange import Caller, Exchange, request_id_from
 from service.core.lifecycle import Lifecycle
 from service.observability import Observed, exposition
 
-from . import openai_chat
+from . import anthropic_messages, openai_chat
 from .asgi import Receive, Scope, Send, TrackedSend, header
 from .errors import error_headers, http_status
 from .lifecycle import ChatEndpoint, HttpSettings, Surface
@@ -33,7 +33,11 @@ from .lifecycle import ChatEndpoint, HttpSettings, Surface
 log = logging.getLogger("chatgate.http")
 
 # Path -> the dialect served there (POST).
-SURFACES: Mapping[str, Surface] = {openai_chat.PATH: openai_chat.OpenAIChat()}
+SURFACES: Mapping[str, Surface] = {
+    openai_chat.PATH: openai_chat.OpenAIChat(),
+    anthropic_messages.PATH: anthropic_messages.AnthropicMessages(),
+    anthropic_messages.COUNT_PATH: anthropic_messages.AnthropicMessages("count_tokens"),
+}
 
 
 class ChatFastPath:
@@ -97,11 +101,16 @@ def create_app(chat: ChatService, keys: KeyChecker, lifecycle: Lifecycle, settin
         return found
 
     async def list_models(request: Request) -> Response:
-        data = [model_json(m.to_proto()) for m in chat.list_models(caller(request))]
-        return json_response({"object": "list", "data": data})
+        models = [m.to_proto() for m in chat.list_models(caller(request))]
+        if "anthropic-version" in request.headers:  # an Anthropic SDK: its own shape, paged
+            return json_response(anthropic_messages.models_page(models, request.query_params))
+        return json_response({"object": "list", "data": [model_json(m) for m in models]})
 
     async def get_model(request: Request) -> Response:
-        return json_response(model_json(chat.get_model(request.path_params["model_id"], caller(request)).to_proto()))
+        model = chat.get_model(request.path_params["model_id"], caller(request)).to_proto()
+        if "anthropic-version" in request.headers:
+            return json_response(anthropic_messages.model_entry(model))
+        return json_response(model_json(model))
 
     async def livez(_: Request) -> Response:
         return json_response({"status": "ok"})
@@ -176,7 +185,17 @@ def error_response(error: GatewayError) -> Response:
 async def gateway_error_response(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatewayError)
     failed(request, exc.code)
+    if "anthropic-version" in request.headers:  # an Anthropic SDK asked: its error shape
+        status = NATIVE.error_status(exc)
+        exchange = request.scope.get("state", {}).get("exchange")
+        headers = error_headers(exc, status)
+        if exchange is not None:
+            headers["request-id"] = exchange.request_id
+        return Response(NATIVE.error_body(exc), status_code=status, media_type="application/json", headers=headers)
     return error_response(exc)
+
+
+NATIVE = anthropic_messages.AnthropicMessages()
 
 
 async def http_exception_response(request: Request, exc: Exception) -> Response:

@@ -56,19 +56,23 @@ class TrackedSend:
     It also stamps the request id on the response and notes, for the exchange,
     the status, the bytes sent and when the first answer byte left."""
 
-    __slots__ = ("exchange", "finished", "send", "started")
+    __slots__ = ("also", "exchange", "finished", "send", "started")
 
-    def __init__(self, send: Send, exchange: Exchange) -> None:
+    def __init__(self, send: Send, exchange: Exchange, also: bytes | None = None) -> None:
         self.send = send
         self.exchange = exchange
         self.started = self.finished = False
+        self.also = also  # a dialect's own request id header, unless the answer already has one
 
     async def __call__(self, message: Message) -> None:
         exchange = self.exchange
         if message["type"] == "http.response.start":
             self.started = True
             exchange.status = str(message["status"])
-            message["headers"] = [*message["headers"], (b"x-request-id", exchange.request_id.encode())]
+            headers = [*message["headers"], (b"x-request-id", exchange.request_id.encode())]
+            if self.also is not None and all(name != self.also for name, _ in headers):
+                headers.append((self.also, exchange.request_id.encode()))
+            message["headers"] = headers
         else:
             body = message.get("body", b"")
             if body:

@@ -44,12 +44,12 @@ def http_status(error: errors.GatewayError) -> int:
     return 500
 
 
-def error_headers(error: errors.GatewayError) -> dict[str, str]:
+def error_headers(error: errors.GatewayError, status: int | None = None) -> dict[str, str]:
     headers: dict[str, str] = {}
     if error.retry_after is not None:
         headers["retry-after"] = str(math.ceil(error.retry_after))
         headers["retry-after-ms"] = str(int(error.retry_after * 1000))
-    if not error.retryable and http_status(error) >= 429:
+    if not error.retryable and (status or http_status(error)) >= 429:
         # The OpenAI SDK retries 429 and 5xx by status alone; this stops a futile retry.
         headers["x-should-retry"] = "false"
     if error.upstream_request_id:

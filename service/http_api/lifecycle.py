@@ -20,18 +20,19 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from chatgate.v1 import chat_pb2, chat_service_pb2
-from service.core import ChatResult, ChatService, ChatStream
+from service.core import ChatService, NativeRequest
 from service.core.auth import KeyChecker
+from service.core.chat import UpstreamStream
 from service.core.compat import describe
 from service.core.errors import GatewayError, InternalError, InvalidRequest, ShuttingDown
 from service.core.exchange import Exchange, request_id_from
 from service.observability import Observed
 
 from .asgi import ClientGone, DisconnectWatcher, Receive, Scope, Send, TrackedSend, header, read_body, send_json
-from .errors import error_headers, http_status
+from .errors import error_headers
 
 log = logging.getLogger("chatgate.http")
 
@@ -54,31 +55,53 @@ class HttpSettings:
 class ChatCall:
     """A parsed request: what to ask the core, how to answer, and what the gateway ignored."""
 
-    request: chat_service_pb2.ChatCompletionRequest
+    request: chat_service_pb2.ChatCompletionRequest | NativeRequest
     stream: bool
     ignored: list[str] = field(default_factory=list)
     deadline: float | None = None  # monotonic; from the deadline header
+    strict: bool | None = None  # native requests: the client's policy, if it chose (chat requests carry theirs)
 
 
 class Surface(Protocol):
-    """One API dialect over HTTP. Pure translation: no I/O, no error handling of its own."""
+    """One API dialect over HTTP. Translation only: no I/O, no error handling of its own.
+
+    ``run`` and ``open`` say which use case serves the dialect (translated chat, or the
+    native relay); what they return (a result, a stream of batches) goes back to the same
+    surface's ``completion``, ``frames`` and ``end_of_stream``."""
 
     @property
     def stream_headers(self) -> list[tuple[bytes, bytes]]:
         """The response headers of a stream (content type and proxy hints)."""
         ...
 
+    @property
+    def request_id_header(self) -> bytes | None:
+        """The dialect's own request id header, sent beside `x-request-id` when the answer has none."""
+        ...
+
     def parse(self, body: bytes, scope: Scope) -> ChatCall:
         """The request body (and headers) as a core request; raises ``GatewayError`` on bad input."""
         ...
 
-    def completion(self, result: ChatResult) -> bytes: ...
-
-    def frames(self, batch: list[Chunk]) -> bytes:
-        """One batch of chunks as the bytes of its stream frames (keep-alives included)."""
+    async def run(self, chat: ChatService, call: ChatCall, exchange: Exchange) -> Any:
+        """The whole answer from the core (a ``ChatResult`` or a ``RelayResult``)."""
         ...
 
-    def end_of_stream(self, stream: ChatStream) -> bytes: ...
+    def open(self, chat: ChatService, call: ChatCall, exchange: Exchange) -> UpstreamStream[Any]:
+        """The streamed answer from the core; nothing is called upstream until its first batch."""
+        ...
+
+    def completion(self, result: Any) -> bytes: ...
+
+    def frames(self, batch: Any) -> bytes:
+        """One batch as the bytes of its stream frames (keep-alives included)."""
+        ...
+
+    def end_of_stream(self, stream: Any) -> bytes: ...
+
+    def error_status(self, error: GatewayError) -> int:
+        """The HTTP status this dialect gives the error."""
+        ...
 
     @property
     def keep_alive(self) -> bytes:
@@ -115,7 +138,7 @@ class ChatEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         exchange = open_exchange(scope)
-        out = TrackedSend(send, exchange)
+        out = TrackedSend(send, exchange, self.surface.request_id_header)
         watcher: DisconnectWatcher | None = None
         with Observed(exchange) as observed:
             try:
@@ -158,7 +181,8 @@ class ChatEndpoint:
             return
         with contextlib.suppress(OSError, RuntimeError):  # the client may be gone already
             if not out.started:
-                await send_json(out, http_status(error), self.surface.error_body(error), error_headers(error))
+                status = self.surface.error_status(error)
+                await send_json(out, status, self.surface.error_body(error), error_headers(error, status))
             else:
                 log.warning("stream failed after it started: %s (%s)", error.code, type(error).__name__)
                 await out({"type": "http.response.body", "body": self.surface.error_frame(error), "more_body": False})
@@ -184,7 +208,7 @@ class ChatEndpoint:
         return call
 
     async def _complete(self, call: ChatCall, watcher: DisconnectWatcher, out: TrackedSend, exchange: Exchange) -> None:
-        result = await self.chat.complete(call.request, deadline=call.deadline, exchange=exchange)
+        result = await self.surface.run(self.chat, call, exchange)
         exchange.upstream_seconds = result.upstream.seconds
         body = self.surface.completion(result)
         exchange.adjusted = describe(result.adjustments, call.ignored)
@@ -194,7 +218,7 @@ class ChatEndpoint:
         await send_json(out, 200, body, headers)
 
     async def _stream(self, call: ChatCall, watcher: DisconnectWatcher, out: TrackedSend, exchange: Exchange) -> None:
-        stream = self.chat.stream(call.request, deadline=call.deadline, exchange=exchange)
+        stream = self.surface.open(self.chat, call, exchange)
         heartbeat = self.heartbeat
         try:
             first = await anext(stream, None)  # the upstream call starts here; errors still get a status

@@ -11,12 +11,14 @@ from typing import ClassVar
 
 import orjson
 
-from chatgate.v1 import chat_pb2
+from chatgate.v1 import chat_pb2, chat_service_pb2
 from service.codecs.openai_chat import chunk_json, completion_json, request_from_json
-from service.core import ChatResult, ChatStream
+from service.core import ChatResult, ChatService, ChatStream
 from service.core.errors import GatewayError, InvalidRequest
+from service.core.exchange import Exchange
 
 from .asgi import Scope, header
+from .errors import http_status
 from .lifecycle import ChatCall
 
 PATH = "/v1/chat/completions"
@@ -47,6 +49,8 @@ class OpenAIChat:
         (b"x-accel-buffering", b"no"),  # tells nginx-style proxies not to buffer the stream
     ]
 
+    request_id_header = None
+
     def parse(self, body: bytes, scope: Scope) -> ChatCall:
         try:
             parsed = orjson.loads(body)
@@ -59,6 +63,15 @@ class OpenAIChat:
         if mode is not None and not request.compatibility:
             request.compatibility = mode
         return ChatCall(request, stream, ignored)
+
+    async def run(self, chat: ChatService, call: ChatCall, exchange: Exchange) -> ChatResult:
+        return await chat.complete(chat_request(call), deadline=call.deadline, exchange=exchange)
+
+    def open(self, chat: ChatService, call: ChatCall, exchange: Exchange) -> ChatStream:
+        return chat.stream(chat_request(call), deadline=call.deadline, exchange=exchange)
+
+    def error_status(self, error: GatewayError) -> int:
+        return http_status(error)
 
     def completion(self, result: ChatResult) -> bytes:
         return orjson.dumps(completion_json(result.completion))
@@ -78,3 +91,8 @@ class OpenAIChat:
     def error_frame(self, error: GatewayError) -> bytes:
         """One error frame and no ``[DONE]``: OpenAI SDKs raise on it."""
         return b"data: " + error_json(error) + b"\n\n"
+
+
+def chat_request(call: ChatCall) -> chat_service_pb2.ChatCompletionRequest:
+    assert isinstance(call.request, chat_service_pb2.ChatCompletionRequest)  # parsed by this surface
+    return call.request

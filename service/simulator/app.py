@@ -22,8 +22,8 @@ import orjson
 
 from .models import ModelTable
 from .models import from_json as model_from_json
-from .scenario import directives, plan_reply, stream_events
-from .validation import ApiError, validate
+from .scenario import directives, plan_reply, stream_events, usage
+from .validation import ApiError, check_betas, validate, validate_count
 
 log = logging.getLogger("chatgate.simulator")
 
@@ -116,7 +116,7 @@ class Simulator:
             await send({"type": "lifespan.shutdown.complete"})
             return
         path, method = scope["path"], scope["method"]
-        if path == "/v1/messages" and method == "POST":
+        if path in ("/v1/messages", "/v1/messages/count_tokens") and method == "POST":
             await self.messages(scope, receive, send)
         elif path.startswith("/v1/models") and method == "GET":
             await self.list_models(scope, send)
@@ -202,13 +202,7 @@ class Simulator:
             await send_body(send, *cached)
             return
         try:
-            self.check_headers(headers, raw)
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            await self.error(
-                send, ApiError(400, "invalid_request_error", "Request body is not valid JSON."), request_id
-            )
-            return
+            body = self.parse(headers, raw)
         except ApiError as error:
             await self.error(send, error, request_id)
             return
@@ -229,7 +223,10 @@ class Simulator:
 
         watcher = asyncio.create_task(self.watch_disconnect(receive, asyncio.current_task(), gone, complete))
         try:
-            await self.answer(body, flags, request_id, cache_key, tracked_send)
+            if scope["path"].endswith("/count_tokens"):
+                await self.count(body, request_id, tracked_send)
+            else:
+                await self.answer(body, flags, request_id, cache_key, tracked_send)
         except asyncio.CancelledError:
             if not gone.is_set():
                 raise
@@ -241,6 +238,16 @@ class Simulator:
         finally:
             watcher.cancel()
             self.stats["active"] -= 1
+
+    def parse(self, headers: dict[bytes, bytes], raw: bytes) -> Any:
+        """The request body, after the checks that come before reading it as a request."""
+        self.check_headers(headers, raw)
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise ApiError(400, "invalid_request_error", "Request body is not valid JSON.") from None
+        check_betas(body, headers.get(b"anthropic-beta", b"").decode("latin-1"))
+        return body
 
     async def key_fault(self, key: str, request_id: str, send: Send) -> None:
         status, retry = self.key_faults[key]
@@ -326,6 +333,17 @@ class Simulator:
         self.remember(cache_key, (200, headers, chunks))
         await send_body(send, 200, headers, chunks)
         self.stats["completed"] += 1
+
+    async def count(self, body: Any, request_id: str, send: Send) -> None:
+        """`POST /v1/messages/count_tokens`: the input tokens the same request would use."""
+        try:
+            validate_count(body, self.models)
+        except ApiError as error:
+            await self.error(send, error, request_id)
+            return
+        counted = usage(body, {})["input_tokens"]
+        headers = [(b"content-type", b"application/json"), (b"request-id", request_id.encode())]
+        await send_body(send, 200, headers, [orjson.dumps({"input_tokens": counted})])
 
     def remember(self, key: bytes, response: tuple[int, list[tuple[bytes, bytes]], list[bytes]]) -> None:
         self._cache[key] = response

@@ -17,6 +17,7 @@ header), so that clients of the gateway can reach every path end to end:
     (web search)         offering the web search server tool makes the reply search and cite a result
     sim:redacted         add a redacted thinking block when thinking is on
     sim:ping / sim:unknown_event   interleave pings / an unknown event type
+    sim:future_block     put a content block of a type newer than any client knows before the text
     sim:status=CODE      fail with that HTTP status and Anthropic's error body
     sim:retry_after=S    with status: send `retry-after: S`
     sim:error_after=N    streams: an `overloaded_error` event after N deltas
@@ -78,6 +79,8 @@ class Block:
             return {"type": self.type, "tool_use_id": self.id, "content": self.results}
         if self.type == "thinking":
             return {"type": "thinking", "thinking": self.text, "signature": self.signature}
+        if self.type == "future_block":
+            return {"type": "future_block", "payload": {"note": self.text}}
         return {"type": "redacted_thinking", "data": self.data}
 
 
@@ -160,6 +163,8 @@ def plan_reply(body: Json, flags: dict[str, str], *, always_thinks: bool = False
         blocks.extend(web_search_blocks(body, digest))
         stop_reason = "end_turn"
     else:
+        if "future_block" in flags:
+            blocks.append(Block("future_block", text="a block type from the future"))
         blocks.extend(text_blocks(body, flags))
         stop_reason = special_stop(flags)
     reply = Reply("msg_sim_" + digest[:24], str(body.get("model", "")), blocks, stop_reason, None, usage(body, flags))
@@ -422,8 +427,10 @@ def block_events(index: int, block: Block) -> list[tuple[str, Json]]:
         start = {"type": "text", "text": ""}
         deltas = [delta({"type": "citations_delta", "citation": c}) for c in block.citations]
         deltas += [delta({"type": "text_delta", "text": w}) for w in re.findall(r"\S+\s*|\s+", block.text)]
-    elif block.type == "web_search_tool_result":
+    elif block.type in ("web_search_tool_result", "future_block"):
         start = block.to_json()
+        if block.type == "future_block":
+            deltas = [delta({"type": "future_delta", "value": "more from the future"})]
     elif block.type in ("tool_use", "server_tool_use"):
         start = {"type": block.type, "id": block.id, "name": block.name, "input": {}}
         raw = orjson.dumps(block.input).decode() if block.input else ""

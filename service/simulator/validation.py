@@ -23,6 +23,17 @@ def invalid(message: str) -> ApiError:
     return ApiError(400, "invalid_request_error", message)
 
 
+# Body fields that exist only behind a beta header: without it, the API calls them extra inputs.
+BETA_FIELDS = {"context_management": "context-management-2025-06-27", "mcp_servers": "mcp-client-2025-04-04"}
+
+
+def check_betas(body: Any, betas: str) -> None:
+    enabled = {b.strip() for b in betas.split(",")}
+    for name, beta in BETA_FIELDS.items():
+        if isinstance(body, dict) and name in body and beta not in enabled:
+            raise invalid(f"{name}: Extra inputs are not permitted")
+
+
 def validate(body: Any, models: ModelTable) -> SimModel:
     """Raises the error the Messages API would give; returns the model that answers."""
     if not isinstance(body, dict):
@@ -52,6 +63,22 @@ def validate(body: Any, models: ModelTable) -> SimModel:
     for sequence in body.get("stop_sequences") or []:
         if not isinstance(sequence, str) or not sequence.strip():
             raise invalid("stop_sequences: each stop sequence must contain non-whitespace")
+    return model
+
+
+def validate_count(body: Any, models: ModelTable) -> SimModel:
+    """The checks `count_tokens` applies: the model and the prompt, no output settings."""
+    if not isinstance(body, dict):
+        raise invalid("Request body must be a JSON object.")
+    for required in ("model", "messages"):
+        if required not in body:
+            raise invalid(f"{required}: Field required")
+    model = models.find(body["model"]) if isinstance(body["model"], str) else None
+    if model is None:
+        raise ApiError(404, "not_found_error", f"model: {body['model']}")
+    check_system(body.get("system"))
+    check_messages(body["messages"])
+    check_tools(body)
     return model
 
 

@@ -22,6 +22,7 @@ from service.core import ProviderCall, UpstreamInfo
 from service.core.errors import (
     DeadlineExceeded,
     GatewayError,
+    IncompleteStream,
     QuotaExceeded,
     RateLimited,
     UpstreamOverloaded,
@@ -44,6 +45,7 @@ from service.upstream.errors import malformed_event
 from service.upstream.keys import BreakerSettings, KeyEvent, KeyPool, UpstreamKey
 
 from .errors import error_from_response
+from .native import StreamWatcher, record_answer, upstream_headers, with_model
 from .request import AnthropicRequest, to_anthropic
 from .response import completion_from_message
 from .stream import StreamTranslator
@@ -84,6 +86,7 @@ class AnthropicProvider:
         )
         self._url = settings.base_url.rstrip("/") + "/v1/messages"
         self._models_url = settings.base_url.rstrip("/") + "/v1/models"
+        self._count_url = self._url + "/count_tokens"
         self.keys = KeyPool(settings.name, settings.api_keys, settings.breaker, on_event=on_key_event)
         self._secrets = tuple(settings.api_keys)
         self._watchdog = Watchdog()
@@ -101,12 +104,16 @@ class AnthropicProvider:
         await self._client.aclose()
 
     async def _send(self, mapped: AnthropicRequest, call: ProviderCall) -> tuple[UpstreamResponse, UpstreamKey]:
+        extra = {"anthropic-beta": ",".join(dict.fromkeys(mapped.betas))} if mapped.betas else {}
+        return await self._post(self._url, orjson.dumps(mapped.body), extra, call)
+
+    async def _post(
+        self, url: str, body: bytes, extra: Mapping[str, str], call: ProviderCall
+    ) -> tuple[UpstreamResponse, UpstreamKey]:
         key = self.keys.acquire()
         call.key = key.alias
         # The gateway's request id goes upstream, so both sides' logs can be joined.
-        headers = {**self._headers, "x-api-key": key.value, "x-request-id": call.exchange.request_id}
-        if mapped.betas:
-            headers["anthropic-beta"] = ",".join(dict.fromkeys(mapped.betas))
+        headers = {**self._headers, **extra, "x-api-key": key.value, "x-request-id": call.exchange.request_id}
         timeouts = self._settings.timeouts
         if call.deadline is not None:  # gRPC Python does not pass deadlines on by itself
             remaining = max(0.001, call.deadline - time.monotonic())
@@ -115,7 +122,7 @@ class AnthropicProvider:
             )
         started = time.monotonic()
         try:
-            return await self._client.post(self._url, orjson.dumps(mapped.body), headers, timeouts), key
+            return await self._client.post(url, body, headers, timeouts), key
         except TransportError as exc:
             raise self._failed(key, call, transport_error(exc, call, started_stream=False)) from exc
         except BaseException:
@@ -200,6 +207,77 @@ class AnthropicProvider:
             raise error_from_transport(exc, started_stream=False) from exc
         finally:
             self.keys.released(key)  # a listing says nothing about the key's health for chat calls
+
+    # --- the native API, bytes through ----------------------------------------------
+
+    def _native_request(self, call: ProviderCall) -> tuple[str, bytes, dict[str, str]]:
+        native = call.native
+        assert native is not None  # the use case only relays native calls
+        url = self._count_url if native.operation == "count_tokens" else self._url
+        return url, with_model(native.body, native.model, call.model.upstream_id), upstream_headers(native.headers)
+
+    async def relay(self, call: ProviderCall) -> bytes:
+        url, body, headers = self._native_request(call)
+        response, key = await self._post(url, body, headers, call)
+        started = time.monotonic()
+        try:
+            record_native_headers(call.upstream, response.headers)
+            answer = await response.read()
+        except TransportError as exc:
+            raise self._failed(key, call, transport_error(exc, call, started_stream=False)) from exc
+        except BaseException:
+            self.keys.released(key)
+            raise
+        finally:
+            call.upstream.seconds += time.monotonic() - started
+            await response.aclose()
+        if response.status != 200:
+            raise self._rejected(key, call, response.status, answer, response.headers)
+        self.keys.succeeded(key)
+        if call.native is not None and call.native.operation == "messages":
+            try:
+                record_answer(json_object(answer), call.exchange)
+            except Malformed as exc:
+                raise malformed_event("message") from exc
+        return answer
+
+    async def relay_stream(self, call: ProviderCall) -> AsyncIterator[bytes]:
+        url, body, headers = self._native_request(call)
+        key: UpstreamKey | None = None
+        response: UpstreamResponse | None = None
+        try:
+            watched = self._watchdog.watch(self._settings.first_byte_timeout)
+            try:
+                response, key = await self._post(url, body, headers, call)
+                record_native_headers(call.upstream, response.headers)
+                if response.status != 200:
+                    raise self._rejected(key, call, response.status, await response.read(), response.headers)
+                reads = passed_through(response, call, self._secrets)
+                first = await anext(reads, None)
+            except asyncio.CancelledError:
+                if not self._watchdog.release(watched):
+                    raise
+                error = UpstreamTimeout(
+                    f"The upstream sent nothing within {self._settings.first_byte_timeout:g} s.", transient=True
+                )
+                raise (self._failed(key, call, error) if key is not None else error) from None
+            finally:
+                self._watchdog.release(watched)
+            self.keys.succeeded(key)
+            if first is not None:
+                yield first
+                async for raw in reads:
+                    yield raw
+        except TransportError as exc:
+            assert key is not None
+            raise self._failed(key, call, transport_error(exc, call, started_stream=True)) from exc
+        except UpstreamOverloaded:
+            if key is not None and response is not None and response.status == 200:
+                self.keys.failed(key)
+            raise
+        finally:
+            if response is not None:
+                await response.aclose()
 
     async def complete(self, call: ProviderCall) -> chat_pb2.ChatCompletion:
         mapped = to_anthropic(call, stream=False)
@@ -305,6 +383,55 @@ async def translate(
     except Malformed as exc:  # anything else raised while translating is our own bug
         raise malformed_event(event) from exc
     translator.check_complete()
+
+
+async def passed_through(
+    response: UpstreamResponse, call: ProviderCall, secrets: tuple[str, ...]
+) -> AsyncIterator[bytes]:
+    """The upstream's stream bytes as read, watched for usage, the end and errors on the way.
+
+    ``message_stop`` ends the stream at once; a connection that ends before it is an
+    incomplete stream. An upstream error event is not passed on as sent: the bytes before
+    it are, then the error is raised and the edge writes it in the same shape, scrubbed of
+    keys and internal addresses like every upstream error text."""
+    watcher = StreamWatcher(call.exchange, response.headers.get("request-id"), secrets)
+    reads = response.chunks().__aiter__()
+    while True:
+        waited = time.monotonic()
+        try:
+            raw = await anext(reads)
+        except StopAsyncIteration:
+            break
+        finally:
+            call.upstream.seconds += time.monotonic() - waited
+        try:
+            watcher.feed(raw)
+        except Malformed as exc:
+            raise malformed_event("stream") from exc
+        if watcher.error is not None:
+            before = raw[: error_start(raw)]
+            if before:
+                yield before
+            raise watcher.error
+        yield raw
+        if watcher.finished:
+            return
+    raise IncompleteStream("The upstream stream ended before `message_stop`.", upstream_request_id=watcher.request_id)
+
+
+def error_start(raw: bytes) -> int:
+    """Where the error event begins in a read (0 when it began in an earlier one)."""
+    found = [i for i in (raw.find(b"event: error"), raw.find(b"event:error")) if i >= 0]
+    return min(found) if found else 0
+
+
+def record_native_headers(upstream: UpstreamInfo, headers: Mapping[str, str]) -> None:
+    """Native clients get Anthropic's own headers: rate limits, retry-after, the request id."""
+    for name, value in headers.items():
+        if name.startswith(PASSTHROUGH_PREFIX) or name in ("retry-after", "request-id"):
+            upstream.headers[name] = value
+    if "request-id" in headers:
+        upstream.request_id = headers["request-id"]
 
 
 def transport_error(exc: TransportError, call: ProviderCall, *, started_stream: bool) -> GatewayError:
