@@ -25,7 +25,7 @@ from .errors import (
 )
 from .exchange import ANONYMOUS, Caller, Exchange, internal
 from .models import ModelCatalog, ModelInfo
-from .provider import ChatProvider, NativeProvider, NativeRequest, ProviderCall, UpstreamInfo
+from .provider import ChatProvider, NativeProvider, NativeRequest, ProviderCall, TokenCounter, UpstreamInfo
 from .retry import RetryPolicy, falls_back
 from .watchdog import Watchdog
 
@@ -302,6 +302,25 @@ class ChatService:
                 f"The model `{call.model.id}` is not served by an upstream that speaks this API.", param="model"
             )
         return provider  # type: ignore[return-value]
+
+    async def count_tokens(
+        self, request: Request, *, deadline: float | None = None, exchange: Exchange | None = None
+    ) -> tuple[int, str]:
+        """The input tokens of ``request`` as it would be sent, and the model that would serve it."""
+        exchange = exchange or internal()
+        call = self._prepare(request, deadline, exchange)[0]
+        self.admission.enter()
+        try:
+            tokens = await self._with_retries(call, self._count_once)
+        finally:
+            self.admission.leave()
+        return tokens, exchange.model_served
+
+    def _count_once(self, attempt: ProviderCall) -> Awaitable[int]:
+        provider = self.providers[attempt.model.provider]
+        if not isinstance(provider, TokenCounter):
+            raise ModelNotFound(f"The upstream of `{attempt.model.id}` cannot count tokens.", param="model")
+        return provider.count_tokens(attempt)
 
     # --- native requests (bytes through) -------------------------------------------
 

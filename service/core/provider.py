@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from chatgate.v1 import chat_pb2, chat_service_pb2
 
@@ -98,3 +98,11 @@ class NativeProvider(Protocol):
     async def relay(self, call: ProviderCall) -> bytes: ...
 
     def relay_stream(self, call: ProviderCall) -> AsyncIterator[bytes]: ...
+
+
+@runtime_checkable
+class TokenCounter(Protocol):
+    """A provider that can count a request's input tokens without generating (Anthropic's
+    `count_tokens`). Raises ``GatewayError`` as the chat calls do."""
+
+    async def count_tokens(self, call: ProviderCall) -> int: ...

@@ -223,6 +223,19 @@ class ChatCompletionServicer(chat_service_pb2_grpc.ChatCompletionServiceServicer
             metadata.append((REQUEST_ID_KEY, exchange.request_id))
             context.set_trailing_metadata(tuple(metadata))
 
+    async def CountTokens(
+        self, request: chat_service_pb2.ChatCompletionRequest, context: Context
+    ) -> chat_service_pb2.CountTokensResponse:
+        exchange = open_exchange(context, "CountTokens")
+        with Observed(exchange):
+            async with CallBoundary(context, exchange, servicer=self):
+                self._authenticate(context, exchange)
+                exchange.bytes_in = request.ByteSize()
+                check_enums(request)
+                tokens, model = await self.chat.count_tokens(request, deadline=deadline_of(context), exchange=exchange)
+            context.set_trailing_metadata(((REQUEST_ID_KEY, exchange.request_id),))
+            return chat_service_pb2.CountTokensResponse(input_tokens=tokens, model=model)
+
     async def ListModels(
         self, request: chat_service_pb2.ListModelsRequest, context: Context
     ) -> chat_service_pb2.ListModelsResponse:

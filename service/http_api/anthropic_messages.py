@@ -61,12 +61,10 @@ OVERLOADED = 529  # Anthropic's status for overload; its SDKs retry it
 
 
 def error_type(error: e.GatewayError) -> str:
-    if error.upstream_status is not None and error.type in ANTHROPIC_TYPES and error.upstream_status < 500:
-        return error.type  # the upstream refused the request itself: its own words
     for cls, kind in BY_CLASS:
         if isinstance(error, cls):
             return kind
-    return error.type if error.type in ANTHROPIC_TYPES else "api_error"
+    return error.type if error.type in ANTHROPIC_TYPES else "api_error"  # an upstream's own (billing_error...)
 
 
 def error_json(error: e.GatewayError) -> bytes:

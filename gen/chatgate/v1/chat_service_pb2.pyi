@@ -112,6 +112,14 @@ class ListModelsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class CountTokensResponse(_message.Message):
+    __slots__ = ("input_tokens", "model")
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    input_tokens: int
+    model: str
+    def __init__(self, input_tokens: _Optional[int] = ..., model: _Optional[str] = ...) -> None: ...
+
 class ListModelsResponse(_message.Message):
     __slots__ = ("models",)
     MODELS_FIELD_NUMBER: _ClassVar[int]

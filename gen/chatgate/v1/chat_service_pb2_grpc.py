@@ -65,6 +65,11 @@ class ChatCompletionServiceStub:
                 request_serializer=chatgate_dot_v1_dot_chat__service__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=chatgate_dot_v1_dot_chat__service__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.CountTokens = channel.unary_unary(
+                '/chatgate.v1.ChatCompletionService/CountTokens',
+                request_serializer=chatgate_dot_v1_dot_chat__service__pb2.ChatCompletionRequest.SerializeToString,
+                response_deserializer=chatgate_dot_v1_dot_chat__service__pb2.CountTokensResponse.FromString,
+                _registered_method=True)
 
 
 class ChatCompletionServiceServicer:
@@ -120,6 +125,15 @@ class ChatCompletionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CountTokens(self, request, context):
+        """Counts the input tokens of a request as the gateway would send it upstream
+        (the same mapping, the same model resolution), without generating anything:
+        for budgeting a prompt before sending it. Output settings are ignored.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ChatCompletionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -137,6 +151,11 @@ def add_ChatCompletionServiceServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=chatgate_dot_v1_dot_chat__service__pb2.ListModelsRequest.FromString,
                     response_serializer=chatgate_dot_v1_dot_chat__service__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'CountTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountTokens,
+                    request_deserializer=chatgate_dot_v1_dot_chat__service__pb2.ChatCompletionRequest.FromString,
+                    response_serializer=chatgate_dot_v1_dot_chat__service__pb2.CountTokensResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -235,6 +254,33 @@ class ChatCompletionService:
             '/chatgate.v1.ChatCompletionService/ListModels',
             chatgate_dot_v1_dot_chat__service__pb2.ListModelsRequest.SerializeToString,
             chatgate_dot_v1_dot_chat__service__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatgate.v1.ChatCompletionService/CountTokens',
+            chatgate_dot_v1_dot_chat__service__pb2.ChatCompletionRequest.SerializeToString,
+            chatgate_dot_v1_dot_chat__service__pb2.CountTokensResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -55,6 +55,8 @@ log = logging.getLogger("chatgate.anthropic")
 ANTHROPIC_VERSION = "2023-06-01"
 MODELS_TIMEOUTS = Timeouts(connect=5.0, read=15.0, pool=5.0)
 MAX_MODEL_PAGES = 20  # a bound, in case an upstream pages forever
+# What `count_tokens` accepts of a Messages request: the prompt, not the output settings.
+COUNTED = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking"})
 PASSTHROUGH_PREFIX = "anthropic-ratelimit-"
 DEADLINE_SLACK = 0.05  # seconds
 
@@ -207,6 +209,26 @@ class AnthropicProvider:
             raise error_from_transport(exc, started_stream=False) from exc
         finally:
             self.keys.released(key)  # a listing says nothing about the key's health for chat calls
+
+    async def count_tokens(self, call: ProviderCall) -> int:
+        """`POST /v1/messages/count_tokens` with the request as it would be sent (prompt parts only)."""
+        mapped = to_anthropic(call, stream=False)
+        body = {k: v for k, v in mapped.body.items() if k in COUNTED}
+        extra = {"anthropic-beta": ",".join(dict.fromkeys(mapped.betas))} if mapped.betas else {}
+        response, key = await self._post(self._count_url, orjson.dumps(body), extra, call)
+        try:
+            answer = await response.read()
+        except TransportError as exc:
+            raise self._failed(key, call, transport_error(exc, call, started_stream=False)) from exc
+        finally:
+            await response.aclose()
+        if response.status != 200:
+            raise self._rejected(key, call, response.status, answer, response.headers)
+        self.keys.succeeded(key)
+        tokens = json_object(answer).get("input_tokens") if answer else None
+        if not isinstance(tokens, int):
+            raise malformed_event("count")
+        return tokens
 
     # --- the native API, bytes through ----------------------------------------------
 
