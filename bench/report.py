@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-PROTOCOLS = ("http_json", "http_sse", "grpc_unary", "grpc_stream")
-NAMES = {"http_json": "HTTP JSON", "http_sse": "HTTP SSE", "grpc_unary": "gRPC unary", "grpc_stream": "gRPC stream"}
+PROTOCOLS = ("http_json", "http_sse", "grpc_unary", "grpc_stream", "native_json", "native_sse")
+NAMES = {
+    "http_json": "HTTP JSON",
+    "http_sse": "HTTP SSE",
+    "grpc_unary": "gRPC unary",
+    "grpc_stream": "gRPC stream",
+    "native_json": "native JSON",  # /v1/messages, bytes through
+    "native_sse": "native SSE",
+}
 
 
 def cell(value: float | None, fmt: str) -> str:
@@ -29,6 +36,7 @@ def table(results: dict[str, Any]) -> str:
     row("throughput, c=64 (req/s, one core)", thr, "rps", ",.0f")
     row("... as a share of direct", thr, "ratio", ".2f")
     row("gateway CPU during it (cores)", thr, "gateway_cpu", ".2f")
+    row("gateway CPU per request (us)", thr, "cpu_us_per_request", ".0f")
     row("CPU per chunk (us)", cost, "us_per_chunk", ".1f")
     row("CPU per stream, fixed part (us)", cost, "us_per_stream", ".0f")
     row("added time to first chunk, paced (ms)", ttft, "added_ms", ".2f")

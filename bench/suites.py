@@ -15,7 +15,17 @@ import grpc
 from .client import Connection, post
 from .load import Throughput, h2load, python_grpc, python_http, wrk
 from .processes import Process
-from .workloads import DIRECT_HEADERS, DIRECT_PATH, GATEWAY_HEADERS, GATEWAY_PATH, JSON, SSE20, Workload, words
+from .workloads import (
+    DIRECT_HEADERS,
+    DIRECT_PATH,
+    GATEWAY_HEADERS,
+    GATEWAY_PATH,
+    JSON,
+    NATIVE_HEADERS,
+    SSE20,
+    Workload,
+    words,
+)
 
 CREATE = "/chatgate.v1.ChatCompletionService/CreateChatCompletion"
 STREAM = "/chatgate.v1.ChatCompletionService/StreamChatCompletion"
@@ -49,6 +59,10 @@ class Rig:
 
     def gateway_http(self, workload: Workload, concurrency: int) -> Throughput:
         return self.http_load(self.http_port, GATEWAY_PATH, workload.gateway_body(), GATEWAY_HEADERS, concurrency)
+
+    def gateway_native(self, workload: Workload, concurrency: int) -> Throughput:
+        """The native Messages surface, sent the very body the direct path sends (bytes through)."""
+        return self.http_load(self.http_port, DIRECT_PATH, workload.direct_body(), NATIVE_HEADERS, concurrency)
 
     def gateway_grpc(self, workload: Workload, concurrency: int) -> Throughput:
         method = "StreamChatCompletion" if workload.stream else "CreateChatCompletion"
@@ -150,6 +164,8 @@ def throughput(rig: Rig, concurrency: int) -> dict[str, Any]:
         "http_sse": (lambda: rig.gateway_http(SSE20, concurrency), direct_sse),
         "grpc_unary": (lambda: rig.gateway_grpc(JSON, concurrency), direct_json),
         "grpc_stream": (lambda: rig.gateway_grpc(SSE20, concurrency), direct_sse),
+        "native_json": (lambda: rig.gateway_native(JSON, concurrency), direct_json),
+        "native_sse": (lambda: rig.gateway_native(SSE20, concurrency), direct_sse),
     }
     results: dict[str, Any] = {}
     for name, (run, direct) in runs.items():
@@ -159,6 +175,7 @@ def throughput(rig: Rig, concurrency: int) -> dict[str, Any]:
             "direct_rps": direct.rps,
             "ratio": result.rps / direct.rps,
             "gateway_cpu": cpu,
+            "cpu_us_per_request": cpu / result.rps * 1e6 if result.rps else None,
             "errors": result.errors + direct.errors,
             "tool": result.tool,
         }

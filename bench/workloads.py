@@ -17,6 +17,7 @@ MODEL = "claude-sonnet-4-5"
 GATEWAY_PATH = "/v1/chat/completions"
 DIRECT_PATH = "/v1/messages"
 GATEWAY_HEADERS = {"content-type": "application/json"}
+NATIVE_HEADERS = {"content-type": "application/json", "anthropic-version": "2023-06-01"}
 DIRECT_HEADERS = {"content-type": "application/json", "x-api-key": KEY, "anthropic-version": "2023-06-01"}
 CATALOG = ModelCatalog(CLAUDE_MODELS)
 
