@@ -217,6 +217,7 @@ def test_models_list_with_paging(claude: anthropic.Anthropic, native: Gateway) -
 
 ERRORS = [
     (400, anthropic.BadRequestError, 400, "invalid_request_error"),
+    (402, anthropic.APIStatusError, 402, "billing_error"),
     (403, anthropic.PermissionDeniedError, 403, "permission_error"),
     (404, anthropic.NotFoundError, 404, "not_found_error"),
     (413, anthropic.RequestTooLargeError, 413, "request_too_large"),
