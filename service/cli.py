@@ -114,6 +114,15 @@ def parser() -> argparse.ArgumentParser:
         metavar="KEY=STATUS[:SECONDS]",
         help="answer every request made with KEY with STATUS (and retry-after SECONDS); repeatable",
     )
+    usage = commands.add_parser(
+        "usage",
+        help="read the usage ledger: totals by caller, model and day",
+        description="Totals from the usage ledger the settings name (ledger.url: SQLite or PostgreSQL).",
+    )
+    usage.add_argument("--config", help="the TOML file with the ledger settings (default: CHATGATE_CONFIG)")
+    usage.add_argument("--by", default="caller,model,day", help="comma-separated groups: caller, model, day")
+    usage.add_argument("--since", help="only requests from this day on (YYYY-MM-DD, UTC)")
+    usage.add_argument("--json", action="store_true", help="JSON instead of a table")
     keys = commands.add_parser(
         "keys", help="create or hash gateway keys", description=KEYS_DESCRIPTION, formatter_class=raw
     )
@@ -166,10 +175,29 @@ def keys_command(parsed: argparse.Namespace) -> None:
     print(key_entry(parsed.name, hash_key(key), models, expires))
 
 
+def usage_command(parsed: argparse.Namespace) -> None:
+    import asyncio
+
+    from .store import StoreUnavailable
+    from .usage import as_json, parse_groups, parse_since, table, totals
+
+    try:
+        settings = load_settings({"config": parsed.config} if parsed.config else {}, os.environ)
+        by, since = parse_groups(parsed.by), parse_since(parsed.since)
+        rows = asyncio.run(totals(settings, by, since))
+    except (ConfigError, ValueError, StoreUnavailable) as exc:
+        fail(str(exc))
+        return
+    print(as_json(rows) if parsed.json else table(rows, by))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parsed = parser().parse_args(argv)
     if parsed.command == "keys":
         keys_command(parsed)
+        return
+    if parsed.command == "usage":
+        usage_command(parsed)
         return
     if parsed.command == "simulate":
         if not 0 <= parsed.port <= 65535:
@@ -189,11 +217,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     flags = {k: v for k, v in vars(parsed).items() if k != "command"}
     from .callers import load_keys
     from .upstreams import build_catalog
+    from .usage import store_of
 
     try:
         settings = load_settings(flags, os.environ)
         catalog = build_catalog(settings)  # a bad [[models]] entry fails here, before anything starts
         load_keys(settings)  # so does a bad gateway key entry or an unreadable keys file
+        store_of(settings)  # and a ledger URL of no known kind
     except ConfigError as exc:
         fail(str(exc))
         return

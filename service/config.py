@@ -515,6 +515,29 @@ class Settings:
         env="CHATGATE_CATALOG_REFRESH_INTERVAL",
         file="catalog.refresh_interval",
     )
+    ledger_url: str = option(
+        "sqlite:chatgate-ledger.sqlite3",
+        text,
+        "where the usage ledger goes: sqlite:PATH (one machine), postgresql://... (replicas), or off",
+        env="CHATGATE_LEDGER_URL",
+        file="ledger.url",
+        secret=True,  # a PostgreSQL URL may hold a password
+    )
+    ledger_spill: str = option(
+        "chatgate-ledger.spill.jsonl",
+        text,
+        "the file the ledger spills to while its store is down (written into the store when it returns)",
+        env="CHATGATE_LEDGER_SPILL",
+        file="ledger.spill",
+    )
+    admin_key: str = option(
+        "",
+        text,
+        "the key that reads /admin/usage (Authorization: Bearer); empty: the endpoint refuses everyone",
+        env="CHATGATE_ADMIN_KEY",
+        file="admin.key",
+        secret=True,
+    )
     replace_default_models: bool = option(
         False,
         boolean,

@@ -35,7 +35,9 @@ from .grpc_api import GrpcSettings, build_grpc_server
 from .http_api import HttpSettings, create_admin_app, create_app
 from .http_api.openai_chat import error_json
 from .logs import configure_logging
+from .store.ledger import Ledger
 from .upstreams import CatalogRefresher, build_catalog, build_providers
+from .usage import make_ledger, start_ledger, usage_reader
 
 log = logging.getLogger("chatgate")
 SIMULATOR_KEY = "sk-ant-simulator"
@@ -204,8 +206,8 @@ def bind_listeners(settings: Settings, shared: bool) -> Listeners:
 class AdminListener:
     """`/metrics` and the probes on their own port (`server.admin_port`), so the public one need not expose them."""
 
-    def __init__(self, chat: ChatService, lifecycle: Lifecycle, sock: socket.socket) -> None:
-        self.server = uvicorn_server(create_admin_app(chat, lifecycle), "warning", 1)
+    def __init__(self, chat: ChatService, lifecycle: Lifecycle, sock: socket.socket, usage: Any = None) -> None:
+        self.server = uvicorn_server(create_admin_app(chat, lifecycle, usage), "warning", 1)
         self.task = asyncio.create_task(self.server.serve(sockets=[sock]))
 
     async def stop(self) -> None:
@@ -219,18 +221,25 @@ class Background:
 
     reloader: KeyReloader
     refresher: CatalogRefresher
+    ledger: Ledger | None
 
     @classmethod
-    async def start(cls, settings: Settings, keys: KeyChecker, chat: ChatService) -> Background:
+    async def start(cls, settings: Settings, keys: KeyChecker, chat: ChatService, ledger: Ledger | None) -> Background:
         reloader = KeyReloader(settings, keys, settings.keys_reload_interval)
         reloader.start()
         refresher = CatalogRefresher(settings, chat, getattr(chat.providers[DEFAULT_UPSTREAM], "list_models", None))
         await refresher.start()
-        return cls(reloader, refresher)
+        if ledger is not None:
+            await start_ledger(ledger, chat)
+        return cls(reloader, refresher, ledger)
 
     async def stop(self) -> None:
+        """After the servers: every request has ended, so the ledger has every record to flush."""
         await self.reloader.stop()
         await self.refresher.stop()
+        if self.ledger is not None:
+            observability.set_ledger(None)
+            await self.ledger.stop()
 
 
 async def serve(
@@ -257,11 +266,14 @@ async def serve(
         listeners.close()
         await upstream.stop()
         raise StartupError(f"port {settings.grpc_port} is in use on {settings.host} (gRPC)") from None
+    ledger = make_ledger(settings)
+    usage = usage_reader(settings, ledger.store) if ledger is not None else None
     http_settings = HttpSettings(
         settings.max_body_bytes,
         heartbeat=settings.heartbeat,
         log_content=settings.log_content,
         metrics_route=listeners.admin is None,
+        usage=usage,
     )
     http_server = uvicorn_server(
         create_app(chat, keys, lifecycle, http_settings), settings.log_level, settings.shutdown_grace
@@ -270,8 +282,8 @@ async def serve(
     await grpc_server.start()
     health_task = asyncio.create_task(grpc_server.follow(lambda: chat.ready))
     http_task = asyncio.create_task(http_server.serve(sockets=[listeners.http]))
-    admin = AdminListener(chat, lifecycle, listeners.admin) if listeners.admin is not None else None
-    background = await Background.start(settings, keys, chat)
+    admin = AdminListener(chat, lifecycle, listeners.admin, usage) if listeners.admin is not None else None
+    background = await Background.start(settings, keys, chat, ledger)
     while not http_server.started and not http_task.done():  # noqa: ASYNC110 (uvicorn offers no event)
         await asyncio.sleep(0.01)
     lifecycle.started = True

@@ -95,6 +95,9 @@ def spawn(args: list[str], log_dir: Path, env: Mapping[str, str]) -> tuple[subpr
     log_path = log_dir / "process.log"
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CHATGATE_"))}
     clean["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "gen")])
+    # Each process its own usage ledger, beside its log, unless the test names one.
+    clean["CHATGATE_LEDGER_URL"] = f"sqlite:{log_dir / 'ledger.sqlite3'}"
+    clean["CHATGATE_LEDGER_SPILL"] = str(log_dir / "ledger.spill.jsonl")
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "service", *args],

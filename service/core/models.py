@@ -23,6 +23,37 @@ TraitsParser = Callable[[Mapping[str, Any], object], object]
 
 
 @dataclass(frozen=True, slots=True)
+class Prices:
+    """US dollars per million tokens, each kind priced on its own."""
+
+    input: float
+    output: float
+    cache_read: float
+    cache_write_5m: float
+    cache_write_1h: float
+
+    @classmethod
+    def anthropic(cls, input: float, output: float) -> Prices:
+        """Anthropic's rule: cache reads a tenth of input; 5-minute writes 1.25x, 1-hour writes 2x."""
+        return cls(input, output, input * 0.1, input * 1.25, input * 2)
+
+    def cost(self, usage: chat_pb2.Usage) -> float:
+        details = usage.prompt_tokens_details
+        written = details.cache_creation_tokens
+        hour = details.cache_write_1h_tokens
+        five = written - hour  # writes without a split are priced as 5-minute ones
+        uncached = usage.prompt_tokens - details.cached_tokens - written
+        total = (
+            uncached * self.input
+            + usage.completion_tokens * self.output
+            + details.cached_tokens * self.cache_read
+            + five * self.cache_write_5m
+            + hour * self.cache_write_1h
+        )
+        return total / 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
 class ModelInfo:
     """One served model and what every provider must know to call it."""
 
@@ -46,6 +77,8 @@ class ModelInfo:
     owned_by: str = ""
     # Models (ids or aliases) to try, in order, when this one's upstream is in trouble.
     fallback: tuple[str, ...] = ()
+    # What a token costs, for the ledger and spend budgets; None: not priced (cost 0).
+    prices: Prices | None = None
     traits: object = None
 
     def is_retired(self, today: date | None = None) -> bool:
@@ -119,6 +152,10 @@ class ModelCatalog:
             )
         return model
 
+    def find(self, name: str) -> ModelInfo | None:
+        """The entry for an id or alias, or None (no error: for bookkeeping, not for requests)."""
+        return self._by_name.get(name)
+
     def successor_of(self, model: ModelInfo) -> ModelInfo | None:
         """The entry that serves a retired model, following successors that are themselves retired."""
         seen = {model.id}
@@ -183,10 +220,18 @@ GENERIC_KEYS = {
     "successor": str,
     "pinned": bool,
     "hidden": bool,
+    "price": dict,
 }
 
 
-EXPECTED = {str: "a string", int: "a positive integer", list: "a list of strings", bool: "true or false"}
+EXPECTED = {
+    str: "a string",
+    int: "a positive integer",
+    list: "a list of strings",
+    bool: "true or false",
+    dict: "a table of prices (input, output, cache_read, cache_write_5m, cache_write_1h)",
+}
+PRICE_KEYS = ("input", "output", "cache_read", "cache_write_5m", "cache_write_1h")
 
 
 def model_from_config(
@@ -215,6 +260,8 @@ def model_from_config(
         if not all(isinstance(a, str) and a for a in values["fallback"]):
             raise ValueError(f"{where}.fallback must be a list of model names")
         values["fallback"] = tuple(values["fallback"])
+    if "price" in values:
+        values["prices"] = prices_from_config(values.pop("price"), base.prices if base else None, where)
     for key, convert in (("retired", date.fromisoformat), ("created", release_time)):
         if key in values:
             try:
@@ -239,3 +286,20 @@ def model_from_config(
         return replace(model, traits=parser(own, keep))
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
+
+
+def prices_from_config(table: Mapping[str, Any], base: Prices | None, where: str) -> Prices:
+    """`price = {input = 3, output = 15}`: USD per million tokens; cache prices follow Anthropic's
+    rule from `input` unless given."""
+    for key, value in table.items():
+        if key not in PRICE_KEYS or isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ValueError(f"{where}.price.{key} must be one of {', '.join(PRICE_KEYS)} with a non-negative number")
+    if base is None and not {"input", "output"} <= set(table):
+        raise ValueError(f"{where}.price needs `input` and `output` (USD per million tokens)")
+    start = (
+        Prices.anthropic(float(table["input"]), float(table["output"]))
+        if "input" in table and "output" in table
+        else base
+    )
+    assert start is not None
+    return replace(start, **{k: float(v) for k, v in table.items()})

@@ -83,7 +83,7 @@ def failed(request: Request, code: str) -> None:
 
 def other_route(path: str) -> str:
     """The route label of a request outside the chat surfaces (bounded: never the raw path)."""
-    if path in PROBES or path == "/v1/models":
+    if path in PROBES or path in ("/v1/models", "/admin/usage"):
         return path
     if path.startswith("/v1/models/"):
         return "/v1/models/{model_id}"
@@ -122,6 +122,8 @@ def create_app(chat: ChatService, keys: KeyChecker, lifecycle: Lifecycle, settin
         return readiness(chat, lifecycle)
 
     routes = [Route(path, endpoint, methods=["POST"]) for path, endpoint in endpoints.items()]
+    if settings.usage is not None:
+        routes.append(usage_route(settings.usage))
     routes += [
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
@@ -138,7 +140,20 @@ def create_app(chat: ChatService, keys: KeyChecker, lifecycle: Lifecycle, settin
     return ChatFastPath(endpoints, Starlette(routes=routes, exception_handlers=handlers))
 
 
-def create_admin_app(chat: ChatService, lifecycle: Lifecycle) -> Starlette:
+def usage_route(usage: Any) -> Route:
+    """`GET /admin/usage?by=caller,model,day&since=2026-11-01`: the ledger's totals, for the admin key."""
+
+    async def read(request: Request) -> Response:
+        try:
+            rows = await usage(request.headers.get("authorization"), request.query_params)
+        except GatewayError as error:
+            return error_response(error)
+        return json_response({"object": "list", "data": rows})
+
+    return Route("/admin/usage", read, methods=["GET"])
+
+
+def create_admin_app(chat: ChatService, lifecycle: Lifecycle, usage: Any = None) -> Starlette:
     """The admin listener (`server.admin_port`): metrics and probes, away from the public port."""
 
     async def livez(_: Request) -> Response:
@@ -155,6 +170,8 @@ def create_admin_app(chat: ChatService, lifecycle: Lifecycle) -> Starlette:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
+    if usage is not None:
+        routes.append(usage_route(usage))
     return Starlette(routes=routes, exception_handlers={HTTPException: http_exception_response})
 
 

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -49,6 +50,9 @@ class HttpSettings:
     heartbeat: float = 0.0  # seconds of silence before a stream gets a keep-alive frame; 0: never
     log_content: bool = False  # request bodies in the access log (off unless the operator asks)
     metrics_route: bool = True  # `/metrics` on this listener (off when an admin listener serves it)
+    # Answers `GET /admin/usage` (the ledger's totals) from the Authorization header and the query;
+    # raises GatewayError (a missing or wrong admin key, a bad query). None: no such route.
+    usage: Callable[[str | None, Mapping[str, str]], Awaitable[list[dict[str, Any]]]] | None = None
 
 
 @dataclass(slots=True)

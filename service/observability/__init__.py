@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from service.core.exchange import REQUEST_ID, Exchange
@@ -28,6 +28,7 @@ __all__ = [
     "exposition",
     "key_event",
     "refused",
+    "set_ledger",
     "tracing_configured",
 ]
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
@@ -47,6 +48,8 @@ def tracing_configured(environ: Mapping[str, str]) -> bool:
 class _State:
     access_log = True
     tracing: Tracing | None = None
+    # Takes each finished request that named a model (the usage ledger), if configured.
+    ledger: Callable[[Exchange, float], None] | None = None
 
 
 STATE = _State()
@@ -55,6 +58,11 @@ STATE = _State()
 def configure(*, access_log: bool, tracing: Tracing | None) -> None:
     STATE.access_log = access_log
     STATE.tracing = tracing
+
+
+def set_ledger(ledger: Callable[[Exchange, float], None] | None) -> None:
+    """Hands every finished request that named a model to ``ledger`` (None: to nothing)."""
+    STATE.ledger = ledger
 
 
 def active_tracing() -> Tracing | None:
@@ -96,5 +104,7 @@ class Observed:
         metrics.record(exchange, duration, max(0.0, duration - exchange.upstream_seconds))
         if STATE.access_log:
             access.write(exchange, duration)
+        if STATE.ledger is not None and exchange.model_asked:
+            STATE.ledger(exchange, duration)
         if STATE.tracing is not None and exchange.span is not None:
             STATE.tracing.end(exchange, duration)

@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal, get_args
 
 from chatgate.v1 import chat_pb2
-from service.core.models import ModelInfo, release_time
+from service.core.models import ModelInfo, Prices, release_time
 
 ThinkingStyle = Literal["none", "budget", "adaptive", "adaptive_only", "always"]
 Sampling = Literal["any", "exclusive", "none"]
@@ -222,9 +222,30 @@ def _model(id: str, upstream: str, name: str, out: int, ctx: int, created: str, 
         retired=retired,
         successor=successor,
         owned_by="anthropic",
+        prices=Prices.anthropic(*PRICES[id]),
         traits=ClaudeTraits(**extra),
     )
 
+
+# USD per million input and output tokens (Anthropic's pricing page, November 2026); cache reads
+# and writes follow from input (`Prices.anthropic`). Config overrides any of them (`price`).
+PRICES: dict[str, tuple[float, float]] = {
+    "claude-fable-5": (10, 50),
+    "claude-opus-5": (5, 25),
+    "claude-sonnet-5": (2, 10),
+    "claude-opus-4-8": (5, 25),
+    "claude-opus-4-7": (5, 25),
+    "claude-opus-4-6": (5, 25),
+    "claude-opus-4-5": (5, 25),
+    "claude-sonnet-4-6": (3, 15),
+    "claude-sonnet-4-5": (3, 15),
+    "claude-haiku-4-5": (1, 5),
+    "claude-opus-4-1": (15, 75),
+    "claude-sonnet-4-20250514": (3, 15),
+    "claude-opus-4-20250514": (15, 75),
+    "claude-3.5-sonnet": (3, 15),
+    "claude-3.5-haiku": (0.8, 4),
+}
 
 NEWEST = {"sampling": "none", "display": "omitted", "structured_output": True}
 ALL_EFFORTS = ("low", "medium", "high", "xhigh", "max")

@@ -1,0 +1,161 @@
+"""The usage ledger: one record per finished request, written off the hot path in batches.
+
+Serving never waits on the store. ``record`` appends to a buffer (no I/O); a writer task
+sends batches every ``interval`` seconds or as soon as a batch is full. When the store is
+down, records stay in the buffer up to ``buffer_limit``; beyond it the oldest go to a spill
+file (JSON lines), which is written into the store once it answers again, at start or
+later. A graceful stop flushes the buffer, and what still cannot be stored is spilled: a
+record acknowledged to a client is in the store or in the spill file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import deque
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from service.core.exchange import Exchange
+from service.core.models import Prices
+
+from .base import Store, StoreUnavailable, UsageRecord
+
+log = logging.getLogger("chatgate.ledger")
+
+
+class Ledger:
+    def __init__(
+        self,
+        store: Store,
+        spill_path: Path,
+        *,
+        batch: int = 500,
+        interval: float = 0.5,
+        buffer_limit: int = 100_000,
+    ) -> None:
+        self.store = store
+        self.spill_path = spill_path
+        self.batch = batch
+        self.interval = interval
+        self.buffer_limit = buffer_limit
+        self._buffer: deque[UsageRecord] = deque()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._failing = False
+        self.written = 0  # records stored by this process, for tests and metrics
+        self.spilled = 0
+
+    # --- the hot path: no I/O ---------------------------------------------------------
+
+    def record(self, record: UsageRecord) -> None:
+        self._buffer.append(record)
+        if len(self._buffer) > self.buffer_limit:
+            self._spill([self._buffer.popleft() for _ in range(len(self._buffer) - self.buffer_limit)])
+        if len(self._buffer) >= self.batch:
+            self._wake.set()
+
+    # --- the writer -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Opens the store (a store that is down is retried by the writer) and starts writing."""
+        try:
+            await self.store.open()
+            await self._replay_spill()
+        except StoreUnavailable as exc:
+            self._down(exc)
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        backoff = self.interval
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), backoff)
+            self._wake.clear()
+            try:
+                if self._failing:
+                    await self.store.open()  # reconnect; idempotent when already open
+                    await self._replay_spill()
+                await self._flush()
+                backoff = self.interval
+            except StoreUnavailable as exc:
+                self._down(exc)
+                backoff = min(backoff * 2, 30.0)
+
+    async def _flush(self) -> None:
+        while self._buffer:
+            batch = [self._buffer[i] for i in range(min(self.batch, len(self._buffer)))]
+            await self.store.write(batch)  # raises: the batch stays buffered
+            for _ in batch:
+                self._buffer.popleft()
+            self.written += len(batch)
+            if self._failing:
+                self._failing = False
+                log.info("the usage ledger's store answers again; %d records written", len(batch))
+
+    def _down(self, exc: StoreUnavailable) -> None:
+        if not self._failing:
+            log.warning("usage ledger store unavailable (%s); buffering records (then the spill file)", exc)
+        self._failing = True
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stops the writer; writes what is buffered, and spills what the store will not take."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(StoreUnavailable, TimeoutError):
+            await asyncio.wait_for(self._flush(), grace)
+        if self._buffer:
+            self._spill(list(self._buffer))
+            self._buffer.clear()
+        await self.store.close()
+
+    # --- the spill file ---------------------------------------------------------------
+
+    def _spill(self, records: list[UsageRecord]) -> None:
+        self.spill_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.spill_path.open("ab") as spill:
+            spill.write(b"".join(orjson.dumps(r.to_json()) + b"\n" for r in records))
+        self.spilled += len(records)
+        log.warning("usage ledger: %d records spilled to %s", len(records), self.spill_path)
+
+    async def _replay_spill(self) -> None:
+        if not self.spill_path.exists():
+            return
+        lines = self.spill_path.read_bytes().splitlines()
+        records = [UsageRecord.from_json(orjson.loads(line)) for line in lines if line.strip()]
+        for start in range(0, len(records), self.batch):
+            await self.store.write(records[start : start + self.batch])  # idempotent by record_id
+        self.spill_path.unlink()
+        if records:
+            log.info("usage ledger: %d spilled records written to the store", len(records))
+
+
+def record_of(exchange: Exchange, duration: float, prices: Prices | None) -> UsageRecord:
+    """The ledger's record of a finished request: a refused one has zero tokens and zero cost."""
+    usage = exchange.usage
+    details = usage.prompt_tokens_details if usage is not None else None
+    return UsageRecord(
+        record_id=uuid.uuid4().hex,
+        ts=datetime.now(UTC),
+        request_id=exchange.request_id,
+        caller=exchange.caller.name,
+        route=exchange.route,
+        protocol=exchange.protocol,
+        model_asked=exchange.model_asked,
+        model_served=exchange.model_served,
+        input_tokens=usage.prompt_tokens if usage is not None else 0,
+        output_tokens=usage.completion_tokens if usage is not None else 0,
+        cache_read_tokens=details.cached_tokens if details is not None else 0,
+        cache_write_tokens=details.cache_creation_tokens if details is not None else 0,
+        reasoning_tokens=usage.completion_tokens_details.reasoning_tokens if usage is not None else 0,
+        cost_usd=prices.cost(usage) if prices is not None and usage is not None else 0.0,
+        outcome=exchange.outcome,
+        attempts=exchange.attempts,
+        duration_ms=round(duration * 1000, 3),
+    )

@@ -1,0 +1,134 @@
+"""The store on PostgreSQL, shared by every replica. asyncpg, a small pool, idempotent inserts;
+migrations run at open under an advisory lock, so replicas starting together apply each once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg  # type: ignore[import-untyped]
+
+from .base import COLUMNS, GROUPS, SUMS, StoreUnavailable, UsageRecord
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE usage_ledger (
+        record_id TEXT PRIMARY KEY,
+        ts TIMESTAMPTZ NOT NULL,
+        request_id TEXT NOT NULL,
+        caller TEXT NOT NULL,
+        route TEXT NOT NULL,
+        protocol TEXT NOT NULL,
+        model_asked TEXT NOT NULL,
+        model_served TEXT NOT NULL,
+        input_tokens BIGINT NOT NULL,
+        output_tokens BIGINT NOT NULL,
+        cache_read_tokens BIGINT NOT NULL,
+        cache_write_tokens BIGINT NOT NULL,
+        reasoning_tokens BIGINT NOT NULL,
+        cost_usd DOUBLE PRECISION NOT NULL,
+        outcome TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        duration_ms DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX usage_ledger_ts ON usage_ledger (ts);
+    """,
+)
+GROUP_SQL = {"caller": "caller", "model": "model_served", "day": "to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD')"}
+MIGRATION_LOCK = 0x63686174  # "chat": one advisory lock id for chatgate's migrations
+FAILURES = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+
+
+def split_schema(url: str) -> tuple[str, str]:
+    """The connection URL without chatgate's own `schema` parameter, and that schema (default public)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query)
+    schema = next((v for k, v in query if k == "schema"), "public")
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    return urlunsplit(parts._replace(query=rest)), schema
+
+
+class PostgresStore:
+    def __init__(self, url: str) -> None:
+        self.url, self.schema = split_schema(url)
+        self._pool: asyncpg.Pool | None = None
+
+    async def open(self) -> None:
+        if self._pool is not None:  # idempotent: the pool reconnects by itself after an outage
+            return
+        try:
+            pool = await asyncpg.create_pool(
+                self.url, min_size=1, max_size=4, timeout=5, command_timeout=30,
+                server_settings={"search_path": self.schema, "application_name": "chatgate"},
+            )  # fmt: skip
+            async with pool.acquire() as connection:
+                await migrate(connection, self.schema)
+        except FAILURES as exc:
+            raise StoreUnavailable(f"the PostgreSQL ledger cannot be opened: {type(exc).__name__}") from None
+        self._pool = pool
+
+    async def write(self, records: list[UsageRecord]) -> None:
+        if not records:
+            return
+        pool = self._ready()
+        marks = ", ".join(f"${i}" for i in range(1, len(COLUMNS) + 1))
+        statement = (
+            f"INSERT INTO usage_ledger ({', '.join(COLUMNS)}) VALUES ({marks}) ON CONFLICT (record_id) DO NOTHING"
+        )
+        rows = [tuple(getattr(r, c) for c in COLUMNS) for r in records]
+        try:
+            async with pool.acquire(timeout=5) as connection, connection.transaction():
+                await connection.executemany(statement, rows)
+        except FAILURES as exc:
+            raise StoreUnavailable(f"the PostgreSQL ledger refused a write: {type(exc).__name__}") from None
+
+    async def totals(self, by: tuple[str, ...], since: datetime | None = None) -> list[dict[str, Any]]:
+        groups = [GROUP_SQL[g] for g in by if g in GROUPS]
+        sums = [
+            "COUNT(*)",
+            "SUM(CASE WHEN outcome = 'ok' THEN 0 ELSE 1 END)",
+            *(f"SUM({c})" for c in SUMS[2:]),
+        ]
+        query = f"SELECT {', '.join([*groups, *sums])} FROM usage_ledger"
+        parameters: list[Any] = []
+        if since is not None:
+            query += " WHERE ts >= $1"
+            parameters.append(since)
+        if groups:
+            query += f" GROUP BY {', '.join(groups)} ORDER BY {', '.join(groups)}"
+        try:
+            async with self._ready().acquire(timeout=5) as connection:
+                rows = await connection.fetch(query, *parameters)
+        except FAILURES as exc:
+            raise StoreUnavailable(f"the PostgreSQL ledger cannot be read: {type(exc).__name__}") from None
+        names = [*by, *SUMS]
+        return [
+            {n: (float(v) if n == "cost_usd" else int(v) if n in SUMS else v) for n, v in zip(names, r, strict=True)}
+            for r in rows
+            if r[len(by)] or not by
+        ]
+
+    def _ready(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise StoreUnavailable("the PostgreSQL ledger is not open")
+        return self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+
+async def migrate(connection: asyncpg.Connection, schema: str) -> None:
+    async with connection.transaction():
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+        await connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        await connection.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ)"
+        )
+        done = {row[0] for row in await connection.fetch("SELECT version FROM schema_migrations")}
+        for version, script in enumerate(MIGRATIONS, start=1):
+            if version not in done:
+                await connection.execute(script)
+                await connection.execute("INSERT INTO schema_migrations VALUES ($1, now())", version)

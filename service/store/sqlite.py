@@ -1,0 +1,137 @@
+"""The store on SQLite: one file, for one machine (the default). The standard library's driver runs
+in a worker thread, one statement batch at a time, so the event loop never waits on the disk."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .base import COLUMNS, GROUPS, SUMS, StoreUnavailable, UsageRecord
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE usage_ledger (
+        record_id TEXT PRIMARY KEY,
+        ts TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        caller TEXT NOT NULL,
+        route TEXT NOT NULL,
+        protocol TEXT NOT NULL,
+        model_asked TEXT NOT NULL,
+        model_served TEXT NOT NULL,
+        input_tokens INTEGER NOT NULL,
+        output_tokens INTEGER NOT NULL,
+        cache_read_tokens INTEGER NOT NULL,
+        cache_write_tokens INTEGER NOT NULL,
+        reasoning_tokens INTEGER NOT NULL,
+        cost_usd REAL NOT NULL,
+        outcome TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        duration_ms REAL NOT NULL
+    );
+    CREATE INDEX usage_ledger_ts ON usage_ledger (ts);
+    """,
+)
+GROUP_SQL = {"caller": "caller", "model": "model_served", "day": "substr(ts, 1, 10)"}
+
+
+class SqliteStore:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._connection: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    async def open(self) -> None:
+        if self._connection is None:  # idempotent: the ledger calls it again after an outage
+            await asyncio.to_thread(self._open)
+
+    def _open(self) -> None:
+        try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            with self._lock:
+                migrate(connection)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnavailable(f"the SQLite ledger at {self.path} cannot be opened: {exc}") from None
+        self._connection = connection
+
+    async def write(self, records: list[UsageRecord]) -> None:
+        if records:
+            await asyncio.to_thread(self._write, records)
+
+    def _write(self, records: list[UsageRecord]) -> None:
+        rows = [tuple(r.ts.isoformat() if c == "ts" else getattr(r, c) for c in COLUMNS) for r in records]
+        marks = ", ".join("?" for _ in COLUMNS)
+        try:
+            with self._lock:
+                connection = self._ready()
+                connection.execute("BEGIN IMMEDIATE")
+                try:
+                    connection.executemany(
+                        f"INSERT OR IGNORE INTO usage_ledger ({', '.join(COLUMNS)}) VALUES ({marks})", rows
+                    )
+                    connection.execute("COMMIT")
+                except BaseException:
+                    connection.execute("ROLLBACK")
+                    raise
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"the SQLite ledger refused a write: {exc}") from None
+
+    async def totals(self, by: tuple[str, ...], since: datetime | None = None) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self._totals, by, since)
+
+    def _totals(self, by: tuple[str, ...], since: datetime | None) -> list[dict[str, Any]]:
+        groups = [GROUP_SQL[g] for g in by if g in GROUPS]
+        sums = [
+            "COUNT(*)",
+            "SUM(CASE WHEN outcome = 'ok' THEN 0 ELSE 1 END)",
+            *(f"SUM({c})" for c in SUMS[2:]),
+        ]
+        select = ", ".join([*groups, *sums])
+        query = f"SELECT {select} FROM usage_ledger"
+        parameters: list[Any] = []
+        if since is not None:
+            query += " WHERE ts >= ?"
+            parameters.append(since.isoformat())
+        if groups:
+            query += f" GROUP BY {', '.join(groups)} ORDER BY {', '.join(groups)}"
+        with self._lock:
+            rows = self._ready().execute(query, parameters).fetchall()
+        names = [*by, *SUMS]
+        return [dict(zip(names, row, strict=True)) for row in rows if row[len(by)] or not by]
+
+    def _ready(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise StoreUnavailable("the SQLite ledger is not open")
+        return self._connection
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            await asyncio.to_thread(connection.close)
+
+
+def migrate(connection: sqlite3.Connection) -> None:
+    """Applies the migrations this database has not seen, each in its own transaction."""
+    connection.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)")
+    done = {row[0] for row in connection.execute("SELECT version FROM schema_migrations")}
+    for version, script in enumerate(MIGRATIONS, start=1):
+        if version in done:
+            continue
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            if not connection.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (version,)).fetchone():
+                for statement in filter(str.strip, script.split(";")):
+                    connection.execute(statement)
+                connection.execute("INSERT INTO schema_migrations VALUES (?, datetime('now'))", (version,))
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise

@@ -1,0 +1,96 @@
+"""The ledger's writer: batches off the hot path, buffering and spilling while the store is down,
+nothing lost across an outage or a stop."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from service.store import StoreUnavailable, UsageRecord
+from service.store.ledger import Ledger
+from service.store.sqlite import SqliteStore
+from tests.store.test_battery import record
+
+
+class FlakyStore(SqliteStore):
+    """A SQLite store that can be switched off, as a database outage would."""
+
+    down = False
+
+    async def open(self) -> None:
+        if self.down:
+            raise StoreUnavailable("down")
+        await super().open()
+
+    async def write(self, records: list[UsageRecord]) -> None:
+        if self.down:
+            raise StoreUnavailable("down")
+        await super().write(records)
+
+
+async def stored(path: Path) -> int:
+    store = SqliteStore(str(path))
+    await store.open()
+    try:
+        rows = await store.totals(())
+    finally:
+        await store.close()
+    return int(rows[0]["requests"]) if rows else 0
+
+
+def test_records_are_written_in_batches_and_the_rest_on_stop(tmp_path: Path) -> None:
+    async def scenario() -> tuple[int, int, int]:
+        ledger = Ledger(SqliteStore(str(tmp_path / "l.db")), tmp_path / "spill.jsonl", batch=10, interval=30)
+        await ledger.start()
+        for _ in range(10):
+            ledger.record(record())
+        await asyncio.sleep(0.2)  # a full batch goes at once
+        full = ledger.written
+        for _ in range(5):
+            ledger.record(record())
+        await asyncio.sleep(0.2)  # a partial one waits for the interval (or the stop)
+        partial = ledger.written
+        await ledger.stop()
+        return full, partial, await stored(tmp_path / "l.db")
+
+    assert asyncio.run(scenario()) == (10, 10, 15)
+    assert not (tmp_path / "spill.jsonl").exists()
+
+
+def test_an_outage_loses_nothing(tmp_path: Path) -> None:
+    async def scenario() -> int:
+        store = FlakyStore(str(tmp_path / "l.db"))
+        ledger = Ledger(store, tmp_path / "spill.jsonl", batch=5, interval=0.05, buffer_limit=8)
+        await ledger.start()
+        ledger.record(record())
+        await asyncio.sleep(0.2)
+        store.down = True
+        for _ in range(20):  # eight stay buffered, the oldest twelve are spilled
+            ledger.record(record())
+        await asyncio.sleep(0.3)
+        assert ledger.spilled == 12 and (tmp_path / "spill.jsonl").exists()
+        store.down = False
+        await asyncio.sleep(1.5)  # the writer retries with backoff, replays the spill, flushes
+        await ledger.stop()
+        return await stored(tmp_path / "l.db")
+
+    assert asyncio.run(scenario()) == 21
+    assert not (tmp_path / "spill.jsonl").exists()
+
+
+def test_a_store_down_at_stop_leaves_everything_in_the_spill_file_for_the_next_start(tmp_path: Path) -> None:
+    async def scenario() -> int:
+        store = FlakyStore(str(tmp_path / "l.db"))
+        store.down = True
+        ledger = Ledger(store, tmp_path / "spill.jsonl", interval=0.05)
+        await ledger.start()
+        for _ in range(7):
+            ledger.record(record())
+        await ledger.stop(grace=0.2)
+        assert len((tmp_path / "spill.jsonl").read_bytes().splitlines()) == 7
+        again = Ledger(SqliteStore(str(tmp_path / "l.db")), tmp_path / "spill.jsonl")
+        await again.start()  # the spill goes into the store first
+        await again.stop()
+        return await stored(tmp_path / "l.db")
+
+    assert asyncio.run(scenario()) == 7
