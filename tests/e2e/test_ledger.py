@@ -4,6 +4,7 @@ received, nothing is lost on SIGTERM, and the totals read back the same from the
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import subprocess
@@ -18,6 +19,7 @@ import openai
 import pytest
 
 from chatgate.v1 import chat_pb2, chat_service_pb2_grpc
+from tests.store.test_battery import POSTGRES, drop_schema, postgres_answers
 from tests.support import (
     MAPPING_ONLY,
     ROOT,
@@ -29,6 +31,7 @@ from tests.support import (
     marker,
     start_gateway,
 )
+from tests.tcp_proxy import Proxy
 
 ADMIN_KEY = "admin-test-key-7"
 
@@ -163,3 +166,61 @@ def read_back(tmp_path: Path, recorded: dict[str, dict[str, Any]]) -> None:
         assert answer.json()["data"] == by_model
     finally:
         reader.stop()
+
+
+def test_a_postgresql_outage_loses_nothing_acknowledged(simulator: Simulator, tmp_path: Path) -> None:
+    """The ledger on PostgreSQL behind a proxy the test cuts: records of requests answered during the
+    outage reach the database once it returns; a SIGTERM during an outage leaves them in the spill file."""
+    if not postgres_answers():
+        pytest.skip("PostgreSQL is not answering on 127.0.0.1:5432: the PostgreSQL ledger was not tested")
+    schema = f"t_{marker()}"
+    proxy = Proxy(("127.0.0.1", 5432))
+    url = f"postgresql://postgres@127.0.0.1:{proxy.port}/test?schema={schema}"
+    env = {
+        **MAPPING_ONLY,
+        "ANTHROPIC_API_KEY": UPSTREAM_KEY,
+        "ANTHROPIC_BASE_URL": simulator.url,
+        "CHATGATE_LEDGER_URL": url,
+    }
+    gateway = start_gateway(tmp_path, env=env)
+    client = openai.OpenAI(base_url=gateway.http_url + "/v1", api_key="x", max_retries=0)
+    answered: list[str] = []
+
+    def ask(count: int) -> None:
+        for _ in range(count):
+            rid = marker()
+            client.chat.completions.create(
+                model="claude-sonnet-4-5",
+                messages=[{"role": "user", "content": rid}],
+                extra_headers={"x-request-id": rid},
+            )
+            answered.append(rid)
+
+    try:
+        ask(3)
+        assert eventually(lambda: len(asyncio.run(stored_ids(schema))) == 3, timeout=10)
+        proxy.cut()
+        ask(5)  # answered while the database is away
+        assert eventually(lambda: "usage ledger store unavailable" in gateway.log(), timeout=10)
+        proxy.restore()
+        assert eventually(lambda: asyncio.run(stored_ids(schema)) == set(answered), timeout=30)
+        proxy.cut()
+        ask(4)
+    finally:
+        gateway.stop()  # SIGTERM during an outage: what cannot be stored is spilled
+        proxy.close()
+    spilled = [json.loads(line)["request_id"] for line in (tmp_path / "ledger.spill.jsonl").read_text().splitlines()]
+    assert set(spilled) | asyncio.run(stored_ids(schema)) == set(answered)
+    asyncio.run(drop_schema(schema))
+
+
+async def stored_ids(schema: str) -> set[str]:
+    import asyncpg  # type: ignore[import-untyped]
+
+    connection = await asyncpg.connect(POSTGRES, server_settings={"search_path": schema})
+    try:
+        return {row[0] for row in await connection.fetch("SELECT request_id FROM usage_ledger")}
+    except asyncpg.UndefinedTableError:
+        return set()
+    finally:
+        await connection.close()
