@@ -22,6 +22,7 @@ import os
 import re
 import signal
 import tomllib
+from dataclasses import replace
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -29,11 +30,13 @@ from typing import Any
 from .config import ConfigError, Settings
 from .core.auth import HASH_PREFIX, CallerKey, KeyChecker, hash_key
 from .core.exchange import Caller
+from .core.limits import Quota
 
 log = logging.getLogger("chatgate")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-ENTRY_KEYS = {"name", "hash", "key", "models", "expires"}
+QUOTA_KEYS = {"rpm": int, "tpm": int, "streams": int, "budget_usd": float, "budget_period": str}
+ENTRY_KEYS = {"name", "hash", "key", "models", "expires", *QUOTA_KEYS}
 
 
 def entry(table: Any, where: str) -> CallerKey:
@@ -57,7 +60,44 @@ def entry(table: Any, where: str) -> CallerKey:
     models = table.get("models", [])
     if not isinstance(models, list) or not all(isinstance(m, str) and m.strip() for m in models):
         raise ConfigError(f"{where}.models: expected a list of model ids or patterns")
-    return CallerKey(digest, Caller(name, tuple(m.strip() for m in models)), expiry(table.get("expires"), where))
+    caller = Caller(name, tuple(m.strip() for m in models), quota_of(table, where))
+    return CallerKey(digest, caller, expiry(table.get("expires"), where))
+
+
+def quota_of(table: dict[str, Any], where: str) -> Quota | None:
+    """A key's own limits (`rpm`, `tpm`, `streams`, `budget_usd`, `budget_period`), over the defaults
+    for every caller; None when the entry sets none. The defaults are filled in by ``with_defaults``."""
+    given: dict[str, Any] = {}
+    for key, kind in QUOTA_KEYS.items():
+        if key not in table:
+            continue
+        value = table[key]
+        if kind is str:
+            if value not in ("day", "month"):
+                raise ConfigError(f"{where}.{key}: expected day or month")
+        elif isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ConfigError(f"{where}.{key}: expected a number, 0 or more")
+        given["period" if key == "budget_period" else key] = kind(value)
+    return Quota(**given) if given else None
+
+
+def with_defaults(keys: list[CallerKey], settings: Settings) -> list[CallerKey]:
+    """Each key's limits: its own where it sets them, the settings' defaults for the rest."""
+    defaults = default_quota(settings)
+    out = []
+    for key in keys:
+        own = key.caller.quota
+        if own is None:
+            out.append(key)
+            continue
+        merged = {f: getattr(own, f) or getattr(defaults, f) for f in ("rpm", "tpm", "streams", "budget_usd")}
+        out.append(replace(key, caller=replace(key.caller, quota=Quota(**merged, period=own.period))))
+    return out
+
+
+def default_quota(settings: Settings) -> Quota:
+    period: Any = settings.caller_budget_period
+    return Quota(settings.caller_rpm, settings.caller_tpm, settings.caller_streams, settings.caller_budget_usd, period)
 
 
 def expiry(value: Any, where: str) -> datetime | None:
@@ -109,7 +149,7 @@ def load_keys(settings: Settings, *, reread: bool = False) -> list[CallerKey]:
     for key in keys:
         if names.setdefault(key.caller.name, key.digest) != key.digest:
             raise ConfigError(f"gateway key name `{key.caller.name}` is used by two different keys")
-    return keys
+    return with_defaults(keys, settings)
 
 
 class KeyReloader:

@@ -427,6 +427,56 @@ class Settings:
         env="CHATGATE_MAX_IN_FLIGHT",
         file="limits.max_in_flight",
     )
+    caller_rpm: int = option(
+        0,
+        integer(0),
+        "requests per minute per caller (a key's own `rpm` wins; 0: no limit)",
+        env="CHATGATE_LIMIT_RPM",
+        file="limits.rpm",
+    )
+    caller_tpm: int = option(
+        0,
+        integer(0),
+        "tokens (input and output) per minute per caller (a key's own `tpm` wins; 0: no limit)",
+        env="CHATGATE_LIMIT_TPM",
+        file="limits.tpm",
+    )
+    caller_streams: int = option(
+        0,
+        integer(0),
+        "concurrent streams per caller (a key's own `streams` wins; 0: no limit)",
+        env="CHATGATE_LIMIT_STREAMS",
+        file="limits.streams",
+    )
+    caller_budget_usd: float = option(
+        0.0,
+        number(0),
+        "spend per caller and budget period in US dollars, from the catalog's prices (0: no budget)",
+        env="CHATGATE_LIMIT_BUDGET_USD",
+        file="limits.budget_usd",
+    )
+    caller_budget_period: str = option(
+        "day",
+        choice("day", "month"),
+        "the period a spend budget covers (UTC)",
+        env="CHATGATE_LIMIT_BUDGET_PERIOD",
+        file="limits.budget_period",
+    )
+    limits_redis_url: str = option(
+        "",
+        text,
+        "redis://host:port/db: caller limits shared by every replica (empty: counted in this process)",
+        env="CHATGATE_LIMITS_REDIS_URL",
+        file="limits.redis_url",
+        secret=True,
+    )
+    limits_redis_failure: str = option(
+        "allow",
+        choice("allow", "refuse"),
+        "when Redis cannot be reached: allow the request (logged, counted) or refuse it (503)",
+        env="CHATGATE_LIMITS_REDIS_FAILURE",
+        file="limits.redis_failure",
+    )
     request_timeout: float = option(
         3600.0,
         number(0, inclusive=False),

@@ -24,13 +24,14 @@ from prometheus_client.multiprocess import mark_process_dead
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from . import observability
-from .callers import KeyReloader, load_keys
+from .callers import KeyReloader, default_quota, load_keys
 from .cli import version
 from .config import DEFAULT_UPSTREAM, Settings, UpstreamConfig
 from .core import Admission, ChatService, Limits, ModelCatalog, RetryPolicy
 from .core.auth import KeyChecker
 from .core.errors import InvalidRequest
 from .core.lifecycle import Lifecycle
+from .core.limits import Limiter, LocalLimiter
 from .grpc_api import GrpcSettings, build_grpc_server
 from .http_api import HttpSettings, create_admin_app, create_app
 from .http_api.openai_chat import error_json
@@ -168,7 +169,18 @@ def build_chat(settings: Settings, catalog: ModelCatalog, upstream: Upstream) ->
         admission=Admission(settings.max_in_flight),
         on_attempt=observability.attempt,
         trace_attempt=tracer.attempt if (tracer := observability.active_tracing()) is not None else None,
+        limiter=build_limiter(settings),
+        default_quota=default_quota(settings),
     )
+
+
+def build_limiter(settings: Settings) -> Limiter:
+    """Caller limits in Redis when configured (shared by replicas), else counted in this process."""
+    if settings.limits_redis_url:
+        from .store.limits_redis import RedisLimiter  # redis is imported only when configured
+
+        return RedisLimiter(settings.limits_redis_url, on_failure=settings.limits_redis_failure)
+    return LocalLimiter()
 
 
 def raise_file_limit() -> None:

@@ -62,7 +62,7 @@ LAYERS = (
         ("prometheus_client", "opentelemetry"),
     ),
     Layer("simulator", ("service.simulator",), ("service.simulator",), ("orjson",)),
-    Layer("store", ("service.store",), (*CORE, "service.store"), ("orjson", "asyncpg")),
+    Layer("store", ("service.store",), (*CORE, "service.store"), ("orjson", "asyncpg", "redis")),
     Layer("logging set-up", ("service.logs",), CORE, ("orjson",)),
     # The composition root wires everything together: it may import any part of service.
     Layer(

@@ -24,6 +24,7 @@ from .errors import (
     UpstreamTimeout,
 )
 from .exchange import ANONYMOUS, Caller, Exchange, internal
+from .limits import Limiter, Quota, Ticket
 from .models import ModelCatalog, ModelInfo
 from .provider import ChatProvider, NativeProvider, NativeRequest, ProviderCall, TokenCounter, UpstreamInfo
 from .retry import RetryPolicy, falls_back
@@ -182,6 +183,8 @@ class ChatService:
         admission: Admission | None = None,
         on_attempt: AttemptHook | None = None,
         trace_attempt: AttemptSpan | None = None,
+        limiter: Limiter | None = None,
+        default_quota: Quota | None = None,
     ) -> None:
         missing = sorted({m.provider for m in catalog} - set(providers))
         if missing:
@@ -193,6 +196,8 @@ class ChatService:
         self.admission = admission or Admission(0)
         self._on_attempt = on_attempt
         self._trace_attempt = trace_attempt
+        self.limiter = limiter
+        self.default_quota = default_quota or Quota()
         self._watchdog = Watchdog()
 
     @property
@@ -208,6 +213,9 @@ class ChatService:
         """Releases every provider's connections."""
         for provider in self.providers.values():
             await provider.aclose()
+        close_limiter = getattr(self.limiter, "aclose", None)  # a shared store's connections
+        if close_limiter is not None:
+            await close_limiter()
 
     def list_models(self, caller: Caller = ANONYMOUS) -> list[ModelInfo]:
         """The models this caller may use."""
@@ -225,6 +233,7 @@ class ChatService:
         started = time.monotonic()
         exchange = exchange or internal()
         calls = self._prepare(request, deadline, exchange)
+        ticket = await self._admit(exchange, request.ByteSize() // 4 * len(calls), stream=False)
         self.admission.enter()
         watched = self._watchdog.watch(self.limits.request_timeout)
         try:
@@ -232,6 +241,7 @@ class ChatService:
                 completion = await self._complete(calls[0])
             else:
                 completion = merge_completions(await asyncio.gather(*(self._complete(c) for c in calls)))
+            exchange.usage = completion.usage
         except asyncio.CancelledError:
             if not self._watchdog.release(watched):
                 raise
@@ -239,7 +249,9 @@ class ChatService:
         finally:
             self._watchdog.release(watched)
             self.admission.leave()
-        exchange.usage = completion.usage
+            await self._settle(ticket, exchange)
+        if ticket is not None:
+            calls[0].upstream.headers.update(ticket.headers)
         exchange.finish_reasons = tuple(FINISH_NAMES.get(c.finish_reason, "") for c in completion.choices)
         exchange.upstream_request_id = calls[0].upstream.request_id
         return ChatResult(completion, calls[0].report.items, calls[0].upstream, started)
@@ -252,8 +264,9 @@ class ChatService:
         self.admission.enter()
         include_usage = request.stream_options.include_usage
         batches = self._stream(calls[0]) if len(calls) == 1 else merge_streams([self._stream(c) for c in calls])
+        estimate = request.ByteSize() // 4 * len(calls)
         return ChatStream(
-            with_usage_policy(batches, include_usage, exchange),
+            self._limited(with_usage_policy(batches, include_usage, exchange), exchange, estimate, calls[0].upstream),
             calls[0].report,
             calls[0].upstream,
             expires=time.monotonic() + self.limits.request_timeout,
@@ -331,6 +344,7 @@ class ChatService:
         started = time.monotonic()
         exchange = exchange or internal()
         call = self._prepare_native(native, strict, deadline, exchange)
+        ticket = await self._admit(exchange, len(native.body) // 4, stream=False)
         self.admission.enter()
         watched = self._watchdog.watch(self.limits.request_timeout)
         try:
@@ -342,6 +356,9 @@ class ChatService:
         finally:
             self._watchdog.release(watched)
             self.admission.leave()
+            await self._settle(ticket, exchange)
+        if ticket is not None:
+            call.upstream.headers.update(ticket.headers)
         exchange.upstream_request_id = call.upstream.request_id
         return RelayResult(body, call.report.items, call.upstream, started)
 
@@ -352,7 +369,7 @@ class ChatService:
         call = self._prepare_native(native, strict, deadline, exchange)
         self.admission.enter()
         return RelayStream(
-            self._stream_with(call, self._open_native),
+            self._limited(self._stream_with(call, self._open_native), exchange, len(native.body) // 4, call.upstream),
             call.report,
             call.upstream,
             expires=time.monotonic() + self.limits.request_timeout,
@@ -360,6 +377,46 @@ class ChatService:
             on_close=self.admission.leave,
             overload_retry_after=self.limits.retry.computed_retry_after(1),
         )
+
+    # --- per-caller limits ---------------------------------------------------------
+
+    async def _admit(self, exchange: Exchange, estimate: int, *, stream: bool) -> Ticket | None:
+        """Admits the request under its caller's limits (raising ``RateLimited``), before any upstream call."""
+        quota = exchange.caller.quota or self.default_quota
+        if self.limiter is None or not quota.active:
+            return None
+        return await self.limiter.admit(exchange.caller.name, quota, estimate, stream=stream)
+
+    async def _settle(self, ticket: Ticket | None, exchange: Exchange) -> None:
+        """Charges the real usage (zero for a refused request) and releases a stream's lease."""
+        if ticket is None or self.limiter is None:
+            return
+        usage = exchange.usage
+        tokens = usage.prompt_tokens + usage.completion_tokens if usage is not None else 0
+        model = self.catalog.find(exchange.model_served)
+        cost = model.prices.cost(usage) if model is not None and model.prices is not None and usage else 0.0
+        try:
+            await self.limiter.settle(ticket, tokens, cost)
+            await self.limiter.release(ticket)
+        except Exception:  # a limiter store that went away must not turn an answer into an error
+            log.warning("could not settle the usage of %s with the limiter", exchange.request_id, exc_info=True)
+
+    async def _limited(
+        self, batches: AsyncIterator[B], exchange: Exchange, estimate: int, upstream: UpstreamInfo
+    ) -> AsyncIterator[B]:
+        """A stream under its caller's limits: admitted (a lease held) before the upstream call,
+        settled and released when it ends, however it ends."""
+        ticket = await self._admit(exchange, estimate, stream=True)
+        try:
+            first = True
+            async for batch in batches:
+                if first and ticket is not None:  # the edges send headers after the first batch
+                    upstream.headers.update(ticket.headers)
+                first = False
+                yield batch
+        finally:
+            await close(batches)
+            await self._settle(ticket, exchange)
 
     def _prepare_native(
         self, native: NativeRequest, strict: bool, deadline: float | None, exchange: Exchange

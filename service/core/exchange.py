@@ -24,6 +24,8 @@ from typing import Any
 
 from chatgate.v1 import chat_pb2
 
+from .limits import Quota
+
 # Printable, header-safe, bounded: anything else is replaced, never echoed.
 _WELL_FORMED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/+=@-]{0,127}")
 
@@ -48,6 +50,8 @@ class Caller:
     name: str
     # Model ids or shell-style patterns (`claude-haiku-*`); empty means every model.
     models: tuple[str, ...] = ()
+    # This caller's own limits; None: the gateway's defaults for every caller.
+    quota: Quota | None = None
 
     def may_use(self, model_id: str) -> bool:
         return not self.models or any(fnmatch.fnmatchcase(model_id, pattern) for pattern in self.models)
