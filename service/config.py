@@ -470,6 +470,13 @@ class Settings:
         file="limits.redis_url",
         secret=True,
     )
+    limits_lease_ttl: float = option(
+        30.0,
+        number(1),
+        "seconds a stream's lease lives in Redis without renewal: how soon a dead replica's streams are freed",
+        env="CHATGATE_LIMITS_LEASE_TTL",
+        file="limits.lease_ttl",
+    )
     limits_redis_failure: str = option(
         "allow",
         choice("allow", "refuse"),

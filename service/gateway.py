@@ -179,7 +179,9 @@ def build_limiter(settings: Settings) -> Limiter:
     if settings.limits_redis_url:
         from .store.limits_redis import RedisLimiter  # redis is imported only when configured
 
-        return RedisLimiter(settings.limits_redis_url, on_failure=settings.limits_redis_failure)
+        return RedisLimiter(
+            settings.limits_redis_url, on_failure=settings.limits_redis_failure, lease_ttl=settings.limits_lease_ttl
+        )
     return LocalLimiter()
 
 

@@ -23,7 +23,7 @@ from service.core.errors import Overloaded
 from service.core.limits import WINDOW, Quota, Ticket, headers_of, period_key, refuse
 
 log = logging.getLogger("chatgate.limits")
-LEASE_TTL = 30.0  # seconds a stream lease lives without renewal
+LEASE_TTL = 30.0  # seconds a stream lease lives without renewal (limits.lease_ttl)
 PREFIX = "chatgate:limits:"
 
 # KEYS: requests, tokens, leases, spend. ARGV: now_ms, rpm, tpm, streams, budget_micros,
@@ -76,7 +76,8 @@ return {1, '', 0, rpm - count - 1, tpm - used - estimate, reset}
 
 
 class RedisLimiter:
-    def __init__(self, url: str, *, on_failure: str = "allow") -> None:
+    def __init__(self, url: str, *, on_failure: str = "allow", lease_ttl: float = LEASE_TTL) -> None:
+        self.lease_ttl = lease_ttl
         self._redis = aioredis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
         self._admit = self._redis.register_script(ADMIT)
         self._allow = on_failure == "allow"
@@ -97,7 +98,7 @@ class RedisLimiter:
         ticket = Ticket(caller, quota, estimate, minute, lease)
         arguments: list[str | int] = [
             int(now * 1000), quota.rpm, quota.tpm, quota.streams, int(quota.budget_usd * 1_000_000), estimate,
-            uuid.uuid4().hex, lease, int(LEASE_TTL * 1000), "1" if stream else "0",
+            uuid.uuid4().hex, lease, int(self.lease_ttl * 1000), "1" if stream else "0",
         ]  # fmt: skip
         try:
             admitted, reason, wait, requests_left, tokens_left, reset = await self._admit(keys=keys, args=arguments)
@@ -156,8 +157,8 @@ class RedisLimiter:
     async def _renew(self) -> None:
         """Pushes every open lease's expiry forward, a third of the TTL at a time, in one round trip."""
         while self._leases:
-            await asyncio.sleep(LEASE_TTL / 3)
-            expiry = int((time.time() + LEASE_TTL) * 1000)
+            await asyncio.sleep(self.lease_ttl / 3)
+            expiry = int((time.time() + self.lease_ttl) * 1000)
             with contextlib.suppress(RedisError):
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for lease, (key, _) in list(self._leases.items()):
