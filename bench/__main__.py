@@ -94,6 +94,8 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
         gateway.stop()
     if not smoke and step("workers"):
         results["workers"] = workers(gateway_core, load_core, sim_url, logs, tools, options.seconds)
+    if not smoke and step("features"):
+        results["features"] = features(gateway_core, load_core, sim_url, logs, tools, options.seconds)
     simulator.stop()
     return results
 
@@ -125,12 +127,63 @@ def workers(
     }
 
 
+FEATURES: dict[str, dict[str, str]] = {
+    "off": {},
+    "limits in process": {"CHATGATE_LIMIT_RPM": "1000000000", "CHATGATE_LIMIT_TPM": "1000000000000"},
+    "limits in Redis": {
+        "CHATGATE_LIMIT_RPM": "1000000000",
+        "CHATGATE_LIMIT_TPM": "1000000000000",
+        "CHATGATE_LIMITS_REDIS_URL": "redis://127.0.0.1:6379/15",
+    },
+    "ledger (SQLite)": {"CHATGATE_LEDGER_URL": "sqlite:{logs}/bench-ledger.sqlite3"},
+}
+
+
+def features(
+    gateway_core: str | None, load_core: str | None, sim_url: str, logs: Path, tools: dict[str, bool], seconds: float
+) -> dict[str, Any]:
+    """HTTP JSON and SSE at c=64 with each optional feature on alone, beside all off, in one run: the
+    gateway's CPU per request says what each feature costs."""
+    measured: dict[str, Any] = {}
+    for name, settings in FEATURES.items():
+        if "REDIS" in "".join(settings) and not port_answers(6379):
+            measured[name] = {"skipped": "Redis is not answering on 127.0.0.1:6379"}
+            continue
+        extra = {k: v.format(logs=logs) for k, v in settings.items()}
+        log = logs / f"gateway-{name.split()[0]}.log"
+        gateway, http_port, grpc_port = start_gateway(gateway_core, sim_url, log, extra=extra)
+        try:
+            sim_port = int(sim_url.rsplit(":", 1)[1])
+            rig = suites.Rig(gateway, http_port, grpc_port, sim_port, load_core, tools, seconds, smoke=False)
+            rig.gateway_http(suites.JSON, 64)  # warm
+            row = {}
+            for label, workload in (("json", suites.JSON), ("sse", suites.SSE20)):
+                result, cpu = rig.with_cpu(lambda rig=rig, w=workload: rig.gateway_http(w, 64))
+                row[label] = {"rps": result.rps, "cpu_us_per_request": cpu / result.rps * 1e6 if result.rps else None}
+            measured[name] = row
+        finally:
+            gateway.stop()
+    return measured
+
+
+def port_answers(port: int) -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="a few seconds of each suite, to keep it from rotting")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each load run")
     parser.add_argument(
-        "--only", nargs="*", help="suites to run: latency throughput stream_cost first_chunk realistic memory workers"
+        "--only",
+        nargs="*",
+        help="suites to run: latency throughput stream_cost first_chunk realistic memory workers features",
     )
     parser.add_argument(
         "--soak",

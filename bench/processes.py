@@ -104,7 +104,10 @@ def start_simulator(core: str | None, log: Path) -> tuple[Process, str]:
     return Process(popen, "simulator"), url
 
 
-def start_gateway(core: str | None, upstream: str, log: Path, *, workers: int = 1) -> tuple[Process, int, int]:
+def start_gateway(
+    core: str | None, upstream: str, log: Path, *, workers: int = 1, extra: dict[str, str] | None = None
+) -> tuple[Process, int, int]:
+    """The gateway with every optional feature off (the ledger too) unless ``extra`` turns one on."""
     http_port, grpc_port = free_port(), free_port()
     argv = [
         sys.executable,
@@ -121,7 +124,13 @@ def start_gateway(core: str | None, upstream: str, log: Path, *, workers: int = 
         "--workers",
         str(workers),
     ]
-    gateway_env = {**env(), "ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": upstream}
+    gateway_env = {
+        **env(),
+        "ANTHROPIC_API_KEY": KEY,
+        "ANTHROPIC_BASE_URL": upstream,
+        "CHATGATE_LEDGER_URL": "off",
+        **(extra or {}),
+    }
     popen = subprocess.Popen(
         pinned(core, argv), cwd=ROOT, env=gateway_env, stdout=log.open("wb"), stderr=subprocess.STDOUT
     )

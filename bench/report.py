@@ -65,6 +65,22 @@ def table(results: dict[str, Any]) -> str:
             out += "\n".join(f"| {t:.1f} | {r:.1f} | {fds} | {tasks} |" for t, r, fds, tasks in rows[::step])
             after = soak["after"]
             out += f"\n\nafter the load stopped: {after['fds']} open fds, {after['tasks']} asyncio tasks"
+    features = results.get("features")
+    if features:
+        base = features.get("off", {})
+        out += "\n\n| feature (HTTP, c=64) | JSON req/s | JSON CPU/request (us) | added "
+        out += "| SSE streams/s | SSE CPU/stream (us) | added |"
+        out += "\n| --- | --- | --- | --- | --- | --- | --- |"
+        for name, row in features.items():
+            if "skipped" in row:
+                out += f"\n| {name} | skipped: {row['skipped']} | | | | | |"
+                continue
+            cells = []
+            for kind in ("json", "sse"):
+                cpu, first = row[kind]["cpu_us_per_request"], base.get(kind, {}).get("cpu_us_per_request")
+                added = "-" if name == "off" or cpu is None or first is None else f"{cpu - first:+.0f}"
+                cells += [f"{row[kind]['rps']:,.0f}", cell(cpu, ".0f"), added]
+            out += f"\n| {name} | " + " | ".join(cells) + " |"
     workers = results.get("workers")
     if workers:
         out += (

@@ -233,7 +233,8 @@ class ChatService:
         started = time.monotonic()
         exchange = exchange or internal()
         calls = self._prepare(request, deadline, exchange)
-        ticket = await self._admit(exchange, request.ByteSize() // 4 * len(calls), stream=False)
+        limited = self._limits_apply(exchange)
+        ticket = await self._admit(exchange, request.ByteSize() // 4 * len(calls), stream=False) if limited else None
         self.admission.enter()
         watched = self._watchdog.watch(self.limits.request_timeout)
         try:
@@ -264,9 +265,11 @@ class ChatService:
         self.admission.enter()
         include_usage = request.stream_options.include_usage
         batches = self._stream(calls[0]) if len(calls) == 1 else merge_streams([self._stream(c) for c in calls])
-        estimate = request.ByteSize() // 4 * len(calls)
+        batches = with_usage_policy(batches, include_usage, exchange)
+        if self._limits_apply(exchange):
+            batches = self._limited(batches, exchange, request.ByteSize() // 4 * len(calls), calls[0].upstream)
         return ChatStream(
-            self._limited(with_usage_policy(batches, include_usage, exchange), exchange, estimate, calls[0].upstream),
+            batches,
             calls[0].report,
             calls[0].upstream,
             expires=time.monotonic() + self.limits.request_timeout,
@@ -368,8 +371,11 @@ class ChatService:
         exchange = exchange or internal()
         call = self._prepare_native(native, strict, deadline, exchange)
         self.admission.enter()
+        relayed = self._stream_with(call, self._open_native)
+        if self._limits_apply(exchange):
+            relayed = self._limited(relayed, exchange, len(native.body) // 4, call.upstream)
         return RelayStream(
-            self._limited(self._stream_with(call, self._open_native), exchange, len(native.body) // 4, call.upstream),
+            relayed,
             call.report,
             call.upstream,
             expires=time.monotonic() + self.limits.request_timeout,
@@ -380,11 +386,16 @@ class ChatService:
 
     # --- per-caller limits ---------------------------------------------------------
 
+    def _limits_apply(self, exchange: Exchange) -> bool:
+        """Whether this caller has limits (without any, a request costs nothing extra)."""
+        return self.limiter is not None and (exchange.caller.quota or self.default_quota).active
+
     async def _admit(self, exchange: Exchange, estimate: int, *, stream: bool) -> Ticket | None:
         """Admits the request under its caller's limits (raising ``RateLimited``), before any upstream call."""
-        quota = exchange.caller.quota or self.default_quota
-        if self.limiter is None or not quota.active:
+        if not self._limits_apply(exchange):
             return None
+        assert self.limiter is not None
+        quota = exchange.caller.quota or self.default_quota
         return await self.limiter.admit(exchange.caller.name, quota, estimate, stream=stream)
 
     async def _settle(self, ticket: Ticket | None, exchange: Exchange) -> None:
@@ -393,11 +404,15 @@ class ChatService:
             return
         usage = exchange.usage
         tokens = usage.prompt_tokens + usage.completion_tokens if usage is not None else 0
-        model = self.catalog.find(exchange.model_served)
-        cost = model.prices.cost(usage) if model is not None and model.prices is not None and usage else 0.0
+        cost = 0.0
+        if ticket.quota.budget_usd and usage is not None:  # priced only when a budget needs it
+            model = self.catalog.find(exchange.model_served)
+            cost = model.prices.cost(usage) if model is not None and model.prices is not None else 0.0
         try:
-            await self.limiter.settle(ticket, tokens, cost)
-            await self.limiter.release(ticket)
+            if tokens != ticket.estimate or cost:
+                await self.limiter.settle(ticket, tokens, cost)
+            if ticket.lease:
+                await self.limiter.release(ticket)
         except Exception:  # a limiter store that went away must not turn an answer into an error
             log.warning("could not settle the usage of %s with the limiter", exchange.request_id, exc_info=True)
 

@@ -125,6 +125,8 @@ class LocalLimiter:
 
     async def admit(self, caller: str, quota: Quota, estimate: int, *, stream: bool) -> Ticket:
         now = self._now()
+        if not quota.tpm and not quota.streams and not quota.budget_usd:  # the common case: requests only
+            return self._requests_only(caller, quota, estimate, now)
         minute = int(now // WINDOW)
         recent = self._requests.setdefault(caller, deque())
         while recent and recent[0] <= now - WINDOW:
@@ -153,6 +155,25 @@ class LocalLimiter:
             quota, quota.rpm - len(recent), request_reset, quota.tpm - used - estimate, token_reset
         )
         return ticket
+
+    def _requests_only(self, caller: str, quota: Quota, estimate: int, now: float) -> Ticket:
+        recent = self._requests.get(caller)
+        if recent is None:
+            recent = self._requests[caller] = deque()
+        edge = now - WINDOW
+        while recent and recent[0] <= edge:
+            recent.popleft()
+        if len(recent) >= quota.rpm:
+            raise refuse("rpm", quota, recent[0] + WINDOW - now)
+        recent.append(now)
+        left = quota.rpm - len(recent)
+        reset = recent[0] + WINDOW - now if not left else 0.0
+        headers = {
+            "x-ratelimit-limit-requests": str(quota.rpm),
+            "x-ratelimit-remaining-requests": str(left),
+            "x-ratelimit-reset-requests": duration(reset),
+        }
+        return Ticket(caller, quota, estimate, int(now // WINDOW), headers=headers)
 
     async def settle(self, ticket: Ticket, tokens: int, cost: float) -> None:
         key = (ticket.caller, ticket.minute)
