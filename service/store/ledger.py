@@ -49,6 +49,7 @@ class Ledger:
         self._failing = False
         self.written = 0  # records stored by this process, for tests and metrics
         self.spilled = 0
+        self.lost = 0
 
     # --- the hot path: no I/O ---------------------------------------------------------
 
@@ -118,9 +119,16 @@ class Ledger:
     # --- the spill file ---------------------------------------------------------------
 
     def _spill(self, records: list[UsageRecord]) -> None:
-        self.spill_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.spill_path.open("ab") as spill:
-            spill.write(b"".join(orjson.dumps(r.to_json()) + b"\n" for r in records))
+        """Appends records to the spill file; if even that fails, they are lost, loudly (serving goes on)."""
+        try:
+            self.spill_path.parent.mkdir(parents=True, exist_ok=True)
+            with self.spill_path.open("ab") as spill:
+                spill.write(b"".join(orjson.dumps(r.to_json()) + b"\n" for r in records))
+        except OSError as exc:
+            self.lost += len(records)
+            log.error("usage ledger: %d records lost: the spill file %s cannot be written (%s)",
+                      len(records), self.spill_path, exc)  # fmt: skip
+            return
         self.spilled += len(records)
         log.warning("usage ledger: %d records spilled to %s", len(records), self.spill_path)
 

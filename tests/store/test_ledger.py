@@ -94,3 +94,17 @@ def test_a_store_down_at_stop_leaves_everything_in_the_spill_file_for_the_next_s
         return await stored(tmp_path / "l.db")
 
     assert asyncio.run(scenario()) == 7
+
+
+def test_an_unwritable_spill_file_never_breaks_serving(tmp_path: Path) -> None:
+    async def scenario() -> int:
+        store = FlakyStore(str(tmp_path / "l.db"))
+        store.down = True
+        ledger = Ledger(store, Path("/proc/chatgate/spill.jsonl"), buffer_limit=2, interval=0.05)
+        await ledger.start()
+        for _ in range(5):
+            ledger.record(record())  # the hot path: never raises
+        await ledger.stop(grace=0.1)
+        return ledger.lost
+
+    assert asyncio.run(scenario()) == 5
