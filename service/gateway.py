@@ -180,7 +180,10 @@ def build_limiter(settings: Settings) -> Limiter:
         from .store.limits_redis import RedisLimiter  # redis is imported only when configured
 
         return RedisLimiter(
-            settings.limits_redis_url, on_failure=settings.limits_redis_failure, lease_ttl=settings.limits_lease_ttl
+            settings.limits_redis_url,
+            on_failure=settings.limits_redis_failure,
+            lease_ttl=settings.limits_lease_ttl,
+            on_event=observability.store_event,
         )
     return LocalLimiter()
 

@@ -36,7 +36,9 @@ def store_of(settings: Settings) -> Store | None:
 def make_ledger(settings: Settings) -> Ledger | None:
     """The ledger the settings ask for, not yet started (None: off). Raises ConfigError for a bad URL."""
     store = store_of(settings)
-    return Ledger(store, Path(settings.ledger_spill)) if store is not None else None
+    if store is None:
+        return None
+    return Ledger(store, Path(settings.ledger_spill), on_event=observability.store_event)
 
 
 async def start_ledger(ledger: Ledger, chat: ChatService) -> None:

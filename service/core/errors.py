@@ -58,6 +58,8 @@ class GatewayError(Exception):
         if type is not None:
             self.type = type
         self.retry_after = retry_after
+        # Headers the answer carries beside the error (a limiter's x-ratelimit-*), name -> value.
+        self.headers: dict[str, str] = {}
         self.upstream_status = upstream_status
         self.upstream_request_id = upstream_request_id
         # Whether an immediate new attempt can succeed, when the raiser knows better than

@@ -96,6 +96,17 @@ def headers_of(
 
 
 def refuse(reason: str, quota: Quota, wait: float) -> RateLimited:
+    """The refusal, with the limit headers an admitted answer would carry (nothing remaining)."""
+    error = _refusal(reason, quota, wait)
+    error.headers = headers_of(quota, 0 if reason == "rpm" else 1, wait, 0 if reason == "tpm" else 1, wait)
+    if reason != "rpm" and quota.rpm:
+        del error.headers["x-ratelimit-remaining-requests"]  # not known here
+    if reason != "tpm" and quota.tpm:
+        del error.headers["x-ratelimit-remaining-tokens"]
+    return error
+
+
+def _refusal(reason: str, quota: Quota, wait: float) -> RateLimited:
     if reason == "budget":
         return QuotaExceeded(
             f"This caller's spend budget of ${quota.budget_usd:g} per {quota.period} is used up.",

@@ -68,6 +68,8 @@ async def abort(
     code, message, trailers = rich_status(error, request_id)
     if request_id:
         trailers = ((REQUEST_ID_KEY, request_id), *trailers)
+    if error.headers:  # a limiter's x-ratelimit-*, as HTTP clients get them
+        trailers = (*error.headers.items(), *trailers)
     await context.abort(code, message, trailing_metadata=tuple(metadata) + trailers)
     raise AssertionError("unreachable: abort raises")  # pragma: no cover
 

@@ -45,7 +45,7 @@ def http_status(error: errors.GatewayError) -> int:
 
 
 def error_headers(error: errors.GatewayError, status: int | None = None) -> dict[str, str]:
-    headers: dict[str, str] = {}
+    headers: dict[str, str] = dict(error.headers)
     if error.retry_after is not None:
         headers["retry-after"] = str(math.ceil(error.retry_after))
         headers["retry-after-ms"] = str(int(error.retry_after * 1000))

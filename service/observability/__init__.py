@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from service.core.exchange import REQUEST_ID, Exchange
 
 from . import access, metrics
-from .metrics import attempt, exposition, key_event, refused
+from .metrics import attempt, exposition, key_event, refused, store_event
 
 if TYPE_CHECKING:
     from .tracing import Tracing
@@ -29,6 +29,7 @@ __all__ = [
     "key_event",
     "refused",
     "set_ledger",
+    "store_event",
     "tracing_configured",
 ]
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")

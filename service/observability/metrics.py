@@ -89,6 +89,12 @@ KEY_AVAILABLE = Gauge(
     multiprocess_mode="max",
 )
 UNAVAILABLE_EVENTS = {"rested", "rejected", "breaker_open"}
+STORE_EVENTS = Counter(
+    "chatgate_store_events",
+    "Shared-store trouble, by store and event: ledger write_failed / spilled / lost (records), "
+    "limits unreachable (admissions decided without Redis).",
+    ["store", "event"],
+)
 
 _children: dict[tuple[Any, ...], Any] = {}
 
@@ -158,3 +164,7 @@ def exposition() -> bytes:
         b"# HELP chatgate_asyncio_tasks Live asyncio tasks in the process that answered this scrape.\n"
         b"# TYPE chatgate_asyncio_tasks gauge\nchatgate_asyncio_tasks %d\n" % tasks
     )
+
+
+def store_event(store: str, event: str, count: int = 1) -> None:
+    child(STORE_EVENTS, store, event).inc(count)

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import uuid
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,7 +38,9 @@ class Ledger:
         batch: int = 500,
         interval: float = 0.5,
         buffer_limit: int = 100_000,
+        on_event: Callable[[str, str, int], None] | None = None,
     ) -> None:
+        self._on_event = on_event  # (store, event, count), for metrics
         self.store = store
         self.spill_path = spill_path
         self.batch = batch
@@ -98,7 +101,12 @@ class Ledger:
                 self._failing = False
                 log.info("the usage ledger's store answers again; %d records written", len(batch))
 
+    def _event(self, event: str, count: int) -> None:
+        if self._on_event is not None:
+            self._on_event("ledger", event, count)
+
     def _down(self, exc: StoreUnavailable) -> None:
+        self._event("write_failed", 1)
         if not self._failing:
             log.warning("usage ledger store unavailable (%s); buffering records (then the spill file)", exc)
         self._failing = True
@@ -126,10 +134,12 @@ class Ledger:
                 spill.write(b"".join(orjson.dumps(r.to_json()) + b"\n" for r in records))
         except OSError as exc:
             self.lost += len(records)
+            self._event("lost", len(records))
             log.error("usage ledger: %d records lost: the spill file %s cannot be written (%s)",
                       len(records), self.spill_path, exc)  # fmt: skip
             return
         self.spilled += len(records)
+        self._event("spilled", len(records))
         log.warning("usage ledger: %d records spilled to %s", len(records), self.spill_path)
 
     async def _replay_spill(self) -> None:

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Callable
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -76,8 +77,16 @@ return {1, '', 0, rpm - count - 1, tpm - used - estimate, reset}
 
 
 class RedisLimiter:
-    def __init__(self, url: str, *, on_failure: str = "allow", lease_ttl: float = LEASE_TTL) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        on_failure: str = "allow",
+        lease_ttl: float = LEASE_TTL,
+        on_event: Callable[[str, str, int], None] | None = None,
+    ) -> None:
         self.lease_ttl = lease_ttl
+        self._on_event = on_event  # (store, event, count), for metrics
         self._redis = aioredis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
         self._admit = self._redis.register_script(ADMIT)
         self._allow = on_failure == "allow"
@@ -136,6 +145,8 @@ class RedisLimiter:
                 await self._redis.zrem(key, ticket.lease)
 
     def _unreachable(self, exc: Exception, ticket: Ticket) -> Ticket:
+        if self._on_event is not None:
+            self._on_event("limits", "unreachable", 1)
         if not self._failing:
             log.warning("Redis for caller limits is unreachable (%s): %s", type(exc).__name__,
                         "requests are allowed" if self._allow else "requests are refused")  # fmt: skip

@@ -71,6 +71,8 @@ def test_two_replicas_enforce_one_requests_per_minute_limit(
         error = refused[0].json()["error"]
         assert error["code"] == "rate_limit_exceeded" and error["type"] == "rate_limit_error"
         assert 0 < int(refused[0].headers["retry-after"]) <= 60
+        assert refused[0].headers["x-ratelimit-limit-requests"] == "60"
+        assert refused[0].headers["x-ratelimit-remaining-requests"] == "0"
     finally:
         for replica in replicas:
             replica.stop()

@@ -58,9 +58,18 @@ def test_records_are_written_in_batches_and_the_rest_on_stop(tmp_path: Path) -> 
 
 
 def test_an_outage_loses_nothing(tmp_path: Path) -> None:
+    events: list[tuple[str, str, int]] = []
+
     async def scenario() -> int:
         store = FlakyStore(str(tmp_path / "l.db"))
-        ledger = Ledger(store, tmp_path / "spill.jsonl", batch=5, interval=0.05, buffer_limit=8)
+        ledger = Ledger(
+            store,
+            tmp_path / "spill.jsonl",
+            batch=5,
+            interval=0.05,
+            buffer_limit=8,
+            on_event=lambda *e: events.append(e),
+        )
         await ledger.start()
         ledger.record(record())
         await asyncio.sleep(0.2)
@@ -69,6 +78,8 @@ def test_an_outage_loses_nothing(tmp_path: Path) -> None:
             ledger.record(record())
         await asyncio.sleep(0.3)
         assert ledger.spilled == 12 and (tmp_path / "spill.jsonl").exists()
+        assert sum(n for store, event, n in events if event == "spilled") == 12  # counted for metrics
+        assert any(event == "write_failed" for _, event, _ in events)
         store.down = False
         await asyncio.sleep(1.5)  # the writer retries with backoff, replays the spill, flushes
         await ledger.stop()
