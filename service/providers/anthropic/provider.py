@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import orjson
@@ -51,6 +51,9 @@ from .response import completion_from_message
 from .stream import StreamTranslator
 
 log = logging.getLogger("chatgate.anthropic")
+T = TypeVar("T")
+# Keeps the headers of an answer that the client should get (rate limits, request id).
+Recorder = Callable[[UpstreamInfo, Mapping[str, str]], None]
 
 ANTHROPIC_VERSION = "2023-06-01"
 MODELS_TIMEOUTS = Timeouts(connect=5.0, read=15.0, pool=5.0)
@@ -104,10 +107,6 @@ class AnthropicProvider:
 
     async def aclose(self) -> None:
         await self._client.aclose()
-
-    async def _send(self, mapped: AnthropicRequest, call: ProviderCall) -> tuple[UpstreamResponse, UpstreamKey]:
-        extra = {"anthropic-beta": ",".join(dict.fromkeys(mapped.betas))} if mapped.betas else {}
-        return await self._post(self._url, orjson.dumps(mapped.body), extra, call)
 
     async def _post(
         self, url: str, body: bytes, extra: Mapping[str, str], call: ProviderCall
@@ -213,18 +212,8 @@ class AnthropicProvider:
     async def count_tokens(self, call: ProviderCall) -> int:
         """`POST /v1/messages/count_tokens` with the request as it would be sent (prompt parts only)."""
         mapped = to_anthropic(call, stream=False)
-        body = {k: v for k, v in mapped.body.items() if k in COUNTED}
-        extra = {"anthropic-beta": ",".join(dict.fromkeys(mapped.betas))} if mapped.betas else {}
-        response, key = await self._post(self._count_url, orjson.dumps(body), extra, call)
-        try:
-            answer = await response.read()
-        except TransportError as exc:
-            raise self._failed(key, call, transport_error(exc, call, started_stream=False)) from exc
-        finally:
-            await response.aclose()
-        if response.status != 200:
-            raise self._rejected(key, call, response.status, answer, response.headers)
-        self.keys.succeeded(key)
+        body = orjson.dumps({k: v for k, v in mapped.body.items() if k in COUNTED})
+        answer = await self._whole(self._count_url, body, beta_header(mapped), call, record_headers)
         tokens = json_object(answer).get("input_tokens") if answer else None
         if not isinstance(tokens, int):
             raise malformed_event("count")
@@ -240,10 +229,34 @@ class AnthropicProvider:
 
     async def relay(self, call: ProviderCall) -> bytes:
         url, body, headers = self._native_request(call)
-        response, key = await self._post(url, body, headers, call)
+        answer = await self._whole(url, body, headers, call, record_native_headers)
+        if call.native is not None and call.native.operation == "messages":
+            try:
+                record_answer(json_object(answer), call.exchange)
+            except Malformed as exc:
+                raise malformed_event("message") from exc
+        return answer
+
+    def relay_stream(self, call: ProviderCall) -> AsyncIterator[bytes]:
+        url, body, headers = self._native_request(call)
+
+        def reader(response: UpstreamResponse) -> AsyncIterator[bytes]:
+            return passed_through(response, call, self._secrets)
+
+        return self._streamed(url, body, headers, call, record_native_headers, reader)
+
+    # --- one upstream exchange, whole or streamed, for every call above ----------------
+
+    async def _whole(
+        self, url: str, body: bytes, extra: Mapping[str, str], call: ProviderCall, record: Recorder
+    ) -> bytes:
+        """Sends with a key from the pool and reads the whole answer; the key learns how it went.
+
+        Returns the body of a 200; raises the mapped ``GatewayError`` for anything else."""
+        response, key = await self._post(url, body, extra, call)
         started = time.monotonic()
         try:
-            record_native_headers(call.upstream, response.headers)
+            record(call.upstream, response.headers)
             answer = await response.read()
         except TransportError as exc:
             raise self._failed(key, call, transport_error(exc, call, started_stream=False)) from exc
@@ -256,26 +269,32 @@ class AnthropicProvider:
         if response.status != 200:
             raise self._rejected(key, call, response.status, answer, response.headers)
         self.keys.succeeded(key)
-        if call.native is not None and call.native.operation == "messages":
-            try:
-                record_answer(json_object(answer), call.exchange)
-            except Malformed as exc:
-                raise malformed_event("message") from exc
         return answer
 
-    async def relay_stream(self, call: ProviderCall) -> AsyncIterator[bytes]:
-        url, body, headers = self._native_request(call)
+    async def _streamed(
+        self,
+        url: str,
+        body: bytes,
+        extra: Mapping[str, str],
+        call: ProviderCall,
+        record: Recorder,
+        reader: Callable[[UpstreamResponse], AsyncIterator[T]],
+    ) -> AsyncIterator[T]:
+        """Sends with a key from the pool and yields what ``reader`` makes of the answer as it arrives.
+
+        Before the first item, a non-200 or the first-byte timeout raises (the core may retry);
+        after it, failures raise as stream errors. However it ends, the upstream connection is closed."""
         key: UpstreamKey | None = None
         response: UpstreamResponse | None = None
         try:
             watched = self._watchdog.watch(self._settings.first_byte_timeout)
             try:
-                response, key = await self._post(url, body, headers, call)
-                record_native_headers(call.upstream, response.headers)
+                response, key = await self._post(url, body, extra, call)
+                record(call.upstream, response.headers)
                 if response.status != 200:
                     raise self._rejected(key, call, response.status, await response.read(), response.headers)
-                reads = passed_through(response, call, self._secrets)
-                first = await anext(reads, None)
+                items = reader(response)
+                first = await anext(items, None)
             except asyncio.CancelledError:
                 if not self._watchdog.release(watched):
                     raise
@@ -288,69 +307,8 @@ class AnthropicProvider:
             self.keys.succeeded(key)
             if first is not None:
                 yield first
-                async for raw in reads:
-                    yield raw
-        except TransportError as exc:
-            assert key is not None
-            raise self._failed(key, call, transport_error(exc, call, started_stream=True)) from exc
-        except UpstreamOverloaded:
-            if key is not None and response is not None and response.status == 200:
-                self.keys.failed(key)
-            raise
-        finally:
-            if response is not None:
-                await response.aclose()
-
-    async def complete(self, call: ProviderCall) -> chat_pb2.ChatCompletion:
-        mapped = to_anthropic(call, stream=False)
-        response, key = await self._send(mapped, call)
-        started = time.monotonic()
-        try:
-            record_headers(call.upstream, response.headers)
-            body = await response.read()
-        except TransportError as exc:
-            raise self._failed(key, call, transport_error(exc, call, started_stream=False)) from exc
-        except BaseException:
-            self.keys.released(key)
-            raise
-        finally:
-            call.upstream.seconds += time.monotonic() - started
-            await response.aclose()
-        if response.status != 200:
-            raise self._rejected(key, call, response.status, body, response.headers)
-        self.keys.succeeded(key)
-        try:
-            return completion_from_message(json_object(body), json_tool=mapped.json_tool)
-        except Malformed as exc:  # anything else raised while mapping is our own bug
-            raise malformed_event("message") from exc
-
-    async def stream(self, call: ProviderCall) -> AsyncIterator[list[chat_pb2.ChatCompletionChunk]]:
-        mapped = to_anthropic(call, stream=True)
-        key: UpstreamKey | None = None
-        response: UpstreamResponse | None = None
-        try:
-            watched = self._watchdog.watch(self._settings.first_byte_timeout)
-            try:
-                response, key = await self._send(mapped, call)
-                record_headers(call.upstream, response.headers)
-                if response.status != 200:
-                    raise self._rejected(key, call, response.status, await response.read(), response.headers)
-                batches = translate(response, mapped.json_tool, call.upstream, self._secrets)
-                first = await anext(batches, None)
-            except asyncio.CancelledError:
-                if not self._watchdog.release(watched):
-                    raise
-                error = UpstreamTimeout(
-                    f"The upstream sent nothing within {self._settings.first_byte_timeout:g} s.", transient=True
-                )
-                raise (self._failed(key, call, error) if key is not None else error) from None
-            finally:
-                self._watchdog.release(watched)
-            self.keys.succeeded(key)
-            if first is not None:
-                yield first
-                async for batch in batches:
-                    yield batch
+                async for item in items:
+                    yield item
         except TransportError as exc:
             assert key is not None
             raise self._failed(key, call, transport_error(exc, call, started_stream=True)) from exc
@@ -365,6 +323,22 @@ class AnthropicProvider:
             # the client leaves: an unfinished upstream connection is closed at once.
             if response is not None:
                 await response.aclose()
+
+    async def complete(self, call: ProviderCall) -> chat_pb2.ChatCompletion:
+        mapped = to_anthropic(call, stream=False)
+        body = await self._whole(self._url, orjson.dumps(mapped.body), beta_header(mapped), call, record_headers)
+        try:
+            return completion_from_message(json_object(body), json_tool=mapped.json_tool)
+        except Malformed as exc:  # anything else raised while mapping is our own bug
+            raise malformed_event("message") from exc
+
+    def stream(self, call: ProviderCall) -> AsyncIterator[list[chat_pb2.ChatCompletionChunk]]:
+        mapped = to_anthropic(call, stream=True)
+
+        def reader(response: UpstreamResponse) -> AsyncIterator[list[chat_pb2.ChatCompletionChunk]]:
+            return translate(response, mapped.json_tool, call.upstream, self._secrets)
+
+        return self._streamed(self._url, orjson.dumps(mapped.body), beta_header(mapped), call, record_headers, reader)
 
 
 async def translate(
@@ -454,6 +428,11 @@ def record_native_headers(upstream: UpstreamInfo, headers: Mapping[str, str]) ->
             upstream.headers[name] = value
     if "request-id" in headers:
         upstream.request_id = headers["request-id"]
+
+
+def beta_header(mapped: AnthropicRequest) -> dict[str, str]:
+    """The betas a translated request needs, as Anthropic's header (none: no header)."""
+    return {"anthropic-beta": ",".join(dict.fromkeys(mapped.betas))} if mapped.betas else {}
 
 
 def transport_error(exc: TransportError, call: ProviderCall, *, started_stream: bool) -> GatewayError:
