@@ -233,26 +233,17 @@ class ChatService:
         started = time.monotonic()
         exchange = exchange or internal()
         calls = self._prepare(request, deadline, exchange)
-        limited = self._limits_apply(exchange)
-        ticket = await self._admit(exchange, request.ByteSize() // 4 * len(calls), stream=False) if limited else None
-        self.admission.enter()
-        watched = self._watchdog.watch(self.limits.request_timeout)
-        try:
+
+        async def run() -> chat_pb2.ChatCompletion:
             if len(calls) == 1:
                 completion = await self._complete(calls[0])
             else:
                 completion = merge_completions(await asyncio.gather(*(self._complete(c) for c in calls)))
-            exchange.usage = completion.usage
-        except asyncio.CancelledError:
-            if not self._watchdog.release(watched):
-                raise
-            raise UpstreamTimeout("The reply did not finish within the gateway's request timeout.") from None
-        finally:
-            self._watchdog.release(watched)
-            self.admission.leave()
-            await self._settle(ticket, exchange)
-        if ticket is not None:
-            calls[0].upstream.headers.update(ticket.headers)
+            exchange.usage = completion.usage  # before the limiter settles
+            return completion
+
+        estimate = lambda: request.ByteSize() // 4 * len(calls)  # noqa: E731 (sized only for limited callers)
+        completion = await self._bounded(run, exchange, estimate, calls[0].upstream)
         exchange.finish_reasons = tuple(FINISH_NAMES.get(c.finish_reason, "") for c in completion.choices)
         exchange.upstream_request_id = calls[0].upstream.request_id
         return ChatResult(completion, calls[0].report.items, calls[0].upstream, started)
@@ -347,21 +338,9 @@ class ChatService:
         started = time.monotonic()
         exchange = exchange or internal()
         call = self._prepare_native(native, strict, deadline, exchange)
-        ticket = await self._admit(exchange, len(native.body) // 4, stream=False)
-        self.admission.enter()
-        watched = self._watchdog.watch(self.limits.request_timeout)
-        try:
-            body = await self._with_retries(call, self._relay_once)
-        except asyncio.CancelledError:
-            if not self._watchdog.release(watched):
-                raise
-            raise UpstreamTimeout("The reply did not finish within the gateway's request timeout.") from None
-        finally:
-            self._watchdog.release(watched)
-            self.admission.leave()
-            await self._settle(ticket, exchange)
-        if ticket is not None:
-            call.upstream.headers.update(ticket.headers)
+        body = await self._bounded(
+            lambda: self._with_retries(call, self._relay_once), exchange, lambda: len(native.body) // 4, call.upstream
+        )
         exchange.upstream_request_id = call.upstream.request_id
         return RelayResult(body, call.report.items, call.upstream, started)
 
@@ -383,6 +362,27 @@ class ChatService:
             on_close=self.admission.leave,
             overload_retry_after=self.limits.retry.computed_retry_after(1),
         )
+
+    async def _bounded(
+        self, run: Callable[[], Awaitable[T]], exchange: Exchange, estimate: Callable[[], int], upstream: UpstreamInfo
+    ) -> T:
+        """A whole answer under its caller's limits, the in-flight limit and the request timeout."""
+        ticket = await self._admit(exchange, estimate(), stream=False) if self._limits_apply(exchange) else None
+        self.admission.enter()
+        watched = self._watchdog.watch(self.limits.request_timeout)
+        try:
+            result = await run()
+        except asyncio.CancelledError:
+            if not self._watchdog.release(watched):
+                raise
+            raise UpstreamTimeout("The reply did not finish within the gateway's request timeout.") from None
+        finally:
+            self._watchdog.release(watched)
+            self.admission.leave()
+            await self._settle(ticket, exchange)
+        if ticket is not None:
+            upstream.headers.update(ticket.headers)
+        return result
 
     # --- per-caller limits ---------------------------------------------------------
 
