@@ -79,3 +79,25 @@ class Store(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+def totals_sql(groups: list[str], since: str | None) -> str:
+    """The totals query both stores run: ``groups`` are their SQL for the grouping columns, ``since``
+    their placeholder for the lower time bound (None: no bound)."""
+    sums = ["COUNT(*)", "SUM(CASE WHEN outcome = 'ok' THEN 0 ELSE 1 END)", *(f"SUM({c})" for c in SUMS[2:])]
+    query = f"SELECT {', '.join([*groups, *sums])} FROM usage_ledger"
+    if since is not None:
+        query += f" WHERE ts >= {since}"
+    if groups:
+        query += f" GROUP BY {', '.join(groups)} ORDER BY {', '.join(groups)}"
+    return query
+
+
+def totals_rows(by: tuple[str, ...], rows: Any) -> list[dict[str, Any]]:
+    """Rows of ``totals_sql`` as dicts: counts as ints, cost as a float (the empty total is no row)."""
+    names = [*by, *SUMS]
+    return [
+        {n: float(v) if n == "cost_usd" else int(v) if n in SUMS else v for n, v in zip(names, row, strict=True)}
+        for row in rows
+        if row[len(by)]
+    ]

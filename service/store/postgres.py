@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg  # type: ignore[import-untyped]
 
-from .base import COLUMNS, GROUPS, SUMS, StoreUnavailable, UsageRecord
+from .base import COLUMNS, GROUPS, StoreUnavailable, UsageRecord, totals_rows, totals_sql
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -84,30 +84,13 @@ class PostgresStore:
             raise StoreUnavailable(f"the PostgreSQL ledger refused a write: {type(exc).__name__}") from None
 
     async def totals(self, by: tuple[str, ...], since: datetime | None = None) -> list[dict[str, Any]]:
-        groups = [GROUP_SQL[g] for g in by if g in GROUPS]
-        sums = [
-            "COUNT(*)",
-            "SUM(CASE WHEN outcome = 'ok' THEN 0 ELSE 1 END)",
-            *(f"SUM({c})" for c in SUMS[2:]),
-        ]
-        query = f"SELECT {', '.join([*groups, *sums])} FROM usage_ledger"
-        parameters: list[Any] = []
-        if since is not None:
-            query += " WHERE ts >= $1"
-            parameters.append(since)
-        if groups:
-            query += f" GROUP BY {', '.join(groups)} ORDER BY {', '.join(groups)}"
+        query = totals_sql([GROUP_SQL[g] for g in by if g in GROUPS], "$1" if since is not None else None)
         try:
             async with self._ready().acquire(timeout=5) as connection:
-                rows = await connection.fetch(query, *parameters)
+                rows = await connection.fetch(query, *([since] if since is not None else []))
         except FAILURES as exc:
             raise StoreUnavailable(f"the PostgreSQL ledger cannot be read: {type(exc).__name__}") from None
-        names = [*by, *SUMS]
-        return [
-            {n: (float(v) if n == "cost_usd" else int(v) if n in SUMS else v) for n, v in zip(names, r, strict=True)}
-            for r in rows
-            if r[len(by)] or not by
-        ]
+        return totals_rows(by, rows)
 
     def _ready(self) -> asyncpg.Pool:
         if self._pool is None:

@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .base import COLUMNS, GROUPS, SUMS, StoreUnavailable, UsageRecord
+from .base import COLUMNS, GROUPS, StoreUnavailable, UsageRecord, totals_rows, totals_sql
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -88,24 +88,11 @@ class SqliteStore:
         return await asyncio.to_thread(self._totals, by, since)
 
     def _totals(self, by: tuple[str, ...], since: datetime | None) -> list[dict[str, Any]]:
-        groups = [GROUP_SQL[g] for g in by if g in GROUPS]
-        sums = [
-            "COUNT(*)",
-            "SUM(CASE WHEN outcome = 'ok' THEN 0 ELSE 1 END)",
-            *(f"SUM({c})" for c in SUMS[2:]),
-        ]
-        select = ", ".join([*groups, *sums])
-        query = f"SELECT {select} FROM usage_ledger"
-        parameters: list[Any] = []
-        if since is not None:
-            query += " WHERE ts >= ?"
-            parameters.append(since.isoformat())
-        if groups:
-            query += f" GROUP BY {', '.join(groups)} ORDER BY {', '.join(groups)}"
+        query = totals_sql([GROUP_SQL[g] for g in by if g in GROUPS], "?" if since is not None else None)
+        parameters = [since.isoformat()] if since is not None else []
         with self._lock:
             rows = self._ready().execute(query, parameters).fetchall()
-        names = [*by, *SUMS]
-        return [dict(zip(names, row, strict=True)) for row in rows if row[len(by)] or not by]
+        return totals_rows(by, rows)
 
     def _ready(self) -> sqlite3.Connection:
         if self._connection is None:
