@@ -135,3 +135,23 @@ def test_a_model_the_family_has_no_current_member_for_has_no_successor(tmp_path:
     catalog = build_catalog(settings(tmp_path, toml))
     model = catalog.resolve("claude-ode-1")
     assert model.successor == "" and catalog.successor_of(model) is None
+
+
+def test_prices_come_from_the_table_and_config_changes_them(tmp_path: Path) -> None:
+    catalog = build_catalog(settings(tmp_path, '[[models]]\nid = "claude-sonnet-4-5"\nprice = {input = 6}\n'))
+    sonnet = catalog.resolve("claude-sonnet-4-5").prices
+    assert sonnet is not None
+    # A new input price moves the cache prices it does not set by the same ratio (3 -> 6: twice).
+    assert (sonnet.input, sonnet.output) == (6.0, 15.0)
+    assert (sonnet.cache_read, sonnet.cache_write_1h) == pytest.approx((0.6, 12.0))
+    with pytest.raises(ConfigError, match="cache_read"):  # a new model names every price
+        build_catalog(
+            settings(tmp_path, '[[models]]\nid = "house"\nmax_output_tokens = 100\nprice = {input = 1, output = 2}\n')
+        )
+    fable = catalog.resolve("claude-fable-5").prices
+    assert fable is not None and (fable.input, fable.output, fable.cache_read, fable.cache_write_5m) == (
+        10,
+        50,
+        1,
+        12.5,
+    )

@@ -32,11 +32,6 @@ class Prices:
     cache_write_5m: float
     cache_write_1h: float
 
-    @classmethod
-    def anthropic(cls, input: float, output: float) -> Prices:
-        """Anthropic's rule: cache reads a tenth of input; 5-minute writes 1.25x, 1-hour writes 2x."""
-        return cls(input, output, input * 0.1, input * 1.25, input * 2)
-
     def cost(self, usage: chat_pb2.Usage) -> float:
         details = usage.prompt_tokens_details
         written = details.cache_creation_tokens
@@ -289,17 +284,21 @@ def model_from_config(
 
 
 def prices_from_config(table: Mapping[str, Any], base: Prices | None, where: str) -> Prices:
-    """`price = {input = 3, output = 15}`: USD per million tokens; cache prices follow Anthropic's
-    rule from `input` unless given."""
+    """`price = {input = 3, output = 15, ...}`, USD per million tokens. A model that has prices may
+    change some: a new `input` moves the cache prices it does not set by the same ratio. A model
+    without prices needs all five."""
     for key, value in table.items():
         if key not in PRICE_KEYS or isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             raise ValueError(f"{where}.price.{key} must be one of {', '.join(PRICE_KEYS)} with a non-negative number")
-    if base is None and not {"input", "output"} <= set(table):
-        raise ValueError(f"{where}.price needs `input` and `output` (USD per million tokens)")
-    start = (
-        Prices.anthropic(float(table["input"]), float(table["output"]))
-        if "input" in table and "output" in table
-        else base
-    )
-    assert start is not None
-    return replace(start, **{k: float(v) for k, v in table.items()})
+    if base is None:
+        missing = [k for k in PRICE_KEYS if k not in table]
+        if missing:
+            raise ValueError(f"{where}.price needs {', '.join(missing)} too (USD per million tokens)")
+        return Prices(**{k: float(table[k]) for k in PRICE_KEYS})
+    values = {k: getattr(base, k) for k in PRICE_KEYS}
+    if "input" in table and base.input:
+        ratio = float(table["input"]) / base.input
+        for key in ("cache_read", "cache_write_5m", "cache_write_1h"):
+            values[key] = getattr(base, key) * ratio
+    values.update({k: float(v) for k, v in table.items()})
+    return Prices(**values)

@@ -222,13 +222,13 @@ def _model(id: str, upstream: str, name: str, out: int, ctx: int, created: str, 
         retired=retired,
         successor=successor,
         owned_by="anthropic",
-        prices=Prices.anthropic(*PRICES[id]),
+        prices=anthropic_prices(*PRICES[id]),
         traits=ClaudeTraits(**extra),
     )
 
 
 # USD per million input and output tokens (Anthropic's pricing page, November 2026); cache reads
-# and writes follow from input (`Prices.anthropic`). Config overrides any of them (`price`).
+# and writes follow from input (`anthropic_prices`). Config overrides any of them (`price`).
 PRICES: dict[str, tuple[float, float]] = {
     "claude-fable-5": (10, 50),
     "claude-opus-5": (5, 25),
@@ -246,6 +246,12 @@ PRICES: dict[str, tuple[float, float]] = {
     "claude-3.5-sonnet": (3, 15),
     "claude-3.5-haiku": (0.8, 4),
 }
+
+
+def anthropic_prices(input: float, output: float) -> Prices:
+    """Anthropic's pricing rule: cache reads cost a tenth of input; 5-minute writes 1.25x, 1-hour writes 2x."""
+    return Prices(input, output, input * 0.1, input * 1.25, input * 2)
+
 
 NEWEST = {"sampling": "none", "display": "omitted", "structured_output": True}
 ALL_EFFORTS = ("low", "medium", "high", "xhigh", "max")
