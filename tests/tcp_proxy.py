@@ -34,7 +34,11 @@ class Proxy:
             except OSError:
                 client.close()
                 continue
-            with self._lock:
+            with self._lock:  # a cut that came while connecting drops this pair too
+                if not self.up:
+                    client.close()
+                    upstream.close()
+                    continue
                 self._sockets += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
@@ -47,12 +51,12 @@ class Proxy:
             sink.shutdown(socket.SHUT_WR)
 
     def cut(self) -> None:
-        self.up = False
         with self._lock:
+            self.up = False
             for sock in self._sockets:
-                with suppress(OSError):
+                with suppress(OSError):  # a peer that already left cannot be shut down, but is closed
                     sock.shutdown(socket.SHUT_RDWR)
-                    sock.close()
+                sock.close()
             self._sockets.clear()
 
     def restore(self) -> None:

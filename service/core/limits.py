@@ -2,7 +2,7 @@
 
 The use case asks a ``Limiter`` to admit each request before any upstream call, settles it
 with the real usage when it ends, and releases a stream's lease. The limiter in this module
-keeps its counts in process (one machine); ``service/limits_redis.py`` keeps the same counts
+keeps its counts in process (one machine); ``service/store/limits_redis.py`` keeps the same counts
 in Redis so every replica shares them. Both follow one set of rules:
 
 - requests per minute: a sliding window of the last 60 seconds (exactly N in any minute);

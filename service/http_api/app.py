@@ -212,7 +212,7 @@ async def gateway_error_response(request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
-NATIVE = anthropic_messages.AnthropicMessages()
+NATIVE = SURFACES[anthropic_messages.PATH]  # the native dialect's error shape, for its SDKs' GET routes
 
 
 async def http_exception_response(request: Request, exc: Exception) -> Response:

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from chatgate.v1 import chat_pb2, chat_service_pb2
+from chatgate.v1 import chat_service_pb2
 from service.core import ChatService, NativeRequest
 from service.core.auth import KeyChecker
 from service.core.chat import UpstreamStream
@@ -36,8 +36,6 @@ from .asgi import ClientGone, DisconnectWatcher, Receive, Scope, Send, TrackedSe
 from .errors import error_headers
 
 log = logging.getLogger("chatgate.http")
-
-Chunk = chat_pb2.ChatCompletionChunk
 
 
 DEADLINE_HEADER = b"x-chatgate-timeout-ms"

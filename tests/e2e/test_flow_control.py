@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -23,11 +24,11 @@ def rss_mib(pid: int) -> float:
 
 
 @pytest.fixture
-def gateway(simulator: Simulator, tmp_path: Path) -> Gateway:
+def gateway(simulator: Simulator, tmp_path: Path) -> Iterator[Gateway]:
     gw = start_gateway(
         tmp_path, env={**MAPPING_ONLY, "ANTHROPIC_API_KEY": UPSTREAM_KEY, "ANTHROPIC_BASE_URL": simulator.url}
     )
-    yield gw  # type: ignore[misc]
+    yield gw
     gw.stop()
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from chatgate.v1 import chat_pb2
+from service.core.chat import FINISH_NAMES
 from service.core.exchange import Exchange
 from service.upstream import Malformed, SSEDecoder, json_object, object_field
 
@@ -51,13 +51,6 @@ def record_answer(message: dict[str, Any], exchange: Exchange) -> None:
     """Usage and stop reason of a whole Messages answer, for logs, metrics and accounting."""
     exchange.usage = usage_from(object_field(message, "usage"))
     exchange.finish_reasons = (FINISH_NAMES[finish_reason(message.get("stop_reason"))],)
-
-
-FINISH_NAMES = {
-    value.number: value.name.removeprefix("FINISH_REASON_").lower()
-    for value in chat_pb2.FinishReason.DESCRIPTOR.values
-    if value.number
-}
 
 
 class StreamWatcher:

@@ -54,7 +54,7 @@ WEB_SEARCH_TOOL = {"type": "web_search_20250305", "name": "web_search"}
 SAMPLING_DEFAULTS = {"temperature": 1.0, "top_p": 1.0}
 
 # Request fields with no Claude equivalent: dropped (lenient) or rejected (strict).
-UNSUPPORTED_OPTIONAL = (
+UNSUPPORTED = (
     "seed",
     "logprobs",
     "top_logprobs",
@@ -64,10 +64,12 @@ UNSUPPORTED_OPTIONAL = (
     "verbosity",
     "prompt_cache_key",
     "prompt_cache_retention",
+    "logit_bias",
+    "metadata",
+    "audio",
+    "prediction",
+    "moderation",
 )
-UNSUPPORTED_COLLECTIONS = ("logit_bias", "metadata")
-UNSUPPORTED_MESSAGES = ("audio", "prediction", "moderation")
-UNSUPPORTED = (*UNSUPPORTED_OPTIONAL, *UNSUPPORTED_COLLECTIONS, *UNSUPPORTED_MESSAGES)
 
 
 @dataclass(slots=True)
