@@ -11,6 +11,7 @@ reason string both edges expose (HTTP ``error.code``, gRPC ``ErrorInfo.reason``)
     │   ├── AuthenticationFailed        401 / UNAUTHENTICATED (gateway key)
     │   ├── PermissionDenied            403 / PERMISSION_DENIED
     │   ├── ModelNotFound               404 / NOT_FOUND
+    │   ├── NotFound                    404 / NOT_FOUND (a stored response, say)
     │   ├── RequestTooLarge             413 / INVALID_ARGUMENT
     │   └── UpstreamRejected            other upstream 4xx, status kept
     ├── RateLimited                     429 / RESOURCE_EXHAUSTED (+ retry delay)
@@ -95,6 +96,12 @@ class PermissionDenied(ClientError):
 
 class ModelNotFound(ClientError):
     code = "model_not_found"
+
+
+class NotFound(ClientError):
+    """Something the request names (a stored response) does not exist for this caller."""
+
+    code = "not_found"
 
 
 class RequestTooLarge(ClientError):

@@ -18,6 +18,7 @@ CODES: dict[type[errors.GatewayError], grpc.StatusCode] = {
     errors.AuthenticationFailed: grpc.StatusCode.UNAUTHENTICATED,
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     errors.ModelNotFound: grpc.StatusCode.NOT_FOUND,
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
     errors.RequestTooLarge: grpc.StatusCode.INVALID_ARGUMENT,
     errors.ClientError: grpc.StatusCode.INVALID_ARGUMENT,
     errors.RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,

@@ -48,6 +48,7 @@ BY_CLASS: tuple[tuple[type[e.GatewayError], str], ...] = (
     (e.AuthenticationFailed, "authentication_error"),
     (e.PermissionDenied, "permission_error"),
     (e.ModelNotFound, "not_found_error"),
+    (e.NotFound, "not_found_error"),
     (e.RequestTooLarge, "request_too_large"),
     (e.RateLimited, "rate_limit_error"),
     (e.UpstreamOverloaded, "overloaded_error"),
@@ -129,7 +130,7 @@ class AnthropicMessages:
     def error_body(self, error: e.GatewayError) -> bytes:
         return error_json(error)
 
-    def error_frame(self, error: e.GatewayError) -> bytes:
+    def error_frame(self, error: e.GatewayError, stream: object = None) -> bytes:
         """An `event: error` frame: the Anthropic SDKs raise it as the matching error class."""
         return b"event: error\ndata: " + error_json(error) + b"\n\n"
 

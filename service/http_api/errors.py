@@ -15,6 +15,7 @@ STATUS: dict[type[errors.GatewayError], int] = {
     errors.AuthenticationFailed: 401,
     errors.PermissionDenied: 403,
     errors.ModelNotFound: 404,
+    errors.NotFound: 404,
     errors.RequestTooLarge: 413,
     errors.ClientError: 400,
     errors.RateLimited: 429,

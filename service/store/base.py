@@ -63,6 +63,81 @@ class UsageRecord:
 COLUMNS = tuple(f.name for f in fields(UsageRecord))
 
 
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    """A response kept for `previous_response_id` and `GET /v1/responses/{id}` (OpenAI's `store: true`).
+
+    The JSON columns are kept as the client saw them: ``response`` the response object, ``input_items``
+    this request's own input items. Times are Unix seconds."""
+
+    id: str
+    caller: str
+    previous_id: str | None
+    created_at: int
+    expires_at: int
+    input_items: str
+    response: str
+
+
+RESPONSE_COLUMNS = tuple(f.name for f in fields(StoredResponse))
+# The response and its ancestors through `previous_id`, oldest first, in one query (a recursive CTE
+# both SQLite and PostgreSQL run): id, caller, now, caller, now, depth limit.
+CHAIN_SQL = f"""
+WITH RECURSIVE chain ({", ".join(RESPONSE_COLUMNS)}, depth) AS (
+    SELECT {", ".join(RESPONSE_COLUMNS)}, 0 FROM stored_responses WHERE id = ? AND caller = ? AND expires_at > ?
+    UNION ALL
+    SELECT {", ".join("r." + c for c in RESPONSE_COLUMNS)}, chain.depth + 1
+    FROM stored_responses r JOIN chain ON r.id = chain.previous_id
+    WHERE r.caller = ? AND r.expires_at > ? AND chain.depth < ?
+)
+SELECT {", ".join(RESPONSE_COLUMNS)} FROM chain ORDER BY depth DESC
+"""
+GET_SQL = f"SELECT {', '.join(RESPONSE_COLUMNS)} FROM stored_responses WHERE id = ? AND caller = ? AND expires_at > ?"
+PUT_SQL = (
+    f"INSERT INTO stored_responses ({', '.join(RESPONSE_COLUMNS)}) VALUES ({', '.join('?' for _ in RESPONSE_COLUMNS)})"
+)
+DELETE_SQL = "DELETE FROM stored_responses WHERE id = ? AND caller = ?"
+PURGE_SQL = "DELETE FROM stored_responses WHERE expires_at <= ?"
+RESPONSES_TABLE = """
+    CREATE TABLE stored_responses (
+        id TEXT PRIMARY KEY,
+        caller TEXT NOT NULL,
+        previous_id TEXT,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        input_items TEXT NOT NULL,
+        response TEXT NOT NULL
+    );
+    CREATE INDEX stored_responses_expires ON stored_responses (expires_at);
+"""
+MAX_CHAIN = 10_000  # links followed from one response (a guard; ids are random, so chains never loop)
+
+
+class ResponseStore(Protocol):
+    """Stored responses, visible only to the caller that created them and only until they expire."""
+
+    async def open(self) -> None: ...
+
+    async def put_response(self, stored: StoredResponse) -> None:
+        """Raises ``StoreUnavailable``."""
+        ...
+
+    async def get_response(self, response_id: str, caller: str, now: int) -> StoredResponse | None: ...
+
+    async def response_chain(self, response_id: str, caller: str, now: int) -> list[StoredResponse]:
+        """The response and every response it continues, oldest first; empty when it is not found.
+        A chain with a link gone (deleted or expired) starts at a response whose ``previous_id`` is set."""
+        ...
+
+    async def delete_response(self, response_id: str, caller: str) -> bool: ...
+
+    async def purge_responses(self, now: int) -> int:
+        """Deletes expired responses; how many."""
+        ...
+
+    async def close(self) -> None: ...
+
+
 class Store(Protocol):
     """A repository: open (connect and apply migrations), write usage records, read totals back."""
 

@@ -9,7 +9,23 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg  # type: ignore[import-untyped]
 
-from .base import COLUMNS, GROUPS, StoreUnavailable, UsageRecord, totals_rows, totals_sql
+from .base import (
+    CHAIN_SQL,
+    COLUMNS,
+    DELETE_SQL,
+    GET_SQL,
+    GROUPS,
+    MAX_CHAIN,
+    PURGE_SQL,
+    PUT_SQL,
+    RESPONSE_COLUMNS,
+    RESPONSES_TABLE,
+    StoredResponse,
+    StoreUnavailable,
+    UsageRecord,
+    totals_rows,
+    totals_sql,
+)
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -34,6 +50,7 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX usage_ledger_ts ON usage_ledger (ts);
     """,
+    RESPONSES_TABLE,
 )
 GROUP_SQL = {"caller": "caller", "model": "model_served", "day": "to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD')"}
 MIGRATION_LOCK = 0x63686174  # "chat": one advisory lock id for chatgate's migrations
@@ -92,6 +109,30 @@ class PostgresStore:
             raise StoreUnavailable(f"the PostgreSQL ledger cannot be read: {type(exc).__name__}") from None
         return totals_rows(by, rows)
 
+    async def put_response(self, stored: StoredResponse) -> None:
+        await self._run("execute", PUT_SQL, *(getattr(stored, c) for c in RESPONSE_COLUMNS))
+
+    async def get_response(self, response_id: str, caller: str, now: int) -> StoredResponse | None:
+        rows = await self._run("fetch", GET_SQL, response_id, caller, now)
+        return StoredResponse(*rows[0]) if rows else None
+
+    async def response_chain(self, response_id: str, caller: str, now: int) -> list[StoredResponse]:
+        rows = await self._run("fetch", CHAIN_SQL, response_id, caller, now, caller, now, MAX_CHAIN)
+        return [StoredResponse(*row) for row in rows]
+
+    async def delete_response(self, response_id: str, caller: str) -> bool:
+        return bool(rowcount(await self._run("execute", DELETE_SQL, response_id, caller)))
+
+    async def purge_responses(self, now: int) -> int:
+        return rowcount(await self._run("execute", PURGE_SQL, now))
+
+    async def _run(self, method: str, sql: str, *parameters: Any) -> Any:
+        try:
+            async with self._ready().acquire(timeout=5) as connection:
+                return await getattr(connection, method)(numbered(sql), *parameters)
+        except FAILURES as exc:
+            raise StoreUnavailable(f"the PostgreSQL store failed: {type(exc).__name__}") from None
+
     def _ready(self) -> asyncpg.Pool:
         if self._pool is None:
             raise StoreUnavailable("the PostgreSQL ledger is not open")
@@ -101,6 +142,17 @@ class PostgresStore:
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
+
+
+def numbered(sql: str) -> str:
+    """`?` placeholders (the shared SQL's) as PostgreSQL's `$1, $2, ...`."""
+    parts = sql.split("?")
+    return "".join(p + (f"${i}" if i < len(parts) else "") for i, p in enumerate(parts, start=1))
+
+
+def rowcount(status: str) -> int:
+    """The row count of a command status such as `DELETE 3`."""
+    return int(status.rsplit(" ", 1)[-1]) if status and status[-1].isdigit() else 0
 
 
 async def migrate(connection: asyncpg.Connection, schema: str) -> None:

@@ -10,7 +10,23 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .base import COLUMNS, GROUPS, StoreUnavailable, UsageRecord, totals_rows, totals_sql
+from .base import (
+    CHAIN_SQL,
+    COLUMNS,
+    DELETE_SQL,
+    GET_SQL,
+    GROUPS,
+    MAX_CHAIN,
+    PURGE_SQL,
+    PUT_SQL,
+    RESPONSE_COLUMNS,
+    RESPONSES_TABLE,
+    StoredResponse,
+    StoreUnavailable,
+    UsageRecord,
+    totals_rows,
+    totals_sql,
+)
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -35,6 +51,7 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX usage_ledger_ts ON usage_ledger (ts);
     """,
+    RESPONSES_TABLE,
 )
 GROUP_SQL = {"caller": "caller", "model": "model_served", "day": "substr(ts, 1, 10)"}
 
@@ -93,6 +110,37 @@ class SqliteStore:
         with self._lock:
             rows = self._ready().execute(query, parameters).fetchall()
         return totals_rows(by, rows)
+
+    async def put_response(self, stored: StoredResponse) -> None:
+        await asyncio.to_thread(self._execute, PUT_SQL, tuple(getattr(stored, c) for c in RESPONSE_COLUMNS))
+
+    async def get_response(self, response_id: str, caller: str, now: int) -> StoredResponse | None:
+        rows = await asyncio.to_thread(self._fetch, GET_SQL, (response_id, caller, now))
+        return StoredResponse(*rows[0]) if rows else None
+
+    async def response_chain(self, response_id: str, caller: str, now: int) -> list[StoredResponse]:
+        rows = await asyncio.to_thread(self._fetch, CHAIN_SQL, (response_id, caller, now, caller, now, MAX_CHAIN))
+        return [StoredResponse(*row) for row in rows]
+
+    async def delete_response(self, response_id: str, caller: str) -> bool:
+        return bool(await asyncio.to_thread(self._execute, DELETE_SQL, (response_id, caller)))
+
+    async def purge_responses(self, now: int) -> int:
+        return await asyncio.to_thread(self._execute, PURGE_SQL, (now,))
+
+    def _execute(self, sql: str, parameters: tuple[Any, ...]) -> int:
+        try:
+            with self._lock:
+                return self._ready().execute(sql, parameters).rowcount
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"the SQLite store refused a write: {exc}") from None
+
+    def _fetch(self, sql: str, parameters: tuple[Any, ...]) -> list[Any]:
+        try:
+            with self._lock:
+                return self._ready().execute(sql, parameters).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"the SQLite store cannot be read: {exc}") from None
 
     def _ready(self) -> sqlite3.Connection:
         if self._connection is None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from service.store import Store, StoreUnavailable, UsageRecord, open_store
+from service.store.base import ResponseStore, StoredResponse
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -134,3 +135,55 @@ def test_an_unreachable_store_says_so() -> None:
         run(open_store("sqlite:/proc/forbidden/ledger.sqlite3").open())
     with pytest.raises(ValueError, match=r"ledger\.url"):
         open_store("mysql://x")
+
+
+# --- stored responses (the Responses API's `store: true`), same battery for both stores ---------
+
+
+def stored(
+    response_id: str, previous: str | None = None, caller: str = "team-a", expires: int = 2**40
+) -> StoredResponse:
+    return StoredResponse(
+        id=response_id,
+        caller=caller,
+        previous_id=previous,
+        created_at=1,
+        expires_at=expires,
+        input_items=f'[{{"id": "in-{response_id}"}}]',
+        response=f'{{"id": "{response_id}", "output": [{{"id": "out-{response_id}"}}]}}',
+    )
+
+
+def test_responses_chain_per_caller_and_expire(store: Store) -> None:
+    archive: ResponseStore = store  # type: ignore[assignment]
+
+    async def scenario() -> dict[str, object]:
+        await store.open()
+        for row in (
+            stored("r1"),
+            stored("r2", "r1"),
+            stored("r3", "r2"),
+            stored("old", expires=5),
+            stored("x", caller="b"),
+        ):
+            await archive.put_response(row)
+        seen = {
+            "chain": [r.id for r in await archive.response_chain("r3", "team-a", now=10)],
+            "other_caller": await archive.response_chain("r3", "b", now=10),
+            "get": await archive.get_response("r2", "team-a", now=10),
+            "get_other": await archive.get_response("x", "team-a", now=10),
+            "expired": await archive.get_response("old", "team-a", now=10),
+            "purged": await archive.purge_responses(now=10),
+            "deleted": await archive.delete_response("r2", "team-a"),
+            "deleted_again": await archive.delete_response("r2", "team-a"),
+            "broken": [(r.id, r.previous_id) for r in await archive.response_chain("r3", "team-a", now=10)],
+        }
+        await store.close()
+        return seen
+
+    seen = run(scenario())
+    assert seen["chain"] == ["r1", "r2", "r3"]  # oldest first
+    assert seen["other_caller"] == [] and seen["get_other"] is None and seen["expired"] is None
+    assert seen["get"] == stored("r2", "r1")
+    assert seen["purged"] == 1 and seen["deleted"] is True and seen["deleted_again"] is False
+    assert seen["broken"] == [("r3", "r2")]  # the chain now starts at a response whose parent is gone
