@@ -217,13 +217,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     flags = {k: v for k, v in vars(parsed).items() if k != "command"}
     from .callers import load_keys
     from .upstreams import build_catalog
-    from .usage import store_of
+    from .usage import make_archive, store_of
 
     try:
         settings = load_settings(flags, os.environ)
         catalog = build_catalog(settings)  # a bad [[models]] entry fails here, before anything starts
         load_keys(settings)  # so does a bad gateway key entry or an unreadable keys file
         store_of(settings)  # and a ledger URL of no known kind
+        make_archive(settings)  # or a responses URL (nothing is opened yet)
     except ConfigError as exc:
         fail(str(exc))
         return

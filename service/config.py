@@ -587,6 +587,22 @@ class Settings:
         env="CHATGATE_LEDGER_SPILL",
         file="ledger.spill",
     )
+    responses_url: str = option(
+        "",
+        text,
+        "where stored responses (/v1/responses with store: true) go: sqlite:PATH, postgresql://..., or off; "
+        "empty: the ledger's store",
+        env="CHATGATE_RESPONSES_URL",
+        file="responses.url",
+        secret=True,
+    )
+    responses_retention: float = option(
+        30 * 86400.0,
+        number(60),
+        "seconds a stored response can be read and continued (OpenAI keeps them 30 days)",
+        env="CHATGATE_RESPONSES_RETENTION",
+        file="responses.retention",
+    )
     admin_key: str = option(
         "",
         text,

@@ -37,8 +37,9 @@ from .http_api import HttpSettings, create_admin_app, create_app
 from .http_api.openai_chat import error_json
 from .logs import configure_logging
 from .store.ledger import Ledger
+from .store.responses import StoredResponses
 from .upstreams import CatalogRefresher, build_catalog, build_providers
-from .usage import make_ledger, start_ledger, usage_reader
+from .usage import make_archive, make_ledger, start_ledger, usage_reader
 
 log = logging.getLogger("chatgate")
 SIMULATOR_KEY = "sk-ant-simulator"
@@ -239,16 +240,26 @@ class Background:
     reloader: KeyReloader
     refresher: CatalogRefresher
     ledger: Ledger | None
+    archive: StoredResponses | None
 
     @classmethod
-    async def start(cls, settings: Settings, keys: KeyChecker, chat: ChatService, ledger: Ledger | None) -> Background:
+    async def start(
+        cls,
+        settings: Settings,
+        keys: KeyChecker,
+        chat: ChatService,
+        ledger: Ledger | None,
+        archive: StoredResponses | None,
+    ) -> Background:
         reloader = KeyReloader(settings, keys, settings.keys_reload_interval)
         reloader.start()
         refresher = CatalogRefresher(settings, chat, getattr(chat.providers[DEFAULT_UPSTREAM], "list_models", None))
         await refresher.start()
         if ledger is not None:
             await start_ledger(ledger, chat)
-        return cls(reloader, refresher, ledger)
+        if archive is not None:
+            await archive.start()
+        return cls(reloader, refresher, ledger, archive)
 
     async def stop(self) -> None:
         """After the servers: every request has ended, so the ledger has every record to flush."""
@@ -257,6 +268,8 @@ class Background:
         if self.ledger is not None:
             observability.set_ledger(None)
             await self.ledger.stop()
+        if self.archive is not None:
+            await self.archive.stop()
 
 
 async def serve(
@@ -283,7 +296,7 @@ async def serve(
         listeners.close()
         await upstream.stop()
         raise StartupError(f"port {settings.grpc_port} is in use on {settings.host} (gRPC)") from None
-    ledger = make_ledger(settings)
+    ledger, archive = make_ledger(settings), make_archive(settings)
     usage = usage_reader(settings, ledger.store) if ledger is not None else None
     http_settings = HttpSettings(
         settings.max_body_bytes,
@@ -291,6 +304,7 @@ async def serve(
         log_content=settings.log_content,
         metrics_route=listeners.admin is None,
         usage=usage,
+        responses=archive,
     )
     http_server = uvicorn_server(
         create_app(chat, keys, lifecycle, http_settings), settings.log_level, settings.shutdown_grace
@@ -300,7 +314,7 @@ async def serve(
     health_task = asyncio.create_task(grpc_server.follow(lambda: chat.ready))
     http_task = asyncio.create_task(http_server.serve(sockets=[listeners.http]))
     admin = AdminListener(chat, lifecycle, listeners.admin, usage) if listeners.admin is not None else None
-    background = await Background.start(settings, keys, chat, ledger)
+    background = await Background.start(settings, keys, chat, ledger, archive)
     while not http_server.started and not http_task.done():  # noqa: ASYNC110 (uvicorn offers no event)
         await asyncio.sleep(0.01)
     lifecycle.started = True

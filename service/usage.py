@@ -21,6 +21,7 @@ from .core.exchange import Exchange
 from .store import GROUPS, Store, StoreUnavailable, open_store
 from .store.base import SUMS
 from .store.ledger import Ledger, record_of
+from .store.responses import StoredResponses
 
 
 def store_of(settings: Settings) -> Store | None:
@@ -39,6 +40,18 @@ def make_ledger(settings: Settings) -> Ledger | None:
     if store is None:
         return None
     return Ledger(store, Path(settings.ledger_spill), on_event=observability.store_event)
+
+
+def make_archive(settings: Settings) -> StoredResponses | None:
+    """Stored responses (`store: true`) in `responses.url`, else the ledger's store; None when off."""
+    url = settings.responses_url.strip() or settings.ledger_url
+    if url.strip().lower() in ("", "off", "none"):
+        return None
+    try:
+        store = open_store(url)
+    except ValueError as exc:
+        raise ConfigError(str(exc).replace("ledger.url", "responses.url")) from None
+    return StoredResponses(store, settings.responses_retention, on_event=observability.store_event)  # type: ignore[arg-type]
 
 
 async def start_ledger(ledger: Ledger, chat: ChatService) -> None:

@@ -25,14 +25,14 @@ from service.core.exchange import Caller, Exchange, request_id_from
 from service.core.lifecycle import Lifecycle
 from service.observability import Observed, exposition
 
-from . import anthropic_messages, openai_chat
+from . import anthropic_messages, openai_chat, openai_responses
 from .asgi import Receive, Scope, Send, TrackedSend, header
 from .errors import error_headers, http_status
 from .lifecycle import ChatEndpoint, HttpSettings, Surface
 
 log = logging.getLogger("chatgate.http")
 
-# Path -> the dialect served there (POST).
+# Path -> the dialect served there (POST); the Responses surface joins in `create_app` (it needs the store).
 SURFACES: Mapping[str, Surface] = {
     openai_chat.PATH: openai_chat.OpenAIChat(),
     anthropic_messages.PATH: anthropic_messages.AnthropicMessages(),
@@ -87,11 +87,19 @@ def other_route(path: str) -> str:
         return path
     if path.startswith("/v1/models/"):
         return "/v1/models/{model_id}"
+    if path.startswith(openai_responses.PATH + "/"):
+        return openai_responses.PATH + (
+            "/{response_id}/input_items" if path.endswith("/input_items") else "/{response_id}"
+        )
     return "unknown"
 
 
 def create_app(chat: ChatService, keys: KeyChecker, lifecycle: Lifecycle, settings: HttpSettings) -> ChatFastPath:
-    endpoints = {path: ChatEndpoint(surface, chat, keys, settings) for path, surface in SURFACES.items()}
+    surfaces: dict[str, Surface] = {
+        **SURFACES,
+        openai_responses.PATH: openai_responses.OpenAIResponses(settings.responses),
+    }
+    endpoints = {path: ChatEndpoint(surface, chat, keys, settings) for path, surface in surfaces.items()}
 
     def caller(request: Request) -> Caller:
         found = keys.check(request.headers.get("authorization"), request.headers.get("x-api-key"))
@@ -124,6 +132,7 @@ def create_app(chat: ChatService, keys: KeyChecker, lifecycle: Lifecycle, settin
     routes = [Route(path, endpoint, methods=["POST"]) for path, endpoint in endpoints.items()]
     if settings.usage is not None:
         routes.append(usage_route(settings.usage))
+    routes += openai_responses.stored_routes(settings.responses, caller)
     routes += [
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),

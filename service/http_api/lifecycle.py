@@ -19,17 +19,18 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from chatgate.v1 import chat_service_pb2
 from service.core import ChatService, NativeRequest
 from service.core.auth import KeyChecker
-from service.core.chat import UpstreamStream
-from service.core.compat import describe
+from service.core.compat import Adjustment, describe
 from service.core.errors import GatewayError, InternalError, InvalidRequest, ShuttingDown
 from service.core.exchange import Exchange, request_id_from
+from service.core.provider import UpstreamInfo
+from service.core.responses import ResponseArchive
 from service.observability import Observed
 
 from .asgi import ClientGone, DisconnectWatcher, Receive, Scope, Send, TrackedSend, header, read_body, send_json
@@ -51,17 +52,37 @@ class HttpSettings:
     # Answers `GET /admin/usage` (the ledger's totals) from the Authorization header and the query;
     # raises GatewayError (a missing or wrong admin key, a bad query). None: no such route.
     usage: Callable[[str | None, Mapping[str, str]], Awaitable[list[dict[str, Any]]]] | None = None
+    responses: ResponseArchive | None = None  # stored responses (`store: true`); None: none are kept
 
 
 @dataclass(slots=True)
 class ChatCall:
     """A parsed request: what to ask the core, how to answer, and what the gateway ignored."""
 
-    request: chat_service_pb2.ChatCompletionRequest | NativeRequest
+    request: chat_service_pb2.ChatCompletionRequest | NativeRequest | Any  # what the surface's `parse` made
     stream: bool
     ignored: list[str] = field(default_factory=list)
     deadline: float | None = None  # monotonic; from the deadline header
     strict: bool | None = None  # native requests: the client's policy, if it chose (chat requests carry theirs)
+    opened: Any = None  # the stream `open` returned, once it did (a failed stream's last frame may need it)
+
+
+class OpenedStream(Protocol):
+    """What the lifecycle needs of a streamed answer (the core's ``UpstreamStream`` is one)."""
+
+    @property
+    def adjustments(self) -> list[Adjustment]: ...
+
+    @property
+    def upstream(self) -> UpstreamInfo: ...
+
+    def overhead_ms(self) -> float: ...
+
+    def __aiter__(self) -> AsyncIterator[Any]: ...
+
+    async def __anext__(self) -> Any: ...
+
+    async def aclose(self) -> None: ...
 
 
 class Surface(Protocol):
@@ -89,7 +110,7 @@ class Surface(Protocol):
         """The whole answer from the core (a ``ChatResult`` or a ``RelayResult``)."""
         ...
 
-    def open(self, chat: ChatService, call: ChatCall, exchange: Exchange) -> UpstreamStream[Any]:
+    def open(self, chat: ChatService, call: ChatCall, exchange: Exchange) -> OpenedStream:
         """The streamed answer from the core; nothing is called upstream until its first batch."""
         ...
 
@@ -112,8 +133,8 @@ class Surface(Protocol):
 
     def error_body(self, error: GatewayError) -> bytes: ...
 
-    def error_frame(self, error: GatewayError) -> bytes:
-        """The last frame of a stream that failed after it started."""
+    def error_frame(self, error: GatewayError, stream: Any = None) -> bytes:
+        """The last frame of a stream that failed after it started (``stream``: what ``open`` returned)."""
         ...
 
 
@@ -142,6 +163,7 @@ class ChatEndpoint:
         exchange = open_exchange(scope)
         out = TrackedSend(send, exchange, self.surface.request_id_header)
         watcher: DisconnectWatcher | None = None
+        call: ChatCall | None = None
         with Observed(exchange) as observed:
             try:
                 call = await self._read(scope, receive, exchange)
@@ -156,7 +178,9 @@ class ChatEndpoint:
             except asyncio.CancelledError:
                 if watcher is None or not watcher.gone:  # the server's shutdown grace ran out
                     exchange.outcome = "shutting_down"
-                    await self._fail(out, ShuttingDown("The gateway is shutting down; send the request again."))
+                    await self._fail(
+                        out, ShuttingDown("The gateway is shutting down; send the request again."), call=call
+                    )
                     raise
                 task = asyncio.current_task()
                 if task is not None:
@@ -165,17 +189,24 @@ class ChatEndpoint:
                 log.info("client disconnected; upstream request cancelled")
             except GatewayError as error:
                 exchange.outcome = error.code
-                await self._fail(out, error, watcher)
+                await self._fail(out, error, watcher, call)
             except Exception:
                 # Our own bug, never an upstream fault: logged with its traceback, reported as 500.
                 log.exception("unexpected failure serving %s", scope.get("path"))
                 exchange.outcome = "internal_error"
-                await self._fail(out, InternalError("The gateway failed unexpectedly; the error was logged."), watcher)
+                failure = InternalError("The gateway failed unexpectedly; the error was logged.")
+                await self._fail(out, failure, watcher, call)
             finally:
                 if watcher is not None:
                     watcher.close()
 
-    async def _fail(self, out: TrackedSend, error: GatewayError, watcher: DisconnectWatcher | None = None) -> None:
+    async def _fail(
+        self,
+        out: TrackedSend,
+        error: GatewayError,
+        watcher: DisconnectWatcher | None = None,
+        call: ChatCall | None = None,
+    ) -> None:
         """A JSON error if nothing was sent, an error frame if a stream started, nothing if the answer is complete."""
         if watcher is not None:
             watcher.close()
@@ -187,7 +218,8 @@ class ChatEndpoint:
                 await send_json(out, status, self.surface.error_body(error), error_headers(error, status))
             else:
                 log.warning("stream failed after it started: %s (%s)", error.code, type(error).__name__)
-                await out({"type": "http.response.body", "body": self.surface.error_frame(error), "more_body": False})
+                frame = self.surface.error_frame(error, call.opened if call is not None else None)
+                await out({"type": "http.response.body", "body": frame, "more_body": False})
 
     async def _read(self, scope: Scope, receive: Receive, exchange: Exchange) -> ChatCall:
         if self.keys.enabled:
@@ -220,7 +252,7 @@ class ChatEndpoint:
         await send_json(out, 200, body, headers)
 
     async def _stream(self, call: ChatCall, watcher: DisconnectWatcher, out: TrackedSend, exchange: Exchange) -> None:
-        stream = self.surface.open(self.chat, call, exchange)
+        stream = call.opened = self.surface.open(self.chat, call, exchange)
         heartbeat = self.heartbeat
         try:
             first = await anext(stream, None)  # the upstream call starts here; errors still get a status

@@ -88,7 +88,7 @@ class OpenAIChat:
     def error_body(self, error: GatewayError) -> bytes:
         return error_json(error)
 
-    def error_frame(self, error: GatewayError) -> bytes:
+    def error_frame(self, error: GatewayError, stream: object = None) -> bytes:
         """One error frame and no ``[DONE]``: OpenAI SDKs raise on it."""
         return b"data: " + error_json(error) + b"\n\n"
 

@@ -9,6 +9,7 @@ header), so that clients of the gateway can reach every path end to end:
     sim:tool / sim:notool    call (or do not call) the first tool, even under `auto`
     sim:preamble         write a short text block before the tool calls
     sim:parallel         call every tool, in parallel
+    sim:call=NAME        call the tool of that name (as `sim:tool` does the first)
     sim:refusal          stop with `refusal` (and `stop_details` saying why)
     sim:pause            stop with `pause_turn`
     sim:context          stop with `model_context_window_exceeded`
@@ -294,6 +295,8 @@ def plan_tools(body: Json, flags: dict[str, str], digest: str) -> list[Block]:
         return []
     if choice.get("type") == "tool":
         chosen = [t for t in tools if t.get("name") == choice.get("name")]
+    elif "call" in flags and not tool_results(body):
+        chosen = [t for t in tools if t.get("name") == flags["call"]]
     elif choice.get("type") == "any" or ("tool" in flags or "parallel" in flags):
         chosen = tools if "parallel" in flags and not choice.get("disable_parallel_tool_use") else tools[:1]
     elif "notool" in flags or tool_results(body):

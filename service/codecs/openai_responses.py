@@ -1,0 +1,637 @@
+"""OpenAI Responses API requests -> chatgate.v1, field by field (`POST /v1/responses`).
+
+A Responses request is a list of *items* (messages, reasoning, function and custom tool
+calls and their outputs) where Chat Completions has messages. This module reads the body
+into a ``ResponsesRequest``: the core request without its messages, the input items as
+the response will store and list them (ids assigned), and what the answer must echo. The
+messages are built from items (``messages_from_items``) once the items of an earlier
+stored response, if any, are known: a run of assistant-side items becomes one assistant
+message, as Claude wants it.
+
+Two Responses ideas have no Chat Completions twin and are kept here, in both directions:
+custom (free-form) tools, which Claude sees as tools with one string property ``input``,
+and reasoning items, whose ``encrypted_content`` carries Claude's signed thinking block
+(``reasoning_content`` below), opaque to the client, so a stateless caller can send it
+back and Claude verifies the chain of thought. docs/mapping.md has the table.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from chatgate.v1 import chat_pb2, chat_service_pb2
+from service.core.compat import CompatReport
+from service.core.errors import InvalidRequest
+
+from .fields import Json, get_bool, get_enum, get_int, get_list, get_number, get_object, get_str, to_struct, type_error
+from .openai_chat import CACHE_TTLS, COMPATIBILITY, EFFORTS, IMAGE_DETAILS, PROMPT_CACHE_MODES, TOOL_CHOICE_MODES
+
+Request = chat_service_pb2.ChatCompletionRequest
+
+ROLES = {
+    "user": chat_pb2.ROLE_USER,
+    "system": chat_pb2.ROLE_SYSTEM,
+    "developer": chat_pb2.ROLE_DEVELOPER,
+    "assistant": chat_pb2.ROLE_ASSISTANT,
+}
+SUMMARIES = ("auto", "concise", "detailed")
+# The single property a custom tool's input travels in, as Claude sees the tool.
+CUSTOM_INPUT = "input"
+CUSTOM_SCHEMA: Json = {
+    "type": "object",
+    "properties": {CUSTOM_INPUT: {"type": "string", "description": "The tool's whole input, as free-form text."}},
+    "required": [CUSTOM_INPUT],
+    "additionalProperties": False,
+}
+WEB_SEARCH_TOOLS = frozenset(
+    {"web_search", "web_search_preview", "web_search_2025_08_26", "web_search_preview_2025_03_11"}
+)
+ITEM_PREFIXES = {
+    "message": "msg_",
+    "reasoning": "rs_",
+    "function_call": "fc_",
+    "function_call_output": "fco_",
+    "custom_tool_call": "ctc_",
+    "custom_tool_call_output": "ctco_",
+}
+# Versioned so the encoding can change without breaking items clients hold.
+REASONING_PREFIX = "chatgate.r1."
+INCLUDABLE = frozenset(
+    {
+        "reasoning.encrypted_content",  # always honoured: every reasoning item carries it
+        "message.output_text.logprobs",
+        "web_search_call.action.sources",
+        "web_search_call.results",
+        "file_search_call.results",
+        "code_interpreter_call.outputs",
+        "computer_call_output.output.image_url",
+        "message.input_image.image_url",
+    }
+)
+# Fields read below; anything else is reported as ignored.
+KNOWN_FIELDS = frozenset(
+    {
+        "model",
+        "input",
+        "instructions",
+        "previous_response_id",
+        "store",
+        "stream",
+        "stream_options",
+        "include",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "max_output_tokens",
+        "max_tool_calls",
+        "temperature",
+        "top_p",
+        "top_logprobs",
+        "text",
+        "reasoning",
+        "metadata",
+        "user",
+        "safety_identifier",
+        "truncation",
+        "service_tier",
+        "prompt_cache_key",
+        "prompt_cache_retention",
+        "prompt_cache_options",
+        "background",
+        "conversation",
+        "prompt",
+        "context_management",
+        "moderation",
+        "compatibility",
+    }
+)
+# Fields that would change what the conversation is: refused rather than dropped, in every mode.
+REFUSED = {
+    "conversation": "the Conversations API is not served; send the items, or continue with `previous_response_id`",
+    "prompt": "stored prompt templates are not served; send `instructions` and `input`",
+}
+
+
+def new_id(prefix: str) -> str:
+    return prefix + os.urandom(24).hex()
+
+
+@dataclass(slots=True)
+class ResponsesRequest:
+    """A parsed `POST /v1/responses`: the core request (messages come later), the items, the echo."""
+
+    request: Request
+    model: str
+    stream: bool
+    store: bool
+    previous_response_id: str | None
+    instructions: str | None
+    input_items: list[Json]  # as stored and listed by `GET /v1/responses/{id}/input_items`
+    custom_tools: frozenset[str]
+    summaries: bool  # reasoning summaries asked for (`reasoning.summary`)
+    echo: Json  # the request's settings, as the response object repeats them
+    report: CompatReport
+    ignored: list[str] = field(default_factory=list)
+
+    def chat_request(self, history: Iterable[Json] = (), *, strict: bool = False) -> Request:
+        """The core request: instructions, then the earlier items, then this request's items.
+
+        ``strict`` is the policy in force: what parsing set aside is refused now, or kept in
+        ``report`` for the answer's adjustments."""
+        report = CompatReport(strict=strict)
+        for item in self.report.items:
+            (report.drop if item.action == "dropped" else report.adjust)(item.param, item.detail)
+        self.report = report
+        request = Request()
+        request.CopyFrom(self.request)
+        if self.instructions:
+            request.messages.add(role=chat_pb2.ROLE_SYSTEM).content.add(text=self.instructions)
+        history = list(history)
+        items = [*history, *self.input_items]
+        request.messages.extend(messages_from_items(items, self.custom_tools, report, offset=-len(history)))
+        return request
+
+
+def request_from_json(body: Any, *, mode: chat_pb2.Compatibility | None = None) -> ResponsesRequest:
+    """Reads and checks a request body; raises ``InvalidRequest`` naming the field. ``mode`` is the
+    compatibility the client chose outside the body (a header), if any. What Claude cannot honour is
+    collected in ``report``; the policy is applied by ``chat_request``."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    model = get_str(body, "model", "model")
+    if not model:
+        raise InvalidRequest("You must provide a model parameter.", param="model", code="missing_required_parameter")
+    for name, why in REFUSED.items():
+        if body.get(name) is not None:
+            raise InvalidRequest(
+                f"`{name}` is not supported by this gateway: {why}.", param=name, code="unsupported_parameter"
+            )
+    request = Request(model=model)
+    chosen = get_enum(body, "compatibility", "compatibility", COMPATIBILITY)
+    if chosen is not None:
+        request.compatibility = chosen
+    elif mode is not None:
+        request.compatibility = mode
+    report = CompatReport(strict=False)
+    request.stream_options.include_usage = True  # the response object always carries usage
+    custom = _read_tools(body, request, report)
+    _read_settings(body, request, report)
+    summaries = _read_reasoning(body, request)
+    input_items = items_from_input(body.get("input"))
+    # Checked now, so a bad item is a 400 before anything else happens.
+    messages_from_items(input_items, custom, CompatReport(strict=False))
+    store = get_bool(body, "store", "store")
+    return ResponsesRequest(
+        request=request,
+        model=model,
+        stream=bool(get_bool(body, "stream", "stream")),
+        store=True if store is None else store,
+        previous_response_id=get_str(body, "previous_response_id", "previous_response_id") or None,
+        instructions=get_str(body, "instructions", "instructions"),
+        input_items=input_items,
+        custom_tools=custom,
+        summaries=summaries,
+        echo=_echo(body),
+        report=report,
+        ignored=sorted(set(body) - KNOWN_FIELDS),
+    )
+
+
+def _read_settings(body: Json, request: Request, report: CompatReport) -> None:
+    if (tokens := get_int(body, "max_output_tokens", "max_output_tokens")) is not None:
+        request.max_completion_tokens = tokens
+    for name in ("temperature", "top_p"):
+        if (number := get_number(body, name, name)) is not None:
+            setattr(request, name, number)
+    if (parallel := get_bool(body, "parallel_tool_calls", "parallel_tool_calls")) is not None:
+        request.parallel_tool_calls = parallel
+    for name in ("user", "safety_identifier", "service_tier", "prompt_cache_key", "prompt_cache_retention"):
+        if (text := get_str(body, name, name)) is not None:
+            setattr(request, name, text)
+    _read_text(body, request)
+    if (options := get_object(body, "prompt_cache_options", "prompt_cache_options")) is not None:
+        target = request.prompt_cache_options
+        target.mode = (
+            get_enum(options, "mode", "prompt_cache_options.mode", PROMPT_CACHE_MODES)
+            or chat_pb2.PROMPT_CACHE_MODE_IMPLICIT
+        )
+        target.ttl = get_enum(options, "ttl", "prompt_cache_options.ttl", CACHE_TTLS) or chat_pb2.CACHE_TTL_UNSPECIFIED
+    metadata = get_object(body, "metadata", "metadata") or {}
+    for key, value in metadata.items():
+        if not isinstance(value, str):
+            raise type_error(f"metadata.{key}", "a string")
+    include = get_list(body, "include", "include") or []
+    for k, name in enumerate(include):
+        if not isinstance(name, str) or name not in INCLUDABLE:
+            raise InvalidRequest(f"`include[{k}]` is not a known value.", param=f"include[{k}]", code="invalid_value")
+        if name != "reasoning.encrypted_content":
+            report.drop(f"include[{k}]", f"`{name}` has no Claude equivalent")
+    _read_unsupported(body, report)
+
+
+def _read_unsupported(body: Json, report: CompatReport) -> None:
+    """Settings Claude has no place for: dropped and reported (lenient) or refused (strict)."""
+    truncation = get_str(body, "truncation", "truncation")
+    if truncation not in (None, "disabled", "auto"):
+        raise InvalidRequest("`truncation` must be `auto` or `disabled`.", param="truncation", code="invalid_value")
+    if truncation == "auto":
+        report.drop("truncation", "the gateway does not trim conversations; a too-long input is an error")
+    if get_bool(body, "background", "background"):
+        report.adjust("background", "answered in the foreground: the finished response comes back at once")
+    if get_int(body, "top_logprobs", "top_logprobs"):
+        report.drop("top_logprobs", "Claude returns no log probabilities")
+    if get_int(body, "max_tool_calls", "max_tool_calls") is not None:
+        report.drop("max_tool_calls", "Claude has no limit on built-in tool calls per response")
+    for name in ("context_management", "moderation"):
+        if body.get(name) is not None:
+            report.drop(name, "no Claude equivalent")
+
+
+def _read_text(body: Json, request: Request) -> None:
+    text = get_object(body, "text", "text")
+    if text is None:
+        return
+    if (verbosity := get_str(text, "verbosity", "text.verbosity")) is not None:
+        request.verbosity = verbosity
+    fmt = get_object(text, "format", "text.format")
+    if fmt is None:
+        return
+    kind = get_str(fmt, "type", "text.format.type")
+    if kind == "text":
+        return
+    if kind == "json_object":
+        request.response_format.type = chat_pb2.RESPONSE_FORMAT_TYPE_JSON_OBJECT
+        return
+    if kind != "json_schema":
+        raise InvalidRequest(
+            "`text.format.type` must be `text`, `json_object` or `json_schema`.",
+            param="text.format.type",
+            code="invalid_value",
+        )
+    target = request.response_format
+    target.type = chat_pb2.RESPONSE_FORMAT_TYPE_JSON_SCHEMA
+    target.json_schema.name = get_str(fmt, "name", "text.format.name") or ""
+    target.json_schema.description = get_str(fmt, "description", "text.format.description") or ""
+    schema = get_object(fmt, "schema", "text.format.schema")
+    if schema is None:
+        raise InvalidRequest(
+            "`text.format.schema` is required.", param="text.format.schema", code="missing_required_parameter"
+        )
+    target.json_schema.schema.CopyFrom(to_struct(schema, "text.format.schema"))
+    if (strict := get_bool(fmt, "strict", "text.format.strict")) is not None:
+        target.json_schema.strict = strict
+
+
+def _read_reasoning(body: Json, request: Request) -> bool:
+    """`reasoning.effort` as the chat request's `reasoning_effort`; whether summaries were asked for."""
+    reasoning = get_object(body, "reasoning", "reasoning")
+    if reasoning is None:
+        return False
+    if (effort := get_enum(reasoning, "effort", "reasoning.effort", EFFORTS)) is not None:
+        request.reasoning_effort = effort
+    summary = get_str(reasoning, "summary", "reasoning.summary") or get_str(
+        reasoning, "generate_summary", "reasoning.generate_summary"
+    )
+    if summary is None:
+        return False
+    if summary not in SUMMARIES:
+        raise InvalidRequest(
+            "`reasoning.summary` must be `auto`, `concise` or `detailed`.",
+            param="reasoning.summary",
+            code="invalid_value",
+        )
+    # Readable thinking where the model would hide it; Claude's thinking is already a summary.
+    request.anthropic.thinking.display = chat_pb2.THINKING_DISPLAY_SUMMARIZED
+    return True
+
+
+def _echo(body: Json) -> Json:
+    """What the response object repeats of the request, with OpenAI's defaults."""
+    reasoning = body.get("reasoning") or {}
+    text = dict(body.get("text") or {})
+    text.setdefault("format", {"type": "text"})
+    text.setdefault("verbosity", "medium")
+    return {
+        "instructions": body.get("instructions"),
+        "max_output_tokens": body.get("max_output_tokens"),
+        "max_tool_calls": body.get("max_tool_calls"),
+        "metadata": body.get("metadata") or {},
+        "parallel_tool_calls": body.get("parallel_tool_calls", True),
+        "previous_response_id": body.get("previous_response_id"),
+        "prompt_cache_key": body.get("prompt_cache_key"),
+        "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
+        "safety_identifier": body.get("safety_identifier"),
+        "service_tier": body.get("service_tier") or "default",
+        "store": body.get("store", True),
+        "temperature": body.get("temperature", 1.0),
+        "text": text,
+        "tool_choice": body.get("tool_choice") or "auto",
+        "tools": body.get("tools") or [],
+        "top_logprobs": body.get("top_logprobs") or 0,
+        "top_p": body.get("top_p", 1.0),
+        "truncation": body.get("truncation") or "disabled",
+        "user": body.get("user"),
+    }
+
+
+# --- tools ----------------------------------------------------------------------
+
+
+def _read_tools(body: Json, request: Request, report: CompatReport) -> frozenset[str]:
+    """Function and custom tools as Claude tools, web search as its server tool; the custom tools' names."""
+    custom: set[str] = set()
+    for k, tool in enumerate(get_list(body, "tools", "tools") or ()):
+        param = f"tools[{k}]"
+        if not isinstance(tool, dict):
+            raise type_error(param, "an object")
+        kind = get_str(tool, "type", f"{param}.type")
+        if kind in ("function", "custom"):
+            name = get_str(tool, "name", f"{param}.name")
+            if not name:
+                raise InvalidRequest(
+                    f"`{param}.name` is required.", param=f"{param}.name", code="missing_required_parameter"
+                )
+            out = request.tools.add(type=chat_pb2.TOOL_TYPE_FUNCTION)
+            out.function.name = name
+            out.function.description = get_str(tool, "description", f"{param}.description") or ""
+            if kind == "function":
+                if (schema := get_object(tool, "parameters", f"{param}.parameters")) is not None:
+                    out.function.parameters.CopyFrom(to_struct(schema, f"{param}.parameters"))
+                if (strict := get_bool(tool, "strict", f"{param}.strict")) is not None:
+                    out.function.strict = strict
+            else:
+                custom.add(name)
+                _custom_tool(tool, out.function, param, report)
+        elif kind in WEB_SEARCH_TOOLS:
+            _web_search(tool, request.web_search_options, param)
+        else:
+            report.drop(param, f"the `{kind}` tool has no Claude equivalent here")
+    if "tool_choice" in body and body["tool_choice"] is not None:
+        _read_tool_choice(body["tool_choice"], request, report)
+    return frozenset(custom)
+
+
+def _custom_tool(tool: Json, function: chat_pb2.FunctionDefinition, param: str, report: CompatReport) -> None:
+    """A free-form tool: one string property; a grammar goes into the description for the model to follow."""
+    function.parameters.CopyFrom(to_struct(CUSTOM_SCHEMA, param))
+    fmt = get_object(tool, "format", f"{param}.format") or {"type": "text"}
+    kind = get_str(fmt, "type", f"{param}.format.type")
+    if kind == "grammar":
+        syntax = get_str(fmt, "syntax", f"{param}.format.syntax") or "lark"
+        definition = get_str(fmt, "definition", f"{param}.format.definition") or ""
+        function.description += f"\n\nThe `{CUSTOM_INPUT}` text must follow this {syntax} grammar:\n{definition}"
+        report.adjust(f"{param}.format", "Claude follows the grammar from the tool description; it is not enforced")
+    elif kind != "text":
+        raise InvalidRequest(
+            f"`{param}.format.type` must be `text` or `grammar`.", param=f"{param}.format.type", code="invalid_value"
+        )
+
+
+def _web_search(tool: Json, options: chat_pb2.WebSearchOptions, param: str) -> None:
+    options.search_context_size = get_str(tool, "search_context_size", f"{param}.search_context_size") or ""
+    if (where := get_object(tool, "user_location", f"{param}.user_location")) is not None:
+        for key in ("city", "country", "region", "timezone"):
+            setattr(options.user_location, key, get_str(where, key, f"{param}.user_location.{key}") or "")
+    else:
+        options.SetInParent()
+
+
+def _read_tool_choice(choice: Any, request: Request, report: CompatReport) -> None:
+    if isinstance(choice, str):
+        mode = get_enum({"tool_choice": choice}, "tool_choice", "tool_choice", TOOL_CHOICE_MODES)
+        request.tool_choice.mode = mode or chat_pb2.TOOL_CHOICE_MODE_AUTO
+        return
+    if not isinstance(choice, dict):
+        raise type_error("tool_choice", "a string or an object")
+    kind = get_str(choice, "type", "tool_choice.type")
+    if kind in ("function", "custom"):
+        name = get_str(choice, "name", "tool_choice.name")
+        if not name:
+            raise InvalidRequest(
+                "`tool_choice.name` is required.", param="tool_choice.name", code="missing_required_parameter"
+            )
+        request.tool_choice.function_name = name
+    elif kind == "allowed_tools":
+        allowed = get_str(choice, "mode", "tool_choice.mode") or "auto"
+        request.tool_choice.mode = TOOL_CHOICE_MODES.get(allowed, chat_pb2.TOOL_CHOICE_MODE_AUTO)
+        report.adjust("tool_choice", "Claude may call any tool sent; the allowed subset is not enforced")
+    else:
+        report.drop("tool_choice", f"`{kind}` names a tool Claude is not sent")
+
+
+# --- input items ----------------------------------------------------------------
+
+
+def items_from_input(value: Any) -> list[Json]:
+    """The input as items with ids, as `input_items` lists them (a string is one user message)."""
+    if isinstance(value, str):
+        return [
+            {
+                "id": new_id("msg_"),
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": value}],
+            }
+        ]
+    if not isinstance(value, list):
+        if value is None:
+            raise InvalidRequest("You must provide `input`.", param="input", code="missing_required_parameter")
+        raise type_error("input", "a string or an array of items")
+    items: list[Json] = []
+    for i, given in enumerate(value):
+        if not isinstance(given, dict):
+            raise type_error(f"input[{i}]", "an object")
+        item = dict(given)
+        if "type" not in item and "role" in item:
+            item["type"] = "message"  # the short form: {"role", "content"}
+        if isinstance(item.get("content"), str) and item.get("type") == "message":
+            kind = "output_text" if item.get("role") == "assistant" else "input_text"
+            item["content"] = [{"type": kind, "text": item["content"]}]
+        if not item.get("id"):  # `input_items` lists every item with an id
+            item["id"] = new_id(ITEM_PREFIXES.get(str(item.get("type")), "item_"))
+        items.append(item)
+    return items
+
+
+def messages_from_items(
+    items: list[Json], custom: frozenset[str], report: CompatReport, *, offset: int = 0
+) -> list[chat_pb2.ChatMessage]:
+    """Items as chat messages: consecutive assistant-side items (text, reasoning, calls) are one message.
+
+    ``offset`` shifts the index in ``param`` names so that errors name the client's own `input[i]`
+    when earlier (stored) items come first."""
+    out: list[chat_pb2.ChatMessage] = []
+    assistant: chat_pb2.ChatMessage | None = None
+    for i, item in enumerate(items):
+        param = f"input[{i + offset}]"
+        kind = item.get("type")
+        if kind in ("reasoning", "function_call", "custom_tool_call") or (
+            kind == "message" and item.get("role") == "assistant"
+        ):
+            if assistant is None:
+                assistant = chat_pb2.ChatMessage(role=chat_pb2.ROLE_ASSISTANT)
+                out.append(assistant)
+            _assistant_item(item, kind, assistant, param, report)
+            continue
+        assistant = None
+        if kind == "message":
+            out.append(_input_message(item, param))
+        elif kind in ("function_call_output", "custom_tool_call_output"):
+            out.append(_tool_output(item, param))
+        elif kind == "item_reference":
+            raise InvalidRequest(
+                f"`{param}`: item references are not supported; "
+                "send the item, or continue with `previous_response_id`.",
+                param=param,
+                code="unsupported_parameter",
+            )
+        elif isinstance(kind, str):
+            report.drop(param, f"`{kind}` items have no Claude equivalent")
+        else:
+            raise InvalidRequest(
+                f"`{param}.type` is required.", param=f"{param}.type", code="missing_required_parameter"
+            )
+    return out
+
+
+def _assistant_item(item: Json, kind: str, message: chat_pb2.ChatMessage, param: str, report: CompatReport) -> None:
+    if kind == "message":
+        for j, part in enumerate(get_list(item, "content", f"{param}.content") or ()):
+            if not isinstance(part, dict):
+                raise type_error(f"{param}.content[{j}]", "an object")
+            if part.get("type") == "refusal":
+                message.refusal += get_str(part, "refusal", f"{param}.content[{j}].refusal") or ""
+            else:
+                message.content.add(text=get_str(part, "text", f"{param}.content[{j}].text") or "")
+    elif kind == "reasoning":
+        block = reasoning_block(item, param)
+        if block is None:
+            report.drop(param, "a reasoning item without chatgate's `encrypted_content` cannot be sent back to Claude")
+        else:
+            message.thinking_blocks.append(block)
+    else:
+        call_id = get_str(item, "call_id", f"{param}.call_id")
+        name = get_str(item, "name", f"{param}.name")
+        if not call_id or not name:
+            missing = "call_id" if not call_id else "name"
+            raise InvalidRequest(
+                f"`{param}.{missing}` is required.", param=f"{param}.{missing}", code="missing_required_parameter"
+            )
+        if kind == "function_call":
+            arguments = get_str(item, "arguments", f"{param}.arguments") or ""
+        else:
+            arguments = orjson.dumps({CUSTOM_INPUT: get_str(item, "input", f"{param}.input") or ""}).decode()
+        message.tool_calls.add(id=call_id, type=chat_pb2.TOOL_TYPE_FUNCTION).function.CopyFrom(
+            chat_pb2.FunctionCall(name=name, arguments=arguments)
+        )
+
+
+def _input_message(item: Json, param: str) -> chat_pb2.ChatMessage:
+    role = item.get("role")
+    if role not in ROLES:
+        raise InvalidRequest(
+            f"`{param}.role` must be `user`, `system`, `developer` or `assistant`.",
+            param=f"{param}.role",
+            code="invalid_value",
+        )
+    message = chat_pb2.ChatMessage(role=ROLES[role])
+    content = item.get("content")
+    if not isinstance(content, list):
+        raise type_error(f"{param}.content", "a string or an array of content parts")
+    for j, part in enumerate(content):
+        message.content.append(part_from_json(part, f"{param}.content[{j}]"))
+    return message
+
+
+def _tool_output(item: Json, param: str) -> chat_pb2.ChatMessage:
+    call_id = get_str(item, "call_id", f"{param}.call_id")
+    if not call_id:
+        raise InvalidRequest(
+            f"`{param}.call_id` is required.", param=f"{param}.call_id", code="missing_required_parameter"
+        )
+    message = chat_pb2.ChatMessage(role=chat_pb2.ROLE_TOOL, tool_call_id=call_id)
+    output = item.get("output")
+    if isinstance(output, str):
+        message.content.add(text=output)
+    elif isinstance(output, list):
+        for j, part in enumerate(output):
+            message.content.append(part_from_json(part, f"{param}.output[{j}]"))
+    else:
+        raise type_error(f"{param}.output", "a string or an array of content parts")
+    return message
+
+
+def part_from_json(part: Any, param: str) -> chat_pb2.ContentPart:
+    """A Responses content part (`input_text`, `input_image`, `input_file`) as a chat part."""
+    if not isinstance(part, dict):
+        raise type_error(param, "an object")
+    kind = get_str(part, "type", f"{param}.type")
+    out = chat_pb2.ContentPart()
+    if kind in ("input_text", "output_text", "text"):
+        out.text = get_str(part, "text", f"{param}.text") or ""
+    elif kind == "input_image":
+        url = get_str(part, "image_url", f"{param}.image_url")
+        if not url:
+            why = "uploaded files are not served" if part.get("file_id") else "it is required"
+            raise InvalidRequest(
+                f"`{param}.image_url` is missing: {why}.", param=f"{param}.image_url", code="invalid_value"
+            )
+        out.image_url.url = url
+        detail = get_enum(part, "detail", f"{param}.detail", IMAGE_DETAILS)
+        out.image_url.detail = detail or chat_pb2.IMAGE_DETAIL_UNSPECIFIED
+    elif kind == "input_file":
+        data = get_str(part, "file_data", f"{param}.file_data")
+        if not data:
+            raise InvalidRequest(
+                f"`{param}.file_data` is required: uploaded files and file URLs are not served.",
+                param=f"{param}.file_data",
+                code="invalid_value",
+            )
+        out.file.file_data = data
+        out.file.filename = get_str(part, "filename", f"{param}.filename") or ""
+    else:
+        raise InvalidRequest(f"Unknown content part type `{kind}`.", param=f"{param}.type", code="invalid_value")
+    return out
+
+
+# --- reasoning round trip ---------------------------------------------------------
+
+
+def reasoning_content(block: chat_pb2.ThinkingBlock) -> str:
+    """A thinking block as a reasoning item's `encrypted_content`: opaque to the client, and
+    needing no memory at the gateway. Claude's signature protects it; a changed block fails upstream."""
+    if block.type == chat_pb2.THINKING_BLOCK_TYPE_REDACTED:
+        data: Json = {"r": block.data}
+    else:
+        data = {"t": block.thinking, "s": block.signature}
+    return REASONING_PREFIX + base64.urlsafe_b64encode(orjson.dumps(data)).decode()
+
+
+def reasoning_block(item: Json, param: str) -> chat_pb2.ThinkingBlock | None:
+    """The thinking block a reasoning item carries; None when it carries none of ours (another
+    provider's encrypted reasoning, or summaries only)."""
+    content = get_str(item, "encrypted_content", f"{param}.encrypted_content")
+    if not content or not content.startswith(REASONING_PREFIX):
+        return None
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(content[len(REASONING_PREFIX) :]))
+    except (binascii.Error, ValueError, orjson.JSONDecodeError):
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("r"), str):
+        return chat_pb2.ThinkingBlock(type=chat_pb2.THINKING_BLOCK_TYPE_REDACTED, data=data["r"])
+    if isinstance(data, dict) and isinstance(data.get("t"), str) and isinstance(data.get("s"), str):
+        return chat_pb2.ThinkingBlock(
+            type=chat_pb2.THINKING_BLOCK_TYPE_THINKING, thinking=data["t"], signature=data["s"]
+        )
+    raise InvalidRequest(
+        f"`{param}.encrypted_content` is damaged; send reasoning items back exactly as they were returned.",
+        param=f"{param}.encrypted_content",
+        code="invalid_encrypted_content",
+    )

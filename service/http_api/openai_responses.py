@@ -1,0 +1,285 @@
+"""The OpenAI Responses surface: `POST /v1/responses` (JSON and streamed events) and the stored
+responses' routes (`GET` / `DELETE /v1/responses/{id}`, `GET /v1/responses/{id}/input_items`).
+
+What Codex and the OpenAI Agents SDK speak. Requests become core chat requests (the same mapping,
+limits, retries and ledger as Chat Completions); answers become output items and, streamed, OpenAI's
+typed events with their `sequence_number` (``codecs.responses_output``). `store: true` keeps the
+response in the shared store (``core.responses.ResponseArchive``) so that `previous_response_id`
+continues it on any replica. The request lifecycle is ``lifecycle.ChatEndpoint``'s, as for every surface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from chatgate.v1 import chat_service_pb2
+from service.codecs.openai_responses import ResponsesRequest, request_from_json
+from service.codecs.responses_output import Envelope, OutputBuilder
+from service.core import ChatService, ChatStream
+from service.core.chat import LENIENT, STRICT
+from service.core.compat import Adjustment
+from service.core.errors import GatewayError, InvalidRequest, NotFound
+from service.core.exchange import Caller, Exchange
+from service.core.provider import UpstreamInfo
+from service.core.responses import Json, ResponseArchive
+
+from .asgi import Scope, header
+from .errors import http_status
+from .lifecycle import ChatCall
+from .openai_chat import COMPATIBILITY_MODES, error_json
+
+PATH = "/v1/responses"
+KEEP_ALIVE = b": keep-alive\n\n"
+
+
+class ResponsesResult:
+    """A whole response: the JSON the client gets and what the lifecycle reports beside it."""
+
+    __slots__ = ("adjustments", "body", "overhead_ms", "upstream")
+
+    def __init__(
+        self, body: bytes, adjustments: list[Adjustment], upstream: UpstreamInfo, overhead_ms: Callable[[], float]
+    ) -> None:
+        self.body, self.adjustments, self.upstream, self.overhead_ms = body, adjustments, upstream, overhead_ms
+
+
+class OpenAIResponses:
+    """The dialect of OpenAI's Responses API, over the chat use case."""
+
+    stream_headers: ClassVar[list[tuple[bytes, bytes]]] = [
+        (b"content-type", b"text/event-stream; charset=utf-8"),
+        (b"cache-control", b"no-cache"),
+        (b"x-accel-buffering", b"no"),
+    ]
+    request_id_header = None
+    keep_alive = KEEP_ALIVE
+
+    def __init__(self, archive: ResponseArchive | None) -> None:
+        self.archive = archive
+
+    def parse(self, body: bytes, scope: Scope) -> ChatCall:
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise InvalidRequest("The request body is not valid JSON.", code="invalid_json") from None
+        mode = COMPATIBILITY_MODES.get((header(scope, b"x-chatgate-compatibility") or "").lower())
+        request = request_from_json(parsed, mode=mode)
+        if self.archive is None:
+            if request.previous_response_id:
+                raise InvalidRequest(
+                    "`previous_response_id` needs stored responses, and this gateway keeps none (responses.url = off).",
+                    param="previous_response_id",
+                    code="unsupported_parameter",
+                )
+            if request.store:
+                request.store = False
+                request.echo["store"] = False
+                request.report.drop("store", "this gateway keeps no responses (responses.url = off)")
+        return ChatCall(request, request.stream, request.ignored)
+
+    async def prepared(
+        self, chat: ChatService, request: ResponsesRequest, caller: Caller
+    ) -> chat_service_pb2.ChatCompletionRequest:
+        """The core request, with the stored conversation it continues (if any) in front."""
+        history: list[Json] = []
+        if request.previous_response_id and self.archive is not None:
+            history = await self.archive.history(request.previous_response_id, caller.name)
+        mode = request.request.compatibility
+        strict = mode == STRICT or (mode != LENIENT and chat.strict_by_default)
+        return request.chat_request(history, strict=strict)
+
+    async def keep(self, request: ResponsesRequest, caller: Caller, response: Json) -> None:
+        if request.store and self.archive is not None:
+            await self.archive.save(caller.name, request.previous_response_id, request.input_items, response)
+
+    async def run(self, chat: ChatService, call: ChatCall, exchange: Exchange) -> ResponsesResult:
+        request = responses_request(call)
+        core_request = await self.prepared(chat, request, exchange.caller)
+        result = await chat.complete(core_request, deadline=call.deadline, exchange=exchange)
+        envelope = Envelope.new(result.completion.model or request.model, request.echo)
+        builder = OutputBuilder(envelope, request.custom_tools, request.summaries, events=False)
+        builder.whole(result.completion)
+        response = builder.finished()
+        await self.keep(request, exchange.caller, response)
+        return ResponsesResult(
+            orjson.dumps(response), request.report.items + result.adjustments, result.upstream, result.overhead_ms
+        )
+
+    def open(self, chat: ChatService, call: ChatCall, exchange: Exchange) -> ResponsesStream:
+        return ResponsesStream(self, chat, call, exchange)
+
+    def completion(self, result: ResponsesResult) -> bytes:
+        return result.body
+
+    def frames(self, batch: bytes) -> bytes:
+        return batch  # already events
+
+    def end_of_stream(self, stream: ResponsesStream) -> bytes:
+        return b""  # `response.completed` was the last batch; Responses streams have no `[DONE]`
+
+    def error_status(self, error: GatewayError) -> int:
+        return http_status(error)
+
+    def error_body(self, error: GatewayError) -> bytes:
+        return error_json(error)
+
+    def error_frame(self, error: GatewayError, stream: Any = None) -> bytes:
+        """`error`, then `response.failed` with what was written so far, numbered after the stream's events."""
+        if isinstance(stream, ResponsesStream):
+            return stream.failed(error)
+        return (
+            b"event: error\ndata: "
+            + orjson.dumps(
+                {
+                    "type": "error",
+                    "sequence_number": 0,
+                    "code": error.code,
+                    "message": error.message,
+                    "param": error.param,
+                }
+            )
+            + b"\n\n"
+        )
+
+
+class ResponsesStream:
+    """A streamed response: the core's chunk stream as Responses events, one batch per upstream read.
+
+    The first batch starts with `response.created` and `response.in_progress`; the last is the
+    closing of the open item and `response.completed` (or `.incomplete`), sent only after the
+    response is stored, so a client that continues it at once finds it."""
+
+    def __init__(self, surface: OpenAIResponses, chat: ChatService, call: ChatCall, exchange: Exchange) -> None:
+        self._surface, self._chat, self._call, self._exchange = surface, chat, call, exchange
+        self._request = responses_request(call)
+        self._inner: ChatStream | None = None
+        self._builder: OutputBuilder | None = None
+        self._ended = False
+        self._idle = UpstreamInfo()
+
+    @property
+    def adjustments(self) -> list[Adjustment]:
+        inner = self._inner.adjustments if self._inner is not None else []
+        return self._request.report.items + inner
+
+    @property
+    def upstream(self) -> UpstreamInfo:
+        return self._inner.upstream if self._inner is not None else self._idle
+
+    def overhead_ms(self) -> float:
+        return self._inner.overhead_ms() if self._inner is not None else 0.0
+
+    def __aiter__(self) -> ResponsesStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._ended:
+            raise StopAsyncIteration
+        inner = self._inner or await self._open()
+        builder = self._builder
+        try:
+            batch = await anext(inner)
+        except StopAsyncIteration:
+            self._ended = True
+            if builder is None:  # an upstream that sent nothing at all
+                builder = self._begin("")
+            response = builder.finished()
+            await self._surface.keep(self._request, self._exchange.caller, response)
+            return builder.take()
+        if builder is None:
+            builder = self._begin(batch[0].model if batch else "")
+        for chunk in batch:
+            builder.chunk(chunk)
+        return builder.take() or KEEP_ALIVE  # an upstream keep-alive stays one
+
+    async def _open(self) -> ChatStream:
+        request = await self._surface.prepared(self._chat, self._request, self._exchange.caller)
+        self._inner = self._chat.stream(request, deadline=self._call.deadline, exchange=self._exchange)
+        return self._inner
+
+    def _begin(self, model: str) -> OutputBuilder:
+        envelope = Envelope.new(model or self._request.model, self._request.echo)
+        self._builder = OutputBuilder(envelope, self._request.custom_tools, self._request.summaries)
+        self._builder.started()
+        return self._builder
+
+    def failed(self, error: GatewayError) -> bytes:
+        builder = self._builder or self._begin("")
+        builder.failed(error.code, error.message, error.param)
+        return builder.take()
+
+    async def aclose(self) -> None:
+        if self._inner is not None:
+            await self._inner.aclose()
+
+
+def responses_request(call: ChatCall) -> ResponsesRequest:
+    assert isinstance(call.request, ResponsesRequest)  # parsed by this surface
+    return call.request
+
+
+# --- stored responses: read, list input items, delete ------------------------------------
+
+
+def stored_routes(archive: ResponseArchive | None, caller: Callable[[Request], Caller]) -> list[Route]:
+    """`GET` / `DELETE /v1/responses/{id}` and `GET /v1/responses/{id}/input_items`, per caller."""
+
+    def store() -> ResponseArchive:
+        if archive is None:
+            raise NotFound("This gateway keeps no responses (responses.url = off).")
+        return archive
+
+    async def get(request: Request) -> Response:
+        body = await store().get(request.path_params["response_id"], caller(request).name)
+        return json_response(body)
+
+    async def delete(request: Request) -> Response:
+        response_id = request.path_params["response_id"]
+        await store().delete(response_id, caller(request).name)
+        return json_response({"id": response_id, "object": "response", "deleted": True})
+
+    async def input_items(request: Request) -> Response:
+        items = await store().input_items(request.path_params["response_id"], caller(request).name)
+        return json_response(items_page(items, request.query_params))
+
+    return [
+        Route(PATH + "/{response_id}", get, methods=["GET"]),
+        Route(PATH + "/{response_id}", delete, methods=["DELETE"]),
+        Route(PATH + "/{response_id}/input_items", input_items, methods=["GET"]),
+    ]
+
+
+def items_page(items: list[Json], query: Any) -> Json:
+    """A page of input items as OpenAI lists them: `order` (default `desc`), `limit` (1-100, 20), `after`."""
+    order = query.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise InvalidRequest("`order` must be `asc` or `desc`.", param="order", code="invalid_value")
+    try:
+        limit = int(query.get("limit", "20"))
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= 100:
+        raise InvalidRequest("`limit` must be a whole number from 1 to 100.", param="limit", code="invalid_value")
+    ordered = items if order == "asc" else items[::-1]
+    start = 0
+    if after := query.get("after"):
+        ids = [item.get("id") for item in ordered]
+        start = ids.index(after) + 1 if after in ids else len(ordered)
+    data = ordered[start : start + limit]
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0].get("id") if data else None,
+        "last_id": data[-1].get("id") if data else None,
+        "has_more": start + limit < len(ordered),
+    }
+
+
+def json_response(content: Any) -> Response:
+    return Response(orjson.dumps(content), media_type="application/json")
