@@ -48,3 +48,20 @@ def test_grpc_js_unary_and_streaming_from_the_proto_files(gateway: Gateway) -> N
     assert out["first_role"] == "ROLE_ASSISTANT"
     assert out["last_usage"]["completion_tokens"] > 0
     assert "claude-3.5-haiku" in out["models"]
+
+
+def test_openai_npm_package_uses_the_responses_api(gateway: Gateway) -> None:
+    out = run_node("openai_responses.mjs", gateway.http_url + "/v1", MODEL)
+    assert out["sequence"] == list(range(len(out["sequence"])))
+    assert out["first_status"] == "completed"
+    assert (out["call"]["name"], out["call"]["arguments"]) == ("get_weather", {"city": "sample"})
+    assert f"{out['call']['call_id']} -> snow" in out["second_text"]
+    assert out["second_previous"] == out["first_id"] and out["retrieved_text"] == out["second_text"]
+    assert out["text"] == "[chatgate simulator] You said: Hello from Node."
+    assert out["input_item_types"] == ["function_call_output"]
+    assert out["custom"] == {"type": "custom_tool_call", "name": "apply_patch", "input": "sample"}
+    assert out["custom_deltas"] == "sample"
+    assert out["image_status"] == "completed" and isinstance(out["structured"]["city"], str)
+    assert out["reasoning"] == [True] and "windy" in out["after_thought"]
+    assert out["deleted_status"] == 404 and out["error_name"] == "RateLimitError"
+    assert out["failing_tail"] == ["error", "response.failed"]
