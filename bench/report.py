@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-PROTOCOLS = ("http_json", "http_sse", "grpc_unary", "grpc_stream", "native_json", "native_sse")
+PROTOCOLS = (
+    "http_json",
+    "http_sse",
+    "grpc_unary",
+    "grpc_stream",
+    "native_json",
+    "native_sse",
+    "responses_json",
+    "responses_sse",
+)
 NAMES = {
     "http_json": "HTTP JSON",
     "http_sse": "HTTP SSE",
@@ -12,6 +21,8 @@ NAMES = {
     "grpc_stream": "gRPC stream",
     "native_json": "native JSON",  # /v1/messages, bytes through
     "native_sse": "native SSE",
+    "responses_json": "Responses JSON",  # /v1/responses
+    "responses_sse": "Responses SSE",
 }
 
 

@@ -22,6 +22,7 @@ from .workloads import (
     GATEWAY_PATH,
     JSON,
     NATIVE_HEADERS,
+    RESPONSES_PATH,
     SSE20,
     Workload,
     words,
@@ -63,6 +64,10 @@ class Rig:
     def gateway_native(self, workload: Workload, concurrency: int) -> Throughput:
         """The native Messages surface, sent the very body the direct path sends (bytes through)."""
         return self.http_load(self.http_port, DIRECT_PATH, workload.direct_body(), NATIVE_HEADERS, concurrency)
+
+    def gateway_responses(self, workload: Workload, concurrency: int) -> Throughput:
+        """The OpenAI Responses surface, the same request as `gateway_http` in that dialect."""
+        return self.http_load(self.http_port, RESPONSES_PATH, workload.responses_body(), GATEWAY_HEADERS, concurrency)
 
     def gateway_grpc(self, workload: Workload, concurrency: int) -> Throughput:
         method = "StreamChatCompletion" if workload.stream else "CreateChatCompletion"
@@ -166,6 +171,8 @@ def throughput(rig: Rig, concurrency: int) -> dict[str, Any]:
         "grpc_stream": (lambda: rig.gateway_grpc(SSE20, concurrency), direct_sse),
         "native_json": (lambda: rig.gateway_native(JSON, concurrency), direct_json),
         "native_sse": (lambda: rig.gateway_native(SSE20, concurrency), direct_sse),
+        "responses_json": (lambda: rig.gateway_responses(JSON, concurrency), direct_json),
+        "responses_sse": (lambda: rig.gateway_responses(SSE20, concurrency), direct_sse),
     }
     results: dict[str, Any] = {}
     for name, (run, direct) in runs.items():

@@ -15,6 +15,7 @@ from .processes import KEY
 
 MODEL = "claude-sonnet-4-5"
 GATEWAY_PATH = "/v1/chat/completions"
+RESPONSES_PATH = "/v1/responses"
 DIRECT_PATH = "/v1/messages"
 GATEWAY_HEADERS = {"content-type": "application/json"}
 NATIVE_HEADERS = {"content-type": "application/json", "anthropic-version": "2023-06-01"}
@@ -40,6 +41,18 @@ class Workload:
 
     def gateway_body(self) -> bytes:
         return orjson.dumps(self.openai())
+
+    def responses_body(self) -> bytes:
+        """The same request in the Responses API (stateless, as Codex sends it: nothing stored)."""
+        body: dict[str, object] = {
+            "model": MODEL,
+            "max_output_tokens": self.max_tokens,
+            "input": self.text,
+            "store": False,
+        }
+        if self.stream:
+            body["stream"] = True
+        return orjson.dumps(body)
 
     def grpc_message(self) -> bytes:
         request, _, _ = request_from_json(self.openai())
