@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from . import suites
-from .processes import ROOT, cores, start_gateway, start_simulator
+from .processes import ROOT, cores, start_floor, start_gateway, start_simulator
 from .report import table
+from .sink import TraceSink
 from .tools import ensure_tools
 
 
@@ -48,6 +49,9 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
     logs = Path(tempfile.mkdtemp(prefix="chatgate-bench-"))
     simulator, sim_url = start_simulator(load_core, logs / "simulator.log")
     gateway, http_port, grpc_port = start_gateway(gateway_core, sim_url, logs / "gateway.log")
+    http_floor, http_floor_port = start_floor("http", gateway_core, sim_url, logs / "http-floor.log")
+    grpc_floor, grpc_floor_port = start_floor("grpc", gateway_core, sim_url, logs / "grpc-floor.log")
+    floors = suites.Floors(http_floor, http_floor_port, grpc_floor, grpc_floor_port)
     results: dict[str, Any] = {
         "machine": machine(),
         "smoke": smoke,
@@ -65,9 +69,11 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
             tools,
             seconds=1 if smoke else options.seconds,
             smoke=smoke,
+            floors=floors,
         )
         suites.latency(rig, rounds=1, per_round=20)  # warm both paths
         results["idle_rss_mib"] = gateway.rss_mib()
+        results["floor_idle_rss_mib"] = {"http": http_floor.rss_mib(), "grpc": grpc_floor.rss_mib()}
         step = (lambda name: name in options.only) if options.only else (lambda name: True)
         if step("latency"):
             results["latency"] = suites.latency(rig, rounds=2 if smoke else 10, per_round=20 if smoke else 200)
@@ -81,6 +87,10 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
             results["first_chunk"] = suites.first_chunk(
                 rig, rounds=1 if smoke else 8, deltas=4 if smoke else 64, pace_ms=20
             )
+        if step("first_chunk"):
+            results["first_chunk_c64"] = suites.first_chunk_concurrent(
+                rig, streams=8 if smoke else 64, rounds=1 if smoke else 6, deltas=4 if smoke else 8, pace_ms=20
+            )
         if step("realistic"):
             results["realistic"] = suites.realistic(rig, concurrency=8 if smoke else 64)
         if step("memory"):
@@ -92,11 +102,15 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
             results["soak"] = suites.soak(rig, options.soak)
     finally:
         gateway.stop()
-    if not smoke and step("workers"):
-        results["workers"] = workers(gateway_core, load_core, sim_url, logs, tools, options.seconds)
-    if not smoke and step("features"):
-        results["features"] = features(gateway_core, load_core, sim_url, logs, tools, options.seconds)
-    simulator.stop()
+    try:
+        if not smoke and step("workers"):
+            results["workers"] = workers(gateway_core, load_core, sim_url, logs, tools, options.seconds)
+        if not smoke and step("features"):
+            results["features"] = features(gateway_core, load_core, sim_url, logs, tools, options.seconds, floors)
+    finally:
+        http_floor.stop()
+        grpc_floor.stop()
+        simulator.stop()
     return results
 
 
@@ -127,8 +141,13 @@ def workers(
     }
 
 
+ACCESS_LOG = {"BENCH_GATEWAY_LOG_LEVEL": "info", "CHATGATE_LOG_FORMAT": "json"}
+TRACING = {"OTEL_EXPORTER_OTLP_ENDPOINT": "{sink}", "OTEL_SERVICE_NAME": "chatgate-bench"}  # the default sampler
+LOCAL_LIMITS = {"CHATGATE_LIMIT_RPM": "1000000000", "CHATGATE_LIMIT_TPM": "1000000000000"}
 FEATURES: dict[str, dict[str, str]] = {
     "off": {},
+    "access log (JSON)": ACCESS_LOG,
+    "tracing (default sampler)": TRACING,
     "limits in process": {"CHATGATE_LIMIT_RPM": "1000000000", "CHATGATE_LIMIT_TPM": "1000000000000"},
     "limits in Redis": {
         "CHATGATE_LIMIT_RPM": "1000000000",
@@ -136,33 +155,59 @@ FEATURES: dict[str, dict[str, str]] = {
         "CHATGATE_LIMITS_REDIS_URL": "redis://127.0.0.1:6379/15",
     },
     "ledger (SQLite)": {"CHATGATE_LEDGER_URL": "sqlite:{logs}/bench-ledger.sqlite3"},
+    # What `chatgate serve` does with no settings: the access log and the SQLite ledger on.
+    "default config": {
+        "BENCH_GATEWAY_LOG_LEVEL": "info",
+        "CHATGATE_LEDGER_URL": "sqlite:{logs}/default-ledger.sqlite3",
+    },
+    # Everything a production config turns on (metrics are always on).
+    "production (all on)": {
+        **ACCESS_LOG,
+        **TRACING,
+        **LOCAL_LIMITS,
+        "CHATGATE_LEDGER_URL": "sqlite:{logs}/production-ledger.sqlite3",
+    },
 }
 
 
 def features(
-    gateway_core: str | None, load_core: str | None, sim_url: str, logs: Path, tools: dict[str, bool], seconds: float
+    gateway_core: str | None,
+    load_core: str | None,
+    sim_url: str,
+    logs: Path,
+    tools: dict[str, bool],
+    seconds: float,
+    floors: suites.Floors,
 ) -> dict[str, Any]:
     """HTTP JSON and SSE at c=64 with each optional feature on alone, beside all off, in one run: the
     gateway's CPU per request says what each feature costs."""
     measured: dict[str, Any] = {}
+    sink = TraceSink()
     for name, settings in FEATURES.items():
         if "REDIS" in "".join(settings) and not port_answers(6379):
             measured[name] = {"skipped": "Redis is not answering on 127.0.0.1:6379"}
             continue
-        extra = {k: v.format(logs=logs) for k, v in settings.items()}
+        extra = {k: v.format(logs=logs, sink=sink.endpoint) for k, v in settings.items()}
         log = logs / f"gateway-{name.split()[0]}.log"
         gateway, http_port, grpc_port = start_gateway(gateway_core, sim_url, log, extra=extra)
         try:
             sim_port = int(sim_url.rsplit(":", 1)[1])
-            rig = suites.Rig(gateway, http_port, grpc_port, sim_port, load_core, tools, seconds, smoke=False)
+            rig = suites.Rig(
+                gateway, http_port, grpc_port, sim_port, load_core, tools, seconds, smoke=False, floors=floors
+            )
             rig.gateway_http(suites.JSON, 64)  # warm
-            row = {}
+            row: dict[str, Any] = {"idle_rss_mib": gateway.rss_mib()}
+            if name == "production (all on)":  # time to first token with everything on, beside the floor
+                row["ttft"] = suites.first_chunk_concurrent(rig, streams=64, rounds=6, deltas=8, pace_ms=20)["http_sse"]
             for label, workload in (("json", suites.JSON), ("sse", suites.SSE20)):
                 result, cpu = rig.with_cpu(lambda rig=rig, w=workload: rig.gateway_http(w, 64))
                 row[label] = {"rps": result.rps, "cpu_us_per_request": cpu / result.rps * 1e6 if result.rps else None}
             measured[name] = row
         finally:
             gateway.stop()
+    sink.close()
+    if "rps" in str(measured.get("production (all on)")):
+        measured["production (all on)"]["trace_exports"] = sink.requests  # proof the tracing rows exported
     return measured
 
 

@@ -120,7 +120,7 @@ def start_gateway(
         str(grpc_port),
         "--log-level",
         # warning: the access log (INFO) off, as in every figure in the README; `info` measures it.
-        os.environ.get("BENCH_GATEWAY_LOG_LEVEL", "warning"),
+        (extra or {}).get("BENCH_GATEWAY_LOG_LEVEL") or os.environ.get("BENCH_GATEWAY_LOG_LEVEL", "warning"),
         "--workers",
         str(workers),
     ]
@@ -140,6 +140,41 @@ def start_gateway(
         time.sleep(1.0)  # let every worker bind
         process.children = child_pids(popen.pid)
     return process, http_port, grpc_port
+
+
+def start_floor(kind: str, core: str | None, upstream: str, log: Path) -> tuple[Process, int]:
+    """A floor process (``http`` or ``grpc``, see bench/floors) on the gateway's core, aimed at the same upstream."""
+    port = free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        f"bench.floors.{kind}_floor",
+        "--port",
+        str(port),
+        "--upstream",
+        upstream,
+        "--key",
+        KEY,
+    ]
+    popen = subprocess.Popen(pinned(core, argv), cwd=ROOT, env=env(), stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    if kind == "http":
+        wait_http(f"http://127.0.0.1:{port}/", popen)
+    else:
+        wait_port(port, popen)
+    return Process(popen, f"{kind} floor"), port
+
+
+def wait_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"port {port}: process exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"port {port} did not open")
 
 
 def child_pids(pid: int) -> list[int]:

@@ -44,6 +44,7 @@ class Rig:
     tools: dict[str, bool]
     seconds: float
     smoke: bool
+    floors: Floors | None = None
 
     def http_load(self, port: int, path: str, body: bytes, headers: dict[str, str], concurrency: int) -> Throughput:
         if self.tools["wrk"]:
@@ -73,11 +74,39 @@ class Rig:
         method = "StreamChatCompletion" if workload.stream else "CreateChatCompletion"
         return self.grpc_load(method, workload.grpc_message(), concurrency)
 
-    def with_cpu(self, run: Callable[[], Throughput]) -> tuple[Throughput, float]:
-        """The run, and the gateway's CPU seconds per second of wall time during it."""
-        cpu, wall = self.gateway.cpu_seconds(), time.perf_counter()
+    def floor_http(self, workload: Workload, concurrency: int) -> Throughput:
+        assert self.floors is not None
+        body = workload.gateway_body()
+        return self.http_load(self.floors.http_port, GATEWAY_PATH, body, GATEWAY_HEADERS, concurrency)
+
+    def floor_grpc(self, workload: Workload, concurrency: int) -> Throughput:
+        assert self.floors is not None
+        method = "StreamChatCompletion" if workload.stream else "CreateChatCompletion"
+        if self.tools["h2load"]:
+            return h2load(
+                self.load_core, self.floors.grpc_port, method, workload.grpc_message(), concurrency, self.seconds
+            )
+        return python_grpc(self.floors.grpc_port, method, workload.grpc_message(), concurrency, self.seconds)
+
+    def with_cpu(self, run: Callable[[], Throughput], process: Process | None = None) -> tuple[Throughput, float]:
+        """The run, and the process's (the gateway's) CPU seconds per second of wall time during it."""
+        process = process or self.gateway
+        cpu, wall = process.cpu_seconds(), time.perf_counter()
         result = run()
-        return result, (self.gateway.cpu_seconds() - cpu) / (time.perf_counter() - wall)
+        return result, (process.cpu_seconds() - cpu) / (time.perf_counter() - wall)
+
+
+@dataclass
+class Floors:
+    """The two floor processes (bench/floors), on the gateway's core."""
+
+    http: Process
+    http_port: int
+    grpc: Process
+    grpc_port: int
+
+    def of(self, protocol: str) -> Process:
+        return self.grpc if protocol.startswith("grpc") else self.http
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -174,6 +203,7 @@ def throughput(rig: Rig, concurrency: int) -> dict[str, Any]:
         "responses_json": (lambda: rig.gateway_responses(JSON, concurrency), direct_json),
         "responses_sse": (lambda: rig.gateway_responses(SSE20, concurrency), direct_sse),
     }
+    floors = floor_throughput(rig, concurrency) if rig.floors is not None else {}
     results: dict[str, Any] = {}
     for name, (run, direct) in runs.items():
         result, cpu = rig.with_cpu(run)
@@ -186,7 +216,45 @@ def throughput(rig: Rig, concurrency: int) -> dict[str, Any]:
             "errors": result.errors + direct.errors,
             "tool": result.tool,
         }
+        floor = floors.get(FLOOR_OF[name])
+        if floor:
+            results[name] |= {
+                "floor_rps": floor["rps"],
+                "floor_ratio": result.rps / floor["rps"],
+                "floor_cpu_us_per_request": floor["cpu_us_per_request"],
+                "cpu_vs_floor": results[name]["cpu_us_per_request"] / floor["cpu_us_per_request"],
+            }
     return results
+
+
+# Which floor each gateway row is read against: the same request in the floor's protocol.
+FLOOR_OF = {
+    "http_json": "http_json",
+    "http_sse": "http_sse",
+    "grpc_unary": "grpc_unary",
+    "grpc_stream": "grpc_stream",
+    "native_json": "http_json",
+    "native_sse": "http_sse",
+    "responses_json": "http_json",
+    "responses_sse": "http_sse",
+}
+
+
+def floor_throughput(rig: Rig, concurrency: int) -> dict[str, Any]:
+    assert rig.floors is not None
+    floors = rig.floors
+    runs = {
+        "http_json": (lambda: rig.floor_http(JSON, concurrency), floors.http),
+        "http_sse": (lambda: rig.floor_http(SSE20, concurrency), floors.http),
+        "grpc_unary": (lambda: rig.floor_grpc(JSON, concurrency), floors.grpc),
+        "grpc_stream": (lambda: rig.floor_grpc(SSE20, concurrency), floors.grpc),
+    }
+    out = {}
+    for name, (run, process) in runs.items():
+        run()  # warm
+        result, cpu = rig.with_cpu(run, process)
+        out[name] = {"rps": result.rps, "cpu_us_per_request": cpu / result.rps * 1e6 if result.rps else None}
+    return out
 
 
 def realistic(rig: Rig, concurrency: int) -> dict[str, Any]:
@@ -223,20 +291,34 @@ def fit(points: list[tuple[float, float]]) -> tuple[float, float]:
 def stream_cost(rig: Rig, sizes: tuple[int, ...], concurrency: int) -> dict[str, Any]:
     """Gateway CPU per stream at several stream lengths; the slope is the cost of one chunk."""
     results: dict[str, Any] = {}
-    for name, run in (("http_sse", rig.gateway_http), ("grpc_stream", rig.gateway_grpc)):
+    cases: list[tuple[str, str, Callable[[Workload, int], Throughput], Process]] = [
+        ("http_sse", "", rig.gateway_http, rig.gateway),
+        ("grpc_stream", "", rig.gateway_grpc, rig.gateway),
+    ]
+    if rig.floors is not None:
+        cases += [
+            ("http_sse", "floor_", rig.floor_http, rig.floors.http),
+            ("grpc_stream", "floor_", rig.floor_grpc, rig.floors.grpc),
+        ]
+    for name, prefix, run, process in cases:
         points = []
         for n in sizes:
-            cpu, wall = rig.gateway.cpu_seconds(), time.perf_counter()
+            cpu, wall = process.cpu_seconds(), time.perf_counter()
             result = run(words(n), concurrency)
             elapsed = time.perf_counter() - wall
-            cpu_per_stream = (rig.gateway.cpu_seconds() - cpu) / (result.rps * elapsed)
+            cpu_per_stream = (process.cpu_seconds() - cpu) / (result.rps * elapsed)
             points.append((float(n), cpu_per_stream * 1e6))
         slope, intercept = fit(points)
-        results[name] = {
-            "us_per_chunk": slope,
-            "us_per_stream": intercept,
-            "points_us_per_stream": {int(n): round(y, 1) for n, y in points},
-        }
+        results.setdefault(name, {}).update(
+            {
+                f"{prefix}us_per_chunk": slope,
+                f"{prefix}us_per_stream": intercept,
+                f"{prefix}points_us_per_stream": {int(n): round(y, 1) for n, y in points},
+            }
+        )
+    for row in results.values():
+        if "floor_us_per_chunk" in row:
+            row["chunk_vs_floor"] = row["us_per_chunk"] / row["floor_us_per_chunk"]
     return results
 
 
@@ -287,6 +369,74 @@ def first_chunk(rig: Rig, rounds: int, deltas: int, pace_ms: int) -> dict[str, A
         "grpc_stream": {
             "ttft_ms": statistics.median(over_grpc) * 1e3,
             "added_ms": (statistics.median(over_grpc) - d) * 1e3,
+        },
+    }
+
+
+async def concurrent_first(port: int, raw: bytes, marker: bytes, count: int) -> list[float]:
+    """Time to the first content of ``count`` paced streams started together, one connection each."""
+
+    async def one(connection: Connection) -> float:
+        try:
+            reply = await connection.request(raw, keep_pieces=True)
+            first = reply.first(marker)
+            assert first is not None, reply.body[:300]
+            return first
+        finally:
+            connection.close()
+
+    connections = await asyncio.gather(*(Connection.open(port) for _ in range(count)))
+    return list(await asyncio.gather(*(one(c) for c in connections)))
+
+
+async def concurrent_grpc_first(port: int, message: bytes, count: int) -> list[float]:
+    from chatgate.v1 import chat_pb2
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        call = channel.unary_stream(STREAM, response_deserializer=chat_pb2.ChatCompletionChunk.FromString)
+
+        async def one() -> float:
+            started = time.perf_counter()
+            first = None
+            async for chunk in call(message, timeout=30):
+                if first is None and any(c.delta.content for c in chunk.choices):
+                    first = time.perf_counter() - started
+            assert first is not None
+            return first
+
+        return list(await asyncio.gather(*(one() for _ in range(count))))
+
+
+def first_chunk_concurrent(rig: Rig, streams: int, rounds: int, deltas: int, pace_ms: int) -> dict[str, Any]:
+    """Time to first content at ``streams`` concurrent paced streams: the gateway beside its floor
+    (median of every stream of every round; the rounds alternate so drift hits all alike)."""
+    assert rig.floors is not None
+    workload = words(deltas, pace_ms=pace_ms)
+    raw = post(GATEWAY_PATH, workload.gateway_body(), GATEWAY_HEADERS)
+    direct_raw = post(DIRECT_PATH, workload.direct_body(), DIRECT_HEADERS)
+    message = workload.grpc_message()
+    runs: dict[str, Callable[[], list[float]]] = {
+        "direct": lambda: asyncio.run(concurrent_first(rig.sim_port, direct_raw, b"text_delta", streams)),
+        "http_floor": lambda: asyncio.run(concurrent_first(rig.floors.http_port, raw, b'"content":"', streams)),  # type: ignore[union-attr]
+        "http_sse": lambda: asyncio.run(concurrent_first(rig.http_port, raw, b'"content":"', streams)),
+        "grpc_floor": lambda: asyncio.run(concurrent_grpc_first(rig.floors.grpc_port, message, streams)),  # type: ignore[union-attr]
+        "grpc_stream": lambda: asyncio.run(concurrent_grpc_first(rig.grpc_port, message, streams)),
+    }
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            times[name] += run()
+    median = {name: statistics.median(values) * 1e3 for name, values in times.items()}
+    return {
+        "streams": streams,
+        "direct_ms": median["direct"],
+        **{
+            name: {
+                "ttft_ms": median[name],
+                "floor_ms": median[floor],
+                "added_over_floor_ms": median[name] - median[floor],
+            }
+            for name, floor in (("http_sse", "http_floor"), ("grpc_stream", "grpc_floor"))
         },
     }
 
