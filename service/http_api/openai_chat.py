@@ -34,8 +34,27 @@ def error_json(error: GatewayError) -> bytes:
     )
 
 
+# A text delta, most of what a stream is: the bytes `chunk_json` gives it, written out directly.
+TEXT_FRAME = (
+    b'data: {"id":%b,"object":"chat.completion.chunk","created":%d,"model":%b,'
+    b'"choices":[{"index":%d,"delta":{"content":%b},"finish_reason":null,"logprobs":null}]}\n\n'
+)
+
+
 def frame(chunk: chat_pb2.ChatCompletionChunk) -> bytes:
-    if not chunk.choices and not chunk.HasField("usage"):
+    choices = chunk.choices
+    if len(choices) == 1 and not choices[0].finish_reason:
+        fields = choices[0].delta.ListFields()
+        if len(fields) == 1 and fields[0][0].name == "content" and not chunk.HasField("usage"):
+            dumps = orjson.dumps
+            return TEXT_FRAME % (
+                dumps(chunk.id),
+                chunk.created,
+                dumps(chunk.model),
+                choices[0].index,
+                dumps(fields[0][1]),
+            )
+    elif not choices and not chunk.HasField("usage"):
         return PING_FRAME  # an upstream keep-alive: an SSE comment the SDKs skip
     return b"data: " + orjson.dumps(chunk_json(chunk)) + b"\n\n"
 

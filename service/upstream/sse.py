@@ -7,11 +7,12 @@ network reads.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class ServerSentEvent:
+class ServerSentEvent(NamedTuple):
+    """One dispatched event (a tuple: it is made for every streamed token)."""
+
     event: str
     data: bytes
 
@@ -33,6 +34,8 @@ class SSEDecoder:
             chunk = chunk[1:]
         self._skip_lf = chunk[-1:] == b"\r"
         buffer = self._pending + chunk if self._pending else chunk
+        if b"\r" not in buffer and not self._data and not self._event:
+            return self._frames(buffer)
         lines = buffer.splitlines(keepends=True)
         if lines and not lines[-1].endswith((b"\n", b"\r")):
             self._pending = lines.pop()
@@ -43,6 +46,31 @@ class SSEDecoder:
             event = self._line(line.rstrip(b"\r\n"))
             if event is not None:
                 events.append(event)
+        return events
+
+    def _frames(self, buffer: bytes) -> list[ServerSentEvent]:
+        """The common case, LF line ends and no event half read: whole frames at a time (what ends at a
+        blank line), the rest kept for the next read. The same rules as ``_line``, without a call per line."""
+        end = buffer.rfind(b"\n\n")
+        if end < 0:
+            self._pending = buffer
+            return []
+        self._pending = buffer[end + 2 :]
+        events: list[ServerSentEvent] = []
+        for frame in buffer[:end].split(b"\n\n"):
+            event, data = "", []
+            for line in frame.split(b"\n"):
+                if not line or line[0] == 0x3A:  # blank (a frame's own edge), or a comment
+                    continue
+                name, _, value = line.partition(b":")
+                if value[:1] == b" ":
+                    value = value[1:]
+                if name == b"data":
+                    data.append(value)
+                elif name == b"event":
+                    event = value.decode("utf-8", "replace")
+            if data:
+                events.append(ServerSentEvent(event or "message", data[0] if len(data) == 1 else b"\n".join(data)))
         return events
 
     def _line(self, line: bytes) -> ServerSentEvent | None:

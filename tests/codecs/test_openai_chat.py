@@ -149,3 +149,12 @@ def test_a_usage_only_chunk_reads_back() -> None:
     )
     chunk = chat_pb2.ChatCompletionChunk(id="c", created=1, model="m", usage=usage)
     assert chunk_from_json(chunk_json(chunk)) == chunk
+
+
+@pytest.mark.parametrize("text", ["Hello", "", 'quote " back \\ slash', "line\nbreak\ttab", "é 😀 \u2028", "\x00\x1f"])
+def test_the_text_delta_frame_is_exactly_the_general_one(text: str) -> None:
+    from service.http_api.openai_chat import frame
+
+    chunk = chat_pb2.ChatCompletionChunk(id='chatcmpl-"x"', created=1700000000, model="claude-sonnet-4-5")
+    chunk.choices.add(index=2).delta.content = text
+    assert frame(chunk) == b"data: " + orjson.dumps(chunk_json(chunk)) + b"\n\n"

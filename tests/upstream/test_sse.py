@@ -37,3 +37,13 @@ def test_crlf_split_between_reads_is_one_line_end() -> None:
     assert decoder.feed(b"event: a\r") == []
     assert decoder.feed(b"\ndata: 1\r") == []
     assert decoder.feed(b"\n\r\n") == [ServerSentEvent("a", b"1")]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 7, 11, 16, 64])
+def test_line_ends_mixed_across_reads_of_any_size(size: int) -> None:
+    """LF-only reads take a whole-frame path, reads with CR the line-by-line one; switching between
+    them mid-stream, at any split, loses and invents nothing."""
+    raw = b"".join(r for r, _ in CASES[:-1]) + b"data: tail\n\n"
+    expected = [e for _, events in CASES[:-1] for e in events] + [ServerSentEvent("message", b"tail")]
+    decoder = SSEDecoder()
+    assert [e for i in range(0, len(raw), size) for e in decoder.feed(raw[i : i + size])] == expected
