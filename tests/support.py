@@ -142,25 +142,41 @@ def eventually(check: Any, timeout: float = 10.0) -> bool:
 def start_simulator(
     log_dir: Path, *, api_key: str | None = None, replay_dir: Path | None = None, key_faults: tuple[str, ...] = ()
 ) -> Simulator:
-    port = free_port()
-    args = ["simulate", "--port", str(port), *(f"--key-fault={fault}" for fault in key_faults)]
-    if api_key:
-        args += ["--api-key", api_key]
-    if replay_dir:
-        args += ["--replay-dir", str(replay_dir)]
-    process, log_path = spawn(args, log_dir, {})
-    url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: httpx.get(url + "/_sim/stats", timeout=1).status_code == 200, process, log_path)
-    return Simulator(process, log_path, url)
+    for attempt in range(3):  # a port found free may be taken before the simulator binds it (see start_gateway)
+        port = free_port()
+        args = ["simulate", "--port", str(port), *(f"--key-fault={fault}" for fault in key_faults)]
+        if api_key:
+            args += ["--api-key", api_key]
+        if replay_dir:
+            args += ["--replay-dir", str(replay_dir)]
+        process, log_path = spawn(args, log_dir, {})
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until(lambda: httpx.get(url + "/_sim/stats", timeout=1).status_code == 200, process, log_path)  # noqa: B023
+        except RuntimeError as exc:
+            if attempt == 2 or "in use" not in str(exc).lower():
+                raise
+            continue
+        return Simulator(process, log_path, url)
+    raise AssertionError("unreachable")
 
 
 def start_gateway(log_dir: Path, *, env: Mapping[str, str] | None = None, args: list[str] | None = None) -> Gateway:
-    http_port, grpc_port = free_port(), free_port()
-    serve = ["serve", "--http-port", str(http_port), "--grpc-port", str(grpc_port), *(args or [])]
-    process, log_path = spawn(serve, log_dir, env or {})
-    url = f"http://127.0.0.1:{http_port}/readyz"
-    wait_until(lambda: httpx.get(url, timeout=1).status_code == 200, process, log_path)
-    return Gateway(process, log_path, http_port, grpc_port)
+    """A gateway on two free ports. A port found free can be taken before the gateway binds it (an
+    outgoing connection's ephemeral port, say): then it starts again on new ports, up to three times."""
+    for attempt in range(3):
+        http_port, grpc_port = free_port(), free_port()
+        serve = ["serve", "--http-port", str(http_port), "--grpc-port", str(grpc_port), *(args or [])]
+        process, log_path = spawn(serve, log_dir, env or {})
+        url = f"http://127.0.0.1:{http_port}/readyz"
+        try:
+            wait_until(lambda: httpx.get(url, timeout=1).status_code == 200, process, log_path)  # noqa: B023
+        except RuntimeError as exc:
+            if attempt == 2 or "is in use" not in str(exc):
+                raise
+            continue
+        return Gateway(process, log_path, http_port, grpc_port)
+    raise AssertionError("unreachable")
 
 
 def user(text: str) -> chat_pb2.ChatMessage:

@@ -98,6 +98,7 @@ def create_app(chat: ChatService, keys: KeyChecker, lifecycle: Lifecycle, settin
     surfaces: dict[str, Surface] = {
         **SURFACES,
         openai_responses.PATH: openai_responses.OpenAIResponses(settings.responses),
+        openai_responses.COUNT_PATH: openai_responses.ResponsesInputTokens(settings.responses),
     }
     endpoints = {path: ChatEndpoint(surface, chat, keys, settings) for path, surface in surfaces.items()}
 

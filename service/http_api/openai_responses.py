@@ -35,6 +35,7 @@ from .lifecycle import ChatCall
 from .openai_chat import COMPATIBILITY_MODES, error_json
 
 PATH = "/v1/responses"
+COUNT_PATH = "/v1/responses/input_tokens"
 KEEP_ALIVE = b": keep-alive\n\n"
 
 
@@ -146,6 +147,26 @@ class OpenAIResponses:
             )
             + b"\n\n"
         )
+
+
+class ResponsesInputTokens(OpenAIResponses):
+    """`POST /v1/responses/input_tokens`: the input tokens of a Responses request as it would be sent
+    (stored conversation included), counted by the upstream; nothing is generated or stored."""
+
+    def parse(self, body: bytes, scope: Scope) -> ChatCall:
+        call = super().parse(body, scope)
+        request = responses_request(call)
+        request.store = False
+        request.report.items[:] = [a for a in request.report.items if a.param != "store"]
+        call.stream = False
+        return call
+
+    async def run(self, chat: ChatService, call: ChatCall, exchange: Exchange) -> ResponsesResult:
+        request = responses_request(call)
+        core_request = await self.prepared(chat, request, exchange.caller)
+        tokens, _ = await chat.count_tokens(core_request, deadline=call.deadline, exchange=exchange)
+        body = orjson.dumps({"object": "response.input_tokens", "input_tokens": tokens})
+        return ResponsesResult(body, request.report.items, UpstreamInfo(), lambda: 0.0)
 
 
 class ResponsesStream:

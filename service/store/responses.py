@@ -73,8 +73,12 @@ class StoredResponses:
 
     async def history(self, response_id: str, caller: str) -> list[Json]:
         chain = await self._read(lambda s: s.response_chain(response_id, caller, int(time.time())))
-        if not chain:
-            raise _not_found(response_id, "previous_response_id")
+        if not chain:  # as OpenAI answers it: a 400 naming the field, not a 404 for the URL
+            raise InvalidRequest(
+                f"Previous response with id '{response_id}' not found.",
+                param="previous_response_id",
+                code="previous_response_not_found",
+            )
         if chain[0].previous_id is not None:
             raise InvalidRequest(
                 f"`previous_response_id` continues a conversation whose earlier response "
@@ -129,5 +133,5 @@ class StoredResponses:
             await asyncio.sleep(interval)
 
 
-def _not_found(response_id: str, param: str | None = None) -> NotFound:
-    return NotFound(f"Response with id '{response_id}' not found.", param=param)
+def _not_found(response_id: str) -> NotFound:
+    return NotFound(f"Response with id '{response_id}' not found.")

@@ -204,16 +204,18 @@ def test_retrieve_list_and_delete(client: openai.OpenAI) -> None:
     client.responses.delete(reply.id)
     with pytest.raises(openai.NotFoundError):
         client.responses.retrieve(reply.id)
-    with pytest.raises(openai.NotFoundError) as caught:
+    with pytest.raises(openai.BadRequestError) as caught:  # OpenAI's answer: 400, naming the field
         client.responses.create(model=MODEL, input="again", previous_response_id=reply.id)
-    assert caught.value.param == "previous_response_id"
+    assert caught.value.param == "previous_response_id" and caught.value.code == "previous_response_not_found"
 
 
 @pytest.mark.parametrize(
     ("status", "error"),
     [
         (400, openai.BadRequestError),
+        (403, openai.PermissionDeniedError),
         (404, openai.NotFoundError),
+        (409, openai.ConflictError),
         (413, openai.APIStatusError),
         (429, openai.RateLimitError),
         (500, openai.InternalServerError),
@@ -239,6 +241,18 @@ def test_a_mid_stream_failure_ends_with_error_then_response_failed(client: opena
     failed = events[-1].response
     assert failed.status == "failed" and failed.error.code == "server_overloaded" and failed.error.message
     assert events[-2].code == "server_overloaded"
+
+
+def test_input_tokens_are_counted_as_the_request_would_be_sent(client: openai.OpenAI) -> None:
+    settings: dict[str, Any] = {"model": MODEL, "instructions": "Be brief", "tools": [WEATHER]}
+    counted = client.responses.input_tokens.count(input="How many tokens is this?", **settings)
+    assert counted.object == "response.input_tokens" and counted.input_tokens > 0
+    reply = client.responses.create(input="How many tokens is this?", tool_choice="none", store=False, **settings)
+    assert reply.usage is not None and counted.input_tokens == reply.usage.input_tokens
+    first = client.responses.create(input="Remember this.", model=MODEL)
+    longer = client.responses.input_tokens.count(model=MODEL, input="And this.", previous_response_id=first.id)
+    alone = client.responses.input_tokens.count(model=MODEL, input="And this.")
+    assert longer.input_tokens > alone.input_tokens  # the stored conversation is counted too
 
 
 def test_a_client_that_leaves_cancels_the_upstream(client: openai.OpenAI, simulator: Simulator) -> None:
@@ -270,7 +284,7 @@ def test_bad_input_is_a_400_naming_the_param(http: httpx.Client) -> None:
     ]
     for body, param in cases:
         answer = http.post("/v1/responses", json=body)
-        assert answer.status_code in (400, 404), answer.text
+        assert answer.status_code == 400, answer.text
         assert answer.json()["error"]["param"] == param
     strict = http.post(
         "/v1/responses",
@@ -307,10 +321,12 @@ def test_a_caller_sees_only_its_own_responses(keyed_gateway: Gateway) -> None:
         lambda: b.responses.retrieve(mine.id),
         lambda: b.responses.input_items.list(mine.id),
         lambda: b.responses.delete(mine.id),
-        lambda: b.responses.create(model=MODEL, input="x", previous_response_id=mine.id),
     ):
         with pytest.raises(openai.NotFoundError):
             attempt()
+    with pytest.raises(openai.BadRequestError) as caught:  # as if it did not exist
+        b.responses.create(model=MODEL, input="x", previous_response_id=mine.id)
+    assert caught.value.code == "previous_response_not_found"
     assert a.responses.retrieve(mine.id).id == mine.id  # b's delete did nothing
 
 
