@@ -275,9 +275,8 @@ class ChatService:
     def _complete_once(self, attempt: ProviderCall) -> Awaitable[chat_pb2.ChatCompletion]:
         return self.providers[attempt.model.provider].complete(attempt)
 
-    async def _stream(self, call: ProviderCall) -> AsyncIterator[Batch]:
-        async for batch in self._stream_with(call, self._open):
-            yield batch
+    def _stream(self, call: ProviderCall) -> AsyncIterator[Batch]:
+        return self._stream_with(call, self._open)  # no generator of its own: one hop less per batch
 
     async def _stream_with(
         self, call: ProviderCall, opener: Callable[[ProviderCall], Awaitable[tuple[AsyncIterator[B], B | None]]]

