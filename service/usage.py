@@ -51,7 +51,7 @@ def make_archive(settings: Settings) -> StoredResponses | None:
         store = open_store(url)
     except ValueError as exc:
         raise ConfigError(str(exc).replace("ledger.url", "responses.url")) from None
-    return StoredResponses(store, settings.responses_retention, on_event=observability.store_event)  # type: ignore[arg-type]
+    return StoredResponses(store, settings.responses_retention, on_event=observability.store_event)
 
 
 async def start_ledger(ledger: Ledger, chat: ChatService) -> None:

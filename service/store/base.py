@@ -138,8 +138,9 @@ class ResponseStore(Protocol):
     async def close(self) -> None: ...
 
 
-class Store(Protocol):
-    """A repository: open (connect and apply migrations), write usage records, read totals back."""
+class Store(ResponseStore, Protocol):
+    """A repository: open (connect and apply migrations), write usage records, read totals back, and keep
+    stored responses (``ResponseStore``)."""
 
     async def open(self) -> None:
         """Connects and applies pending schema migrations. Raises ``StoreUnavailable``."""

@@ -27,10 +27,12 @@ Json = dict[str, Any]
 class StoredResponses:
     """The archive the Responses surface uses; ``start`` opens the store and begins purging."""
 
-    def __init__(self, store: ResponseStore, retention: float, on_event: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, store: ResponseStore, retention: float, on_event: Callable[[str, str, int], None] | None = None
+    ) -> None:
         self.store = store
         self.retention = retention
-        self._on_event = on_event or (lambda _: None)
+        self._on_event = on_event  # (store, event, count), for metrics
         self._opened = False
         self._purger: asyncio.Task[None] | None = None
 
@@ -67,7 +69,7 @@ class StoredResponses:
             await (await self._open()).put_response(row)
         except StoreUnavailable as exc:
             log.warning("a response could not be stored (%s); it cannot be continued or read back", exc)
-            self._on_event("responses_write_failed")
+            self._event("write_failed")
             return False
         return True
 
@@ -116,12 +118,16 @@ class StoredResponses:
             return await query(await self._open())
         except StoreUnavailable as exc:
             log.warning("the response store cannot be read: %s", exc)
-            self._on_event("responses_unavailable")
+            self._event("unavailable")
             raise UpstreamUnavailable(
                 "Stored responses cannot be read right now; try again shortly.",
                 code="store_unavailable",
                 upstream_status=503,
             ) from None
+
+    def _event(self, event: str) -> None:
+        if self._on_event is not None:
+            self._on_event("responses", event, 1)
 
     async def _purge_forever(self) -> None:
         interval = max(1.0, min(3600.0, self.retention / 10))

@@ -20,6 +20,7 @@ import pytest
 
 from tests.store.test_battery import POSTGRES, drop_schema, postgres_answers
 from tests.support import MODEL, UPSTREAM_KEY, Gateway, Simulator, eventually, marker, start_gateway
+from tests.tcp_proxy import Proxy
 
 WEATHER = {
     "type": "function",
@@ -392,3 +393,47 @@ def check_off(client: openai.OpenAI) -> None:
         client.responses.retrieve(raw.parse().id)
     with pytest.raises(openai.BadRequestError):
         client.responses.create(model=MODEL, input="x", previous_response_id="resp_1")
+
+
+def test_a_store_outage_never_fails_an_answer_and_says_so_on_reads(simulator: Simulator, tmp_path: Path) -> None:
+    """Stored responses on PostgreSQL behind a proxy the test cuts: answers keep coming (the store is not
+    on their path to the client), a continuation that needs the store is a 503 `store_unavailable`, and
+    everything works again once the database is back."""
+    if not postgres_answers():
+        pytest.skip("PostgreSQL is not answering on 127.0.0.1:5432: a stored-responses outage was not tested")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    proxy = Proxy(("127.0.0.1", 5432))
+    env = {
+        "ANTHROPIC_API_KEY": UPSTREAM_KEY,
+        "ANTHROPIC_BASE_URL": simulator.url,
+        "CHATGATE_RESPONSES_URL": f"postgresql://postgres@127.0.0.1:{proxy.port}/test?schema={schema}",
+    }
+    gateway = start_gateway(tmp_path, env=env)
+    try:
+        with openai.OpenAI(base_url=gateway.http_url + "/v1", api_key="x", max_retries=0) as client:
+            kept = client.responses.create(model=MODEL, input="before the outage")
+            proxy.cut()
+            during = client.responses.create(model=MODEL, input="during the outage")
+            assert during.status == "completed" and during.output_text
+            with client.responses.stream(model=MODEL, input="streamed during the outage") as stream:
+                assert stream.get_final_response().status == "completed"
+            assert eventually(lambda: "could not be stored" in gateway.log(), timeout=10)
+            with pytest.raises(openai.InternalServerError) as caught:
+                client.responses.create(model=MODEL, input="more", previous_response_id=kept.id)
+            assert caught.value.status_code == 503 and caught.value.code == "store_unavailable"
+            proxy.restore()
+
+            def continues() -> bool:
+                try:
+                    client.responses.create(model=MODEL, input="after", previous_response_id=kept.id)
+                except openai.InternalServerError:
+                    return False
+                return True
+
+            assert eventually(continues, timeout=15)
+            with pytest.raises(openai.NotFoundError):  # answered, but never stored: honest about it
+                client.responses.retrieve(during.id)
+    finally:
+        gateway.stop()
+        proxy.close()
+        asyncio.run(drop_schema(schema))
