@@ -139,44 +139,49 @@ def eventually(check: Any, timeout: float = 10.0) -> bool:
         time.sleep(0.02)
 
 
+def start_on_free_ports(
+    ports: int, command: Any, ready: str, log_dir: Path, env: Mapping[str, str]
+) -> tuple[subprocess.Popen[bytes], Path, list[int]]:
+    """Starts ``command(ports)`` on free ports once it answers 200 at ``ready`` (formatted with the ports).
+    A port found free can be taken before the process binds it (an outgoing connection's ephemeral port,
+    say): then it starts again on new ports, up to three times."""
+    for attempt in range(3):
+        chosen = [free_port() for _ in range(ports)]
+        process, log_path = spawn(command(chosen), log_dir, env)
+        url = ready.format(*chosen)
+        try:
+            wait_until(lambda: httpx.get(url, timeout=1).status_code == 200, process, log_path)  # noqa: B023
+        except RuntimeError as exc:
+            if attempt == 2 or "in use" not in str(exc):
+                raise
+            continue
+        return process, log_path, chosen
+    raise AssertionError("unreachable")
+
+
 def start_simulator(
     log_dir: Path, *, api_key: str | None = None, replay_dir: Path | None = None, key_faults: tuple[str, ...] = ()
 ) -> Simulator:
-    for attempt in range(3):  # a port found free may be taken before the simulator binds it (see start_gateway)
-        port = free_port()
-        args = ["simulate", "--port", str(port), *(f"--key-fault={fault}" for fault in key_faults)]
+    def command(ports: list[int]) -> list[str]:
+        args = ["simulate", "--port", str(ports[0]), *(f"--key-fault={fault}" for fault in key_faults)]
         if api_key:
             args += ["--api-key", api_key]
         if replay_dir:
             args += ["--replay-dir", str(replay_dir)]
-        process, log_path = spawn(args, log_dir, {})
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_until(lambda: httpx.get(url + "/_sim/stats", timeout=1).status_code == 200, process, log_path)  # noqa: B023
-        except RuntimeError as exc:
-            if attempt == 2 or "in use" not in str(exc).lower():
-                raise
-            continue
-        return Simulator(process, log_path, url)
-    raise AssertionError("unreachable")
+        return args
+
+    process, log_path, (port,) = start_on_free_ports(1, command, "http://127.0.0.1:{0}/_sim/stats", log_dir, {})
+    return Simulator(process, log_path, f"http://127.0.0.1:{port}")
 
 
 def start_gateway(log_dir: Path, *, env: Mapping[str, str] | None = None, args: list[str] | None = None) -> Gateway:
-    """A gateway on two free ports. A port found free can be taken before the gateway binds it (an
-    outgoing connection's ephemeral port, say): then it starts again on new ports, up to three times."""
-    for attempt in range(3):
-        http_port, grpc_port = free_port(), free_port()
-        serve = ["serve", "--http-port", str(http_port), "--grpc-port", str(grpc_port), *(args or [])]
-        process, log_path = spawn(serve, log_dir, env or {})
-        url = f"http://127.0.0.1:{http_port}/readyz"
-        try:
-            wait_until(lambda: httpx.get(url, timeout=1).status_code == 200, process, log_path)  # noqa: B023
-        except RuntimeError as exc:
-            if attempt == 2 or "is in use" not in str(exc):
-                raise
-            continue
-        return Gateway(process, log_path, http_port, grpc_port)
-    raise AssertionError("unreachable")
+    def command(ports: list[int]) -> list[str]:
+        return ["serve", "--http-port", str(ports[0]), "--grpc-port", str(ports[1]), *(args or [])]
+
+    process, log_path, (http_port, grpc_port) = start_on_free_ports(
+        2, command, "http://127.0.0.1:{0}/readyz", log_dir, env or {}
+    )
+    return Gateway(process, log_path, http_port, grpc_port)
 
 
 def user(text: str) -> chat_pb2.ChatMessage:

@@ -23,8 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from chatgate.v1 import chat_service_pb2
-from service.core import ChatService, NativeRequest
+from service.core import ChatService
 from service.core.auth import KeyChecker
 from service.core.compat import Adjustment, describe
 from service.core.errors import GatewayError, InternalError, InvalidRequest, ShuttingDown
@@ -59,12 +58,14 @@ class HttpSettings:
 class ChatCall:
     """A parsed request: what to ask the core, how to answer, and what the gateway ignored."""
 
-    request: chat_service_pb2.ChatCompletionRequest | NativeRequest | Any  # what the surface's `parse` made
+    # What the surface's `parse` made (a ChatCompletionRequest, a NativeRequest, a ResponsesRequest);
+    # the same surface reads it back.
+    request: object
     stream: bool
     ignored: list[str] = field(default_factory=list)
     deadline: float | None = None  # monotonic; from the deadline header
     strict: bool | None = None  # native requests: the client's policy, if it chose (chat requests carry theirs)
-    opened: Any = None  # the stream `open` returned, once it did (a failed stream's last frame may need it)
+    opened: OpenedStream | None = None  # what `open` returned, once it did (a failed stream's last frame needs it)
 
 
 class OpenedStream(Protocol):

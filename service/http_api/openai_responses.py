@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from chatgate.v1 import chat_service_pb2
 from service.codecs.openai_responses import ResponsesRequest, request_from_json
-from service.codecs.responses_output import Envelope, OutputBuilder
+from service.codecs.responses_output import Envelope, OutputBuilder, event
 from service.core import ChatService, ChatStream
 from service.core.chat import LENIENT, STRICT
 from service.core.compat import Adjustment
@@ -60,6 +60,7 @@ class OpenAIResponses:
     ]
     request_id_header = None
     keep_alive = KEEP_ALIVE
+    generates = True  # False: the request is only read (token counting): nothing streams or is stored
 
     def __init__(self, archive: ResponseArchive | None) -> None:
         self.archive = archive
@@ -71,6 +72,8 @@ class OpenAIResponses:
             raise InvalidRequest("The request body is not valid JSON.", code="invalid_json") from None
         mode = COMPATIBILITY_MODES.get((header(scope, b"x-chatgate-compatibility") or "").lower())
         request = request_from_json(parsed, mode=mode)
+        if not self.generates:
+            request.store = request.stream = False
         if self.archive is None:
             if request.previous_response_id:
                 raise InvalidRequest(
@@ -134,32 +137,14 @@ class OpenAIResponses:
         """`error`, then `response.failed` with what was written so far, numbered after the stream's events."""
         if isinstance(stream, ResponsesStream):
             return stream.failed(error)
-        return (
-            b"event: error\ndata: "
-            + orjson.dumps(
-                {
-                    "type": "error",
-                    "sequence_number": 0,
-                    "code": error.code,
-                    "message": error.message,
-                    "param": error.param,
-                }
-            )
-            + b"\n\n"
-        )
+        return event("error", 0, {"code": error.code, "message": error.message, "param": error.param})
 
 
 class ResponsesInputTokens(OpenAIResponses):
     """`POST /v1/responses/input_tokens`: the input tokens of a Responses request as it would be sent
     (stored conversation included), counted by the upstream; nothing is generated or stored."""
 
-    def parse(self, body: bytes, scope: Scope) -> ChatCall:
-        call = super().parse(body, scope)
-        request = responses_request(call)
-        request.store = False
-        request.report.items[:] = [a for a in request.report.items if a.param != "store"]
-        call.stream = False
-        return call
+    generates = False
 
     async def run(self, chat: ChatService, call: ChatCall, exchange: Exchange) -> ResponsesResult:
         request = responses_request(call)
