@@ -191,6 +191,19 @@ def usage_command(parsed: argparse.Namespace) -> None:
     print(as_json(rows) if parsed.json else table(rows, by))
 
 
+def check_tracing() -> None:
+    from .observability import tracing_configured
+
+    if tracing_configured(os.environ):
+        from .observability.tracing import ConfigError as TracingError
+        from .observability.tracing import settings_from
+
+        try:
+            settings_from(os.environ, version())
+        except TracingError as exc:
+            raise ConfigError(str(exc)) from None
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parsed = parser().parse_args(argv)
     if parsed.command == "keys":
@@ -225,6 +238,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         load_keys(settings)  # so does a bad gateway key entry or an unreadable keys file
         store_of(settings)  # and a ledger URL of no known kind
         make_archive(settings)  # or a responses URL (nothing is opened yet)
+        check_tracing()  # and a malformed OTEL_* variable
     except ConfigError as exc:
         fail(str(exc))
         return

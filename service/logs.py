@@ -10,10 +10,11 @@ the context variable the edges set; the access log's structured fields
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, BinaryIO, TextIO
 
 import orjson
 
@@ -30,9 +31,23 @@ class RequestIdFilter(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__()
+        self._second = -1
+        self._prefix = ""
+
+    def timestamp(self, created: float) -> str:
+        """ISO 8601 in UTC to the millisecond, as ``datetime.isoformat`` writes it; the part up to
+        the second is formatted once per second (an access line at a time is the common case)."""
+        second = int(created)
+        if second != self._second:
+            self._prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = second
+        return f"{self._prefix}.{int((created - second) * 1000):03d}+00:00"
+
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": self.timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -63,12 +78,63 @@ class TextFormatter(logging.Formatter):
         return text
 
 
+class LineHandler(logging.Handler):
+    """Writes records as lines to a stream, the lines logged during one turn of the event loop
+    together in one write at the end of that turn.
+
+    Under load many requests finish in the same turn, and a write (with its system call) per
+    access line was most of the access log's cost. Nothing waits longer than the turn it was
+    logged in; a record logged outside the event loop's thread, or with no loop running, is
+    written at once, and ``logging.shutdown`` (at exit) flushes whatever is left.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self._stream = stream
+        self._binary: BinaryIO | None = getattr(stream, "buffer", None)
+        self._pending: list[str] = []
+        self._scheduled = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._pending.append(self.format(record))
+        except Exception:
+            self.handleError(record)
+            return
+        if self._scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        self._scheduled = True
+        loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]  # made by Handler.__init__
+            self._scheduled = False
+            if not self._pending:
+                return
+            text = "\n".join(self._pending) + "\n"
+            self._pending.clear()
+            try:
+                if self._binary is not None:
+                    self._binary.write(text.encode("utf-8", "replace"))
+                    self._binary.flush()
+                else:
+                    self._stream.write(text)
+                    self._stream.flush()
+            except (OSError, ValueError):  # the stream is closed or gone; logging must not fail a request
+                pass
+
+
 def configure_logging(level: str, log_format: str = "auto") -> None:
     # No format prints thread or process names: not collecting them makes every record cheaper.
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     if log_format == "auto":
         log_format = "text" if sys.stderr.isatty() else "json"
-    handler = logging.StreamHandler(sys.stderr)
+    handler = LineHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     handler.addFilter(RequestIdFilter())
     root = logging.getLogger()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,6 +35,9 @@ class Collector:
     server: ThreadingHTTPServer
     spans: list[Span] = field(default_factory=list)
     raw: list[bytes] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    # Statuses to answer the next exports with (then 200): to test retries and outages.
+    failures: list[int] = field(default_factory=list)
 
     @property
     def endpoint(self) -> str:
@@ -50,6 +54,14 @@ def start_collector() -> Collector:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            collector.headers.append({k.lower(): v for k, v in self.headers.items()})
+            if collector.failures:
+                self.send_response(collector.failures.pop(0))
+                self.send_header("content-length", "0")
+                self.end_headers()
+                return
+            if self.headers.get("content-encoding") == "gzip":
+                body = gzip.decompress(body)
             request = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
             collector.raw.append(body)
             for resource_spans in request.resource_spans:

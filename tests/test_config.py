@@ -118,6 +118,28 @@ BAD_SETTINGS = [
     (["--host", "0.0.0.0"], {"CHATGATE_API_KEYS": "k1"}, "", "no upstream key"),
     (["--host", "0.0.0.0"], {"CHATGATE_API_KEYS": "k1", "ANTHROPIC_API_KEY": " "}, "", "no upstream key"),
     ([], {"CHATGATE_SIMULATOR": "maybe"}, "", "CHATGATE_SIMULATOR"),
+    ([], {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_TRACES_SAMPLER": "sometimes"}, "", "OTEL_TRACES_SAMPLER"),
+    (
+        [],
+        {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_EXPORTER": "otlp", "OTEL_TRACES_SAMPLER_ARG": "2"},
+        "",
+        "OTEL_TRACES_SAMPLER_ARG",
+    ),
+    (
+        [],
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"},
+        "",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+    ),
+    ([], {"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"}, "", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+    ([], {"OTEL_TRACES_EXPORTER": "zipkin"}, "", "OTEL_TRACES_EXPORTER"),
+    ([], {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_BSP_SCHEDULE_DELAY": "soon"}, "", "OTEL_BSP_SCHEDULE_DELAY"),
+    (
+        [],
+        {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_HEADERS": "sk-ant-secret-in-header"},
+        "",
+        "OTEL_EXPORTER_OTLP_HEADERS",
+    ),
     (
         [],
         {"CHATGATE_MODELS": '[{"id": "a", "max_output_tokens": 5, "fallback": ["nope"]}]'},
@@ -138,6 +160,7 @@ def test_a_bad_setting_is_one_line_and_exit_status_2(
     assert result.returncode == 2, result.stderr
     assert len(lines) == 1 and lines[0].startswith("chatgate: ") and named in lines[0], result.stderr
     assert "Traceback" not in result.stderr and "serving from the built-in SIMULATOR" not in result.stderr
+    assert "sk-ant-secret" not in result.stderr
 
 
 def run_cli(args: list[str], env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[str]:

@@ -59,7 +59,7 @@ LAYERS = (
         "observability",
         ("service.observability",),
         (*CORE, "service.observability"),
-        ("prometheus_client", "opentelemetry"),
+        ("prometheus_client", "orjson"),
     ),
     Layer("simulator", ("service.simulator",), ("service.simulator",), ("orjson",)),
     Layer("store", ("service.store",), (*CORE, "service.store"), ("orjson", "asyncpg", "redis")),

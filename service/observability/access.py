@@ -52,7 +52,7 @@ def fields(exchange: Exchange, duration: float) -> dict[str, Any]:
     if exchange.upstream_request_id:
         line["upstream_request_id"] = exchange.upstream_request_id
     if exchange.span is not None:
-        line["trace_id"] = exchange.span.trace_id
+        line["trace_id"] = exchange.span.trace_id_hex
     if exchange.content:
         line["content"] = exchange.content
     return line
