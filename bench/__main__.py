@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -178,34 +179,52 @@ def features(
     tools: dict[str, bool],
     seconds: float,
     floors: suites.Floors,
+    rounds: int = 3,
 ) -> dict[str, Any]:
     """HTTP JSON and SSE at c=64 with each optional feature on alone, beside all off, in one run: the
-    gateway's CPU per request says what each feature costs."""
+    gateway's CPU per request says what each feature costs. Every configuration runs as its own
+    gateway, all started first (idle, on the gateway's core), then measured in turn, ``rounds`` times
+    over; each figure is the median of its rounds, so drift of the machine hits every row alike."""
     measured: dict[str, Any] = {}
     sink = TraceSink()
-    for name, settings in FEATURES.items():
-        if "REDIS" in "".join(settings) and not port_answers(6379):
-            measured[name] = {"skipped": "Redis is not answering on 127.0.0.1:6379"}
-            continue
-        extra = {k: v.format(logs=logs, sink=sink.endpoint) for k, v in settings.items()}
-        log = logs / f"gateway-{name.split()[0]}.log"
-        gateway, http_port, grpc_port = start_gateway(gateway_core, sim_url, log, extra=extra)
-        try:
-            sim_port = int(sim_url.rsplit(":", 1)[1])
+    rigs: dict[str, suites.Rig] = {}
+    samples: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    sim_port = int(sim_url.rsplit(":", 1)[1])
+    try:
+        for name, settings in FEATURES.items():
+            if "REDIS" in "".join(settings) and not port_answers(6379):
+                measured[name] = {"skipped": "Redis is not answering on 127.0.0.1:6379"}
+                continue
+            extra = {k: v.format(logs=logs, sink=sink.endpoint) for k, v in settings.items()}
+            log = logs / f"gateway-{name.split()[0]}.log"
+            gateway, http_port, grpc_port = start_gateway(gateway_core, sim_url, log, extra=extra)
             rig = suites.Rig(
                 gateway, http_port, grpc_port, sim_port, load_core, tools, seconds, smoke=False, floors=floors
             )
+            rigs[name] = rig
             rig.gateway_http(suites.JSON, 64)  # warm
-            row: dict[str, Any] = {"idle_rss_mib": gateway.rss_mib()}
-            if name == "production (all on)":  # time to first token with everything on, beside the floor
-                row["ttft"] = suites.first_chunk_concurrent(rig, streams=64, rounds=6, deltas=8, pace_ms=20)["http_sse"]
-            for label, workload in (("json", suites.JSON), ("sse", suites.SSE20)):
-                result, cpu = rig.with_cpu(lambda rig=rig, w=workload: rig.gateway_http(w, 64))
-                row[label] = {"rps": result.rps, "cpu_us_per_request": cpu / result.rps * 1e6 if result.rps else None}
-            measured[name] = row
-        finally:
-            gateway.stop()
-    sink.close()
+            measured[name] = {"idle_rss_mib": gateway.rss_mib()}
+            samples[name] = {"json": [], "sse": []}
+        production = rigs.get("production (all on)")
+        if production is not None:  # time to first token with everything on, beside the floor
+            ttft = suites.first_chunk_concurrent(production, streams=64, rounds=6, deltas=8, pace_ms=20)
+            measured["production (all on)"]["ttft"] = ttft["http_sse"]
+        for _ in range(rounds):
+            for name, rig in rigs.items():
+                for label, workload in (("json", suites.JSON), ("sse", suites.SSE20)):
+                    result, cpu = rig.with_cpu(lambda rig=rig, w=workload: rig.gateway_http(w, 64))
+                    samples[name][label].append((result.rps, cpu / result.rps * 1e6 if result.rps else 0.0))
+        for name, by_label in samples.items():
+            for label, values in by_label.items():
+                measured[name][label] = {
+                    "rps": statistics.median(rps for rps, _ in values),
+                    "cpu_us_per_request": statistics.median(cpu for _, cpu in values),
+                    "rounds": len(values),
+                }
+    finally:
+        for rig in rigs.values():
+            rig.gateway.stop()
+        sink.close()
     if "rps" in str(measured.get("production (all on)")):
         measured["production (all on)"]["trace_exports"] = sink.requests  # proof the tracing rows exported
     return measured

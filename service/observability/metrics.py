@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from bisect import bisect_left
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -122,30 +123,91 @@ def refused(protocol: str, outcome: str) -> None:
     child(REQUESTS, protocol, "unknown", "unary", "-", "anonymous", outcome).inc()
 
 
+class Tally:
+    """The per-request counters and histograms between scrapes, as plain numbers.
+
+    prometheus-client takes a lock per increment and walks the buckets per
+    observation: eleven locked updates per request. Here a request adds to
+    dict entries (``bisect`` finds the bucket), and ``fold`` hands the sums to
+    the Prometheus metrics when ``/metrics`` is read, one increment per label
+    set and bucket. Only the event loop's thread records and folds, so nothing
+    needs a lock. With several workers (metric files shared through
+    PROMETHEUS_MULTIPROC_DIR) another worker may answer the scrape, so every
+    observation goes straight to the files instead (``direct``).
+    """
+
+    __slots__ = ("counts", "direct", "observed")
+
+    def __init__(self, direct: bool) -> None:
+        self.direct = direct
+        self.counts: dict[tuple[Any, tuple[str, ...]], float] = {}
+        self.observed: dict[tuple[Any, tuple[str, ...]], list[float]] = {}  # bucket counts, then the sum
+
+    def count(self, metric: Any, labels: tuple[str, ...], amount: float = 1) -> None:
+        if self.direct:
+            child(metric, *labels).inc(amount)
+            return
+        key = (metric, labels)
+        self.counts[key] = self.counts.get(key, 0) + amount
+
+    def observe(self, metric: Any, labels: tuple[str, ...], value: float) -> None:
+        if self.direct:
+            child(metric, *labels).observe(value)
+            return
+        key = (metric, labels)
+        entry = self.observed.get(key)
+        if entry is None:
+            entry = self.observed[key] = [0.0] * (len(UPPER_BOUNDS[metric]) + 1)
+        entry[bisect_left(UPPER_BOUNDS[metric], value)] += 1  # the first bucket whose bound is >= value
+        entry[-1] += value
+
+    def fold(self) -> None:
+        counts, observed = self.counts, self.observed
+        self.counts, self.observed = {}, {}
+        for (metric, labels), amount in counts.items():
+            child(metric, *labels).inc(amount)
+        for (metric, labels), entry in observed.items():
+            histogram = child(metric, *labels)
+            # prometheus-client's own fields for a histogram child: a value per bucket and the sum
+            # (what `observe` updates); tests/test_metrics.py checks the exposition against `observe`.
+            for bucket, number in zip(histogram._buckets, entry[:-1], strict=True):
+                if number:
+                    bucket.inc(number)
+            histogram._sum.inc(entry[-1])
+
+
+# Each histogram's bucket bounds as prometheus-client keeps them (+Inf last).
+UPPER_BOUNDS: dict[Any, tuple[float, ...]] = {
+    metric: (*metric._upper_bounds,) for metric in (DURATION, FIRST_TOKEN, OVERHEAD, UPSTREAM)
+}
+TALLY = Tally(direct=bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR")))
+
+
 def record(exchange: Exchange, duration: float, overhead: float) -> None:
     protocol, mode, model, caller = exchange.protocol, exchange.mode, exchange.model_served or "-", exchange.caller.name
-    child(REQUESTS, protocol, exchange.route, mode, model, caller, exchange.outcome).inc()
-    child(DURATION, protocol, exchange.route, mode).observe(duration)
-    child(OVERHEAD, protocol, mode).observe(overhead)
+    tally = TALLY
+    tally.count(REQUESTS, (protocol, exchange.route, mode, model, caller, exchange.outcome))
+    tally.observe(DURATION, (protocol, exchange.route, mode), duration)
+    tally.observe(OVERHEAD, (protocol, mode), overhead)
     if exchange.attempts:
-        child(UPSTREAM, protocol, mode).observe(exchange.upstream_seconds)
+        tally.observe(UPSTREAM, (protocol, mode), exchange.upstream_seconds)
     if exchange.attempts > 1:
-        child(RETRIES, model).inc(exchange.attempts - 1)
+        tally.count(RETRIES, (model,), exchange.attempts - 1)
     if mode == "stream" and exchange.first_byte:
-        child(FIRST_TOKEN, protocol, model).observe(exchange.first_byte - exchange.started)
+        tally.observe(FIRST_TOKEN, (protocol, model), exchange.first_byte - exchange.started)
     usage = exchange.usage
     if usage is not None:
         details = usage.prompt_tokens_details
         cached, written = details.cached_tokens, details.cache_creation_tokens
-        for kind, count in (
+        for kind, number in (
             ("input", usage.prompt_tokens - cached - written),
             ("output", usage.completion_tokens),
             ("cache_read", cached),
             ("cache_write", written),
             ("reasoning", usage.completion_tokens_details.reasoning_tokens),
         ):
-            if count > 0:
-                child(TOKENS, model, caller, kind).inc(count)
+            if number > 0:
+                tally.count(TOKENS, (model, caller, kind), number)
     if exchange.outcome == "upstream_authentication_failed":
         UPSTREAM_AUTH_FAILURES.inc()
 
@@ -153,6 +215,7 @@ def record(exchange: Exchange, duration: float, overhead: float) -> None:
 def exposition() -> bytes:
     """The text exposition format, for every worker when running several, plus this
     process's live asyncio tasks (leak watch: the number must come back down)."""
+    TALLY.fold()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
