@@ -35,7 +35,8 @@ from .core.limits import Limiter, LocalLimiter
 from .grpc_api import GrpcSettings, build_grpc_server
 from .http_api import HttpSettings, create_admin_app, create_app
 from .http_api.openai_chat import error_json
-from .logs import configure_logging
+from .logs import configure_logging, structured_lane
+from .observability import access
 from .store.ledger import Ledger
 from .store.responses import StoredResponses
 from .upstreams import CatalogRefresher, build_catalog, build_providers
@@ -373,6 +374,7 @@ def setup_observability(settings: Settings) -> None:
 
         tracing = from_environment(os.environ, version())
     observability.configure(access_log=settings.access_log, tracing=tracing)
+    access.use_lane(structured_lane())
 
 
 async def simulate(

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, TextIO
 
@@ -101,6 +103,18 @@ class LineHandler(logging.Handler):
         except Exception:
             self.handleError(record)
             return
+        self._schedule()
+
+    def structured(self, logger: str, message: str, fields: dict[str, Any]) -> None:
+        """An INFO line of ``fields`` written as the JSON formatter would write its record, without
+        making one (the access log's lane: a LogRecord and the handler chain cost more than the line)."""
+        formatter = self.formatter
+        assert isinstance(formatter, JsonFormatter)
+        line = {"ts": formatter.timestamp(time.time()), "level": "info", "logger": logger, "msg": message, **fields}
+        self._pending.append(orjson.dumps(line, default=str).decode())
+        self._schedule()
+
+    def _schedule(self) -> None:
         if self._scheduled:
             return
         try:
@@ -129,6 +143,15 @@ class LineHandler(logging.Handler):
                 pass
 
 
+_LANE: list[Callable[[str, str, dict[str, Any]], None] | None] = [None]
+
+
+def structured_lane() -> Callable[[str, str, dict[str, Any]], None] | None:
+    """Where structured INFO lines may go directly (JSON lines, as configured here), or None: then
+    they must go through ``logging`` (text format, or logging set up by someone else)."""
+    return _LANE[0]
+
+
 def configure_logging(level: str, log_format: str = "auto") -> None:
     # No format prints thread or process names: not collecting them makes every record cheaper.
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
@@ -142,6 +165,7 @@ def configure_logging(level: str, log_format: str = "auto") -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    _LANE[0] = handler.structured if log_format == "json" else None
     # httpx logs every request line at INFO; the gateway reports what matters itself.
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

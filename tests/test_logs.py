@@ -82,3 +82,16 @@ def test_a_text_stream_without_a_buffer_still_gets_every_line() -> None:
     log = logger_with(LineHandler(stream))
     log.info("plain")
     assert orjson.loads(stream.getvalue())["msg"] == "plain"
+
+
+def test_the_structured_lane_writes_what_the_record_path_writes() -> None:
+    stream = Text()
+    handler = LineHandler(stream)  # type: ignore[arg-type]
+    log = logger_with(handler)
+    fields = {"request_id": "req-z", "status": 200, "model": None, "finish_reasons": ["stop"], "duration_ms": 1.5}
+    REQUEST_ID.set("req-z")
+    log.info("request", extra={"fields": fields})
+    handler.structured(log.name, "request", fields)
+    by_record, by_lane = stream.lines()
+    assert list(by_record) == list(by_lane)  # the same keys in the same order
+    assert {k: v for k, v in by_record.items() if k != "ts"} == {k: v for k, v in by_lane.items() if k != "ts"}

@@ -11,6 +11,7 @@ or as readable text.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from service.core.exchange import Exchange
@@ -58,10 +59,24 @@ def fields(exchange: Exchange, duration: float) -> dict[str, Any]:
     return line
 
 
+# Set by the composition root when the logs are JSON lines written by the gateway's own handler:
+# the line goes straight to it (see `service.logs.LineHandler.structured`).
+LANE: list[Callable[[str, str, dict[str, Any]], None] | None] = [None]
+
+
+def use_lane(lane: Callable[[str, str, dict[str, Any]], None] | None) -> None:
+    LANE[0] = lane
+
+
 def write(exchange: Exchange, duration: float) -> None:
-    """Logs the line, skipping `Logger.info`'s search of the call stack for a source line that
-    no formatter prints (a measurable share of an access line's cost)."""
-    if log.isEnabledFor(logging.INFO):
+    """Logs the line: by the lane when there is one, else as a record, skipping `Logger.info`'s
+    search of the call stack for a source line that no formatter prints."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    lane = LANE[0]
+    if lane is not None and not log.handlers and log.propagate:
+        lane(log.name, "request", fields(exchange, duration))
+    else:
         record = log.makeRecord(
             log.name, logging.INFO, "", 0, "request", (), None, extra={"fields": fields(exchange, duration)}
         )
