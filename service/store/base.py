@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
+from operator import attrgetter
 from typing import Any, Protocol
 
 # What usage can be grouped by, and how each store spells it is its own business.
@@ -61,6 +62,9 @@ class UsageRecord:
 
 
 COLUMNS = tuple(f.name for f in fields(UsageRecord))
+# A record's values in COLUMNS order, read in C (a getattr per column in Python cost more than the insert).
+row_of = attrgetter(*COLUMNS)
+TS_COLUMN = COLUMNS.index("ts")
 
 
 @dataclass(frozen=True, slots=True)

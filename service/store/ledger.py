@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
+import random
+import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -154,12 +155,20 @@ class Ledger:
             log.info("usage ledger: %d spilled records written to the store", len(records))
 
 
+def new_record_id() -> str:
+    """32 hex digits, the first 12 the time in milliseconds: ids made later sort later, so the stores'
+    unique index on them grows at its end (random ids cost SQLite about three times as much per
+    insert in a large ledger, measured). The 80 random bits keep ids of one millisecond apart;
+    `random` is reseeded in every forked worker."""
+    return f"{time.time_ns() // 1_000_000:012x}{random.getrandbits(80):020x}"
+
+
 def record_of(exchange: Exchange, duration: float, prices: Prices | None) -> UsageRecord:
     """The ledger's record of a finished request: a refused one has zero tokens and zero cost."""
     usage = exchange.usage
     details = usage.prompt_tokens_details if usage is not None else None
     return UsageRecord(
-        record_id=uuid.uuid4().hex,
+        record_id=new_record_id(),
         ts=datetime.now(UTC),
         request_id=exchange.request_id,
         caller=exchange.caller.name,

@@ -23,6 +23,7 @@ from .base import (
     StoredResponse,
     StoreUnavailable,
     UsageRecord,
+    row_of,
     totals_rows,
     totals_sql,
 )
@@ -93,7 +94,7 @@ class PostgresStore:
         statement = (
             f"INSERT INTO usage_ledger ({', '.join(COLUMNS)}) VALUES ({marks}) ON CONFLICT (record_id) DO NOTHING"
         )
-        rows = [tuple(getattr(r, c) for c in COLUMNS) for r in records]
+        rows = [row_of(r) for r in records]
         try:
             async with pool.acquire(timeout=5) as connection, connection.transaction():
                 await connection.executemany(statement, rows)

@@ -21,9 +21,11 @@ from .base import (
     PUT_SQL,
     RESPONSE_COLUMNS,
     RESPONSES_TABLE,
+    TS_COLUMN,
     StoredResponse,
     StoreUnavailable,
     UsageRecord,
+    row_of,
     totals_rows,
     totals_sql,
 )
@@ -56,6 +58,11 @@ MIGRATIONS: tuple[str, ...] = (
 GROUP_SQL = {"caller": "caller", "model": "model_served", "day": "substr(ts, 1, 10)"}
 
 
+def sqlite_row(record: UsageRecord) -> tuple[Any, ...]:
+    row: tuple[Any, ...] = row_of(record)
+    return (*row[:TS_COLUMN], record.ts.isoformat(), *row[TS_COLUMN + 1 :])  # SQLite keeps times as ISO text
+
+
 class SqliteStore:
     def __init__(self, path: str) -> None:
         self.path = path
@@ -84,7 +91,7 @@ class SqliteStore:
             await asyncio.to_thread(self._write, records)
 
     def _write(self, records: list[UsageRecord]) -> None:
-        rows = [tuple(r.ts.isoformat() if c == "ts" else getattr(r, c) for c in COLUMNS) for r in records]
+        rows = [sqlite_row(r) for r in records]
         marks = ", ".join("?" for _ in COLUMNS)
         try:
             with self._lock:

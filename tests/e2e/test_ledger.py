@@ -43,7 +43,11 @@ def rows(path: Path) -> list[dict[str, Any]]:
 
 
 def via_openai(gateway: Gateway, seen: dict[str, tuple[int, int]]) -> None:
-    client = openai.OpenAI(base_url=gateway.http_url + "/v1", api_key="x", max_retries=0)
+    with openai.OpenAI(base_url=gateway.http_url + "/v1", api_key="x", max_retries=0) as client:
+        openai_calls(client, seen)
+
+
+def openai_calls(client: openai.OpenAI, seen: dict[str, tuple[int, int]]) -> None:
     for stream in (False, True):
         rid = marker()
         fields: dict[str, Any] = {
@@ -61,7 +65,11 @@ def via_openai(gateway: Gateway, seen: dict[str, tuple[int, int]]) -> None:
 
 
 def via_anthropic(gateway: Gateway, seen: dict[str, tuple[int, int]]) -> None:
-    client = anthropic.Anthropic(base_url=gateway.http_url, api_key="x", max_retries=0)
+    with anthropic.Anthropic(base_url=gateway.http_url, api_key="x", max_retries=0) as client:
+        anthropic_calls(client, seen)
+
+
+def anthropic_calls(client: anthropic.Anthropic, seen: dict[str, tuple[int, int]]) -> None:
     for stream in (False, True):
         rid = marker()
         fields: dict[str, Any] = {
@@ -93,9 +101,11 @@ def via_grpc(gateway: Gateway, seen: dict[str, tuple[int, int]]) -> None:
 
 
 def refuse_and_cancel(gateway: Gateway) -> tuple[str, str]:
-    client = openai.OpenAI(base_url=gateway.http_url + "/v1", api_key="x", max_retries=0)
     refused, cancelled = marker(), marker()
-    with pytest.raises(openai.RateLimitError):
+    with (
+        openai.OpenAI(base_url=gateway.http_url + "/v1", api_key="x", max_retries=0) as client,
+        pytest.raises(openai.RateLimitError),
+    ):
         client.chat.completions.create(
             model="claude-sonnet-4-5",
             messages=[{"role": "user", "content": "sim:status=429"}],

@@ -4,11 +4,13 @@ nothing lost across an outage or a stop."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 from service.store import StoreUnavailable, UsageRecord
-from service.store.ledger import Ledger
-from service.store.sqlite import SqliteStore
+from service.store.base import COLUMNS
+from service.store.ledger import Ledger, new_record_id
+from service.store.sqlite import SqliteStore, sqlite_row
 from tests.store.test_battery import record
 
 
@@ -119,3 +121,20 @@ def test_an_unwritable_spill_file_never_breaks_serving(tmp_path: Path) -> None:
         return ledger.lost
 
     assert asyncio.run(scenario()) == 5
+
+
+def test_record_ids_are_unique_and_sort_by_time() -> None:
+    first = [new_record_id() for _ in range(2000)]
+    time.sleep(0.002)
+    later = new_record_id()
+    assert len(set(first)) == len(first) and all(len(i) == 32 and int(i, 16) >= 0 for i in first)
+    assert later > max(first)  # a later millisecond sorts after every id of the earlier ones
+
+
+def test_a_record_becomes_the_sqlite_row_of_its_columns() -> None:
+    original = record("ledger-roundtrip", input_tokens=7, cost_usd=0.25)
+    row = sqlite_row(original)
+    assert row[COLUMNS.index("ts")] == original.ts.isoformat()
+    assert [v for c, v in zip(COLUMNS, row, strict=True) if c != "ts"] == [
+        getattr(original, c) for c in COLUMNS if c != "ts"
+    ]
