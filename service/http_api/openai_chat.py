@@ -35,25 +35,31 @@ def error_json(error: GatewayError) -> bytes:
 
 
 # A text delta, most of what a stream is: the bytes `chunk_json` gives it, written out directly.
-TEXT_FRAME = (
-    b'data: {"id":%b,"object":"chat.completion.chunk","created":%d,"model":%b,'
-    b'"choices":[{"index":%d,"delta":{"content":%b},"finish_reason":null,"logprobs":null}]}\n\n'
-)
+TEXT_FRAME_HEAD = b'data: {"id":%b,"object":"chat.completion.chunk","created":%d,"model":%b,"choices":[{"index":%d,"delta":{"content":'  # noqa: E501
+TEXT_FRAME_TAIL = b'},"finish_reason":null,"logprobs":null}]}\n\n'
+# The head repeats for every delta of a stream: the last one made is kept (one stream at a time
+# writes, and a stream's deltas come together in batches).
+_head: list[tuple[tuple[str, int, str, int], bytes]] = [(("", 0, "", -1), b"")]
+
+
+def text_frame_head(identity: tuple[str, int, str, int]) -> bytes:
+    kept = _head[0]
+    if kept[0] == identity:
+        return kept[1]
+    dumps = orjson.dumps
+    head = TEXT_FRAME_HEAD % (dumps(identity[0]), identity[1], dumps(identity[2]), identity[3])
+    _head[0] = (identity, head)
+    return head
 
 
 def frame(chunk: chat_pb2.ChatCompletionChunk) -> bytes:
     choices = chunk.choices
     if len(choices) == 1 and not choices[0].finish_reason:
-        fields = choices[0].delta.ListFields()
+        choice = choices[0]
+        fields = choice.delta.ListFields()
         if len(fields) == 1 and fields[0][0].name == "content" and not chunk.HasField("usage"):
-            dumps = orjson.dumps
-            return TEXT_FRAME % (
-                dumps(chunk.id),
-                chunk.created,
-                dumps(chunk.model),
-                choices[0].index,
-                dumps(fields[0][1]),
-            )
+            head = text_frame_head((chunk.id, chunk.created, chunk.model, choice.index))
+            return head + orjson.dumps(fields[0][1]) + TEXT_FRAME_TAIL
     elif not choices and not chunk.HasField("usage"):
         return PING_FRAME  # an upstream keep-alive: an SSE comment the SDKs skip
     return b"data: " + orjson.dumps(chunk_json(chunk)) + b"\n\n"

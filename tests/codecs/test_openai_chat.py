@@ -158,3 +158,15 @@ def test_the_text_delta_frame_is_exactly_the_general_one(text: str) -> None:
     chunk = chat_pb2.ChatCompletionChunk(id='chatcmpl-"x"', created=1700000000, model="claude-sonnet-4-5")
     chunk.choices.add(index=2).delta.content = text
     assert frame(chunk) == b"data: " + orjson.dumps(chunk_json(chunk)) + b"\n\n"
+
+
+def test_text_delta_frames_of_interleaved_streams_keep_their_own_identity() -> None:
+    from service.http_api.openai_chat import frame
+
+    chunks = []
+    for n, (cid, model, index) in enumerate([("a", "m1", 0), ("b", "m1", 0), ("a", "m2", 0), ("a", "m1", 1)] * 2):
+        chunk = chat_pb2.ChatCompletionChunk(id=cid, created=1700000000 + n % 2, model=model)
+        chunk.choices.add(index=index).delta.content = f"t{n}"
+        chunks.append(chunk)
+    for chunk in chunks:
+        assert frame(chunk) == b"data: " + orjson.dumps(chunk_json(chunk)) + b"\n\n"
