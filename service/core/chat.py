@@ -636,7 +636,7 @@ async def with_usage_policy(
                     exchange.finish_reasons += tuple(
                         FINISH_NAMES.get(c.finish_reason, "") for c in chunk.choices if c.finish_reason
                     )
-                if chunk.id:
+                if template is None and chunk.id:  # id, created and model hold for the whole stream
                     template = chunk
             yield batch
     finally:

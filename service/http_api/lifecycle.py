@@ -266,8 +266,6 @@ class ChatEndpoint:
             batch = first
             while batch is not None:  # one write per batch: what one upstream read produced
                 await out({"type": "http.response.body", "body": self.surface.frames(batch), "more_body": True})
-                if heartbeat is not None:
-                    heartbeat.written(out)
                 batch = await anext(stream, None)
             end = self.surface.end_of_stream(stream)
             if heartbeat is not None:
@@ -286,26 +284,26 @@ class Heartbeat:
     (a model thinking, say), so idle-timeout proxies do not cut them.
 
     One ticker task per process serves every open stream; a stream only joins and
-    leaves a set and stamps the time of each write, so a stream costs no task of
-    its own. The ticker sleeps while no stream is open.
+    leaves a set, and costs nothing per write: the ticker, four times per interval,
+    reads each stream's count of bytes sent and stamps the time it last changed. A
+    silence is therefore noticed between one and one and a half intervals after the
+    last write. The ticker sleeps while no stream is open.
     """
 
     __slots__ = ("_frame", "_interval", "_open", "_pings", "_ticker")
 
     def __init__(self, frame: bytes, interval: float) -> None:
         self._frame, self._interval = frame, interval
-        self._open: dict[TrackedSend, float] = {}  # stream -> loop time of its last write
+        # stream -> (its bytes sent when last looked at, loop time they last changed)
+        self._open: dict[TrackedSend, tuple[int, float]] = {}
         self._ticker: asyncio.Task[None] | None = None
         self._pings: set[asyncio.Task[None]] = set()  # one slow client must not hold up the others
 
     def join(self, out: TrackedSend) -> None:
         loop = asyncio.get_running_loop()
-        self._open[out] = loop.time()
+        self._open[out] = (out.exchange.bytes_out, loop.time())
         if self._ticker is None or self._ticker.done():
             self._ticker = loop.create_task(self._tick())
-
-    def written(self, out: TrackedSend) -> None:
-        self._open[out] = asyncio.get_running_loop().time()
 
     def leave(self, out: TrackedSend) -> None:
         self._open.pop(out, None)
@@ -313,11 +311,14 @@ class Heartbeat:
     async def _tick(self) -> None:
         loop = asyncio.get_running_loop()
         while self._open:
-            await asyncio.sleep(self._interval / 2)
+            await asyncio.sleep(self._interval / 4)
             now = loop.time()
-            for out, last in list(self._open.items()):
-                if now - last >= self._interval and not out.finished and out in self._open:
-                    self._open[out] = now
+            for out, (seen, since) in list(self._open.items()):
+                sent = out.exchange.bytes_out
+                if sent != seen:
+                    self._open[out] = (sent, now)
+                elif now - since >= self._interval and not out.finished and out in self._open:
+                    self._open[out] = (sent, now)
                     ping = loop.create_task(self._ping(out))
                     self._pings.add(ping)
                     ping.add_done_callback(self._pings.discard)

@@ -17,6 +17,25 @@ class ServerSentEvent(NamedTuple):
     data: bytes
 
 
+# Makes an event without the Python-level `__new__` NamedTuple generates (one per streamed token).
+_event = tuple.__new__
+
+# Event names as text, decoded once (a stream repeats a handful of them).
+_NAMES = {
+    name.encode(): name
+    for name in (
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+        "ping",
+        "error",
+    )
+}
+
+
 class SSEDecoder:
     """Feed it bytes as they arrive; it returns the events each read completes."""
 
@@ -32,7 +51,7 @@ class SSEDecoder:
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         if self._skip_lf and chunk[:1] == b"\n":
             chunk = chunk[1:]
-        self._skip_lf = chunk[-1:] == b"\r"
+        self._skip_lf = chunk.endswith(b"\r")
         buffer = self._pending + chunk if self._pending else chunk
         if b"\r" not in buffer and not self._data and not self._event:
             return self._frames(buffer)
@@ -58,6 +77,14 @@ class SSEDecoder:
         self._pending = buffer[end + 2 :]
         events: list[ServerSentEvent] = []
         for frame in buffer[:end].split(b"\n\n"):
+            # Anthropic's frames are exactly `event: NAME` then `data: JSON`: read those with two finds.
+            if frame.startswith(b"event: "):
+                line_end = frame.find(b"\n")
+                if line_end > 0 and frame.startswith(b"data: ", line_end + 1) and frame.find(b"\n", line_end + 1) < 0:
+                    name = frame[7:line_end]
+                    event = _NAMES.get(name) or name.decode("utf-8", "replace") or "message"
+                    events.append(_event(ServerSentEvent, (event, frame[line_end + 7 :])))
+                    continue
             event, data = "", []
             for line in frame.split(b"\n"):
                 if not line or line[0] == 0x3A:  # blank (a frame's own edge), or a comment
