@@ -16,7 +16,14 @@ CASES = [
     (b"data:  two spaces\n\n", [ServerSentEvent("message", b" two spaces")]),
     (b"event: a\n\nevent: b\ndata: 2\n\n", [ServerSentEvent("b", b"2")]),
     (b"id: 7\nretry: 10\ndata: y\n\n", [ServerSentEvent("message", b"y")]),
-    (b"data: unfinished\n", []),
+    # Anthropic's shape, read by the decoder's shortcut; the rules must not change with it.
+    (b'event: content_block_delta\ndata: {"a":1}\n\n', [ServerSentEvent("content_block_delta", b'{"a":1}')]),
+    (b"event: \ndata: x\n\n", [ServerSentEvent("message", b"x")]),
+    (b"event:  spaced\ndata: \n\n", [ServerSentEvent(" spaced", b"")]),
+    (b"event: new_kind\ndata: 1\ndata: 2\n\n", [ServerSentEvent("new_kind", b"1\n2")]),
+    (b"event: a\ndata:1\n\nevent: b\ndata: 2\n\n", [ServerSentEvent("a", b"1"), ServerSentEvent("b", b"2")]),
+    (b"event: \xff\ndata: z\n\n", [ServerSentEvent("\ufffd", b"z")]),
+    (b"data: unfinished\n", []),  # last: the tests that join every case rely on it
 ]
 
 
