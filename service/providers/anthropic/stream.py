@@ -171,7 +171,13 @@ class StreamTranslator:
         return None
 
     def _on_delta(self, payload: dict[str, Any]) -> Chunk | None:
-        delta = object_field(payload, "delta")
+        delta = payload.get("delta")
+        if delta.__class__ is dict and delta.get("type") == "text_delta":  # most of a stream, checked inline
+            text = delta.get("text")
+            if text.__class__ is str:
+                self._chars += len(text)
+                return self._text(text)
+        delta = object_field(payload, "delta")  # every other shape, malformed ones included
         kind = delta.get("type")
         if kind == "text_delta":
             text = required_str(delta, "text")
