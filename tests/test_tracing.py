@@ -293,3 +293,23 @@ def test_the_sender_delivers_retries_a_busy_collector_and_reports_an_outage_once
     assert any("work again" in r.getMessage() for r in caplog.records)
     assert "sk-collector-secret" not in caplog.text
     assert [s.name for s in collector.spans] == ["a", "b", "e"]
+
+
+def test_repeated_attributes_encode_the_same_and_true_is_not_one() -> None:
+    spans = [finished("s", flag=True, one=1, real=1.0, route="/r") for _ in range(3)]
+    spans.append(finished("s", flag=1, one=True, real=1, route="/r"))  # equal values of other types
+    body = otlp.export_request({}, ("chatgate", ""), [otlp.span(s) for s in spans])
+    decoded = decode(body).resource_spans[0].scope_spans[0].spans
+    for span in decoded[:3]:
+        assert {a.key: a.value.WhichOneof("value") for a in span.attributes} == {
+            "flag": "bool_value",
+            "one": "int_value",
+            "real": "double_value",
+            "route": "string_value",
+        }
+    assert {a.key: a.value.WhichOneof("value") for a in decoded[3].attributes} == {
+        "flag": "int_value",
+        "one": "bool_value",
+        "real": "int_value",
+        "route": "string_value",
+    }

@@ -16,6 +16,9 @@ from typing import Protocol
 
 AttributeValue = str | bool | int | float | Sequence[str]
 
+# Attributes whose values are new on every span: never kept by the pair cache.
+UNIQUE = frozenset({"chatgate.request_id", "gen_ai.response.id"})
+
 KIND_SERVER = 2  # Span.SpanKind
 KIND_CLIENT = 3
 STATUS_ERROR = 2  # Status.StatusCode
@@ -91,9 +94,27 @@ def attribute(key: str, value: AttributeValue) -> bytes:
     return b"\x4a" + varint(len(pair)) + pair
 
 
+# Whole encoded pairs, for the values that repeat from span to span (models, routes, callers,
+# outcomes, small counts): a lookup instead of an encoding. Bounded; list values are not kept.
+_PAIRS: dict[tuple[str, type, str | int | float], bytes] = {}  # the type too: True == 1 == 1.0
+_PAIRS_LIMIT = 4096
+
+
 def attributes(number: int, pairs: Mapping[str, AttributeValue]) -> bytes:
     if number == 9:
-        return b"".join([attribute(key, value) for key, value in pairs.items()])
+        known, out = _PAIRS, []
+        for key, value in pairs.items():
+            if value.__class__ is list:
+                out.append(attribute(key, value))
+                continue
+            cache_key = (key, value.__class__, value)
+            pair = known.get(cache_key)  # type: ignore[arg-type]  # not a list: hashable
+            if pair is None:
+                pair = attribute(key, value)
+                if len(known) < _PAIRS_LIMIT and key not in UNIQUE:
+                    known[cache_key] = pair  # type: ignore[index]
+            out.append(pair)
+        return b"".join(out)
     return b"".join([field(number, text(1, key) + field(2, any_value(value))) for key, value in pairs.items()])
 
 
