@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.support import ROOT
 
@@ -37,3 +40,21 @@ def test_benchmark_smoke_run_produces_every_section(tmp_path: Path) -> None:
     assert results["memory"]["dropped"] == 0
     assert all(run["errors"] == 0 for run in results["throughput"].values())
     assert "| throughput, c=64" in result.stdout
+
+
+def test_instruction_counts_run_briefly() -> None:
+    """`python -m bench.instructions` (callgrind) on a few requests: it starts, counts and reports."""
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        pytest.skip("valgrind is not installed (apt-get install valgrind): bench.instructions is not exercised")
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.instructions", "--features", "production", "--warm", "16", "--requests", "16"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    line = result.stdout.strip().splitlines()[-1]
+    assert line.startswith("json (gateway, features production): ") and line.endswith("k instructions per request")
+    assert int(line.split(": ")[1].split("k")[0].replace(",", "")) > 100  # a request is never free
