@@ -22,16 +22,15 @@ def numbers(value: object) -> list[float]:
     return []
 
 
+def run_module(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
 def test_benchmark_smoke_run_produces_every_section(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    result = subprocess.run(
-        [sys.executable, "-m", "bench", "--smoke", "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_module("bench", "--smoke", "--out", str(out))
     assert result.returncode == 0, result.stdout + result.stderr
     results = json.loads(out.read_text())
     for section in ("latency", "throughput", "stream_cost", "first_chunk", "realistic", "memory"):
@@ -46,14 +45,7 @@ def test_instruction_counts_run_briefly() -> None:
     """`python -m bench.instructions` (callgrind) on a few requests: it starts, counts and reports."""
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         pytest.skip("valgrind is not installed (apt-get install valgrind): bench.instructions is not exercised")
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.instructions", "--features", "production", "--warm", "16", "--requests", "16"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_module("bench.instructions", "--features", "production", "--warm", "16", "--requests", "16")
     assert result.returncode == 0, result.stdout + result.stderr
     line = result.stdout.strip().splitlines()[-1]
     assert line.startswith("json (gateway, features production): ") and line.endswith("k instructions per request")
