@@ -111,7 +111,7 @@ class Sampler:
             return bool(parent_flags & 1)
         if self.root_ratio >= 1.0:
             return True
-        # As the specification's TraceIdRatioBased: the low 64 bits of the trace id against the ratio.
+        # As OpenTelemetry's TraceIdRatioBased sampler decides: the low 64 bits of the trace id against the ratio.
         return (trace_id & 0xFFFFFFFFFFFFFFFF) < round(self.root_ratio * 2**64)
 
 
@@ -445,7 +445,7 @@ class BatchExport:
 
 class OtlpHttpSender:
     """POSTs batches to the OTLP/HTTP endpoint over one kept-alive connection; retries what
-    the specification calls retryable (429, 502, 503, 504, a broken connection) within the
+    OpenTelemetry's OTLP exporters treat as retryable (429, 502, 503, 504, a broken connection) within the
     export timeout. Failures are logged once per outage, with the endpoint's host and never
     its headers (they usually carry credentials)."""
 
