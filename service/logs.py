@@ -111,8 +111,10 @@ class LineHandler(logging.Handler):
         formatter = self.formatter
         assert isinstance(formatter, JsonFormatter)
         line = {"ts": formatter.timestamp(time.time()), "level": "info", "logger": logger, "msg": message, **fields}
-        self._pending.append(orjson.dumps(line, default=str).decode())
-        self._schedule()
+        text = orjson.dumps(line, default=str).decode()
+        with self.lock:  # type: ignore[union-attr]  # as `handle` holds it around `emit`: other threads flush
+            self._pending.append(text)
+            self._schedule()
 
     def _schedule(self) -> None:
         if self._scheduled:
@@ -130,8 +132,8 @@ class LineHandler(logging.Handler):
             self._scheduled = False
             if not self._pending:
                 return
-            text = "\n".join(self._pending) + "\n"
-            self._pending.clear()
+            pending, self._pending = self._pending, []
+            text = "\n".join(pending) + "\n"
             try:
                 if self._binary is not None:
                     self._binary.write(text.encode("utf-8", "replace"))
