@@ -48,20 +48,36 @@ class JsonFormatter(logging.Formatter):
         return f"{self._prefix}.{int((created - second) * 1000):03d}+00:00"
 
     def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "ts": self.timestamp(record.created),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        request_id = getattr(record, "request_id", "")
+        exception = self.formatException(record.exc_info) if record.exc_info else None
+        fields = getattr(record, "fields", None)
+        return self.line(
+            record.created,
+            record.levelname.lower(),
+            record.name,
+            record.getMessage(),
+            getattr(record, "request_id", ""),
+            fields,
+            exception,
+        )
+
+    def line(
+        self,
+        created: float,
+        level: str,
+        logger: str,
+        message: str,
+        request_id: str = "",
+        fields: dict[str, Any] | None = None,
+        exception: str | None = None,
+    ) -> str:
+        """One JSON line: time, level, logger, message, the request id, then the structured fields."""
+        line: dict[str, Any] = {"ts": self.timestamp(created), "level": level, "logger": logger, "msg": message}
         if request_id:
             line["request_id"] = request_id
-        fields = getattr(record, "fields", None)
         if fields:
             line.update(fields)
-        if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
+        if exception is not None:
+            line["exception"] = exception
         return orjson.dumps(line, default=str).decode()
 
 
@@ -110,8 +126,7 @@ class LineHandler(logging.Handler):
         making one (the access log's lane: a LogRecord and the handler chain cost more than the line)."""
         formatter = self.formatter
         assert isinstance(formatter, JsonFormatter)
-        line = {"ts": formatter.timestamp(time.time()), "level": "info", "logger": logger, "msg": message, **fields}
-        text = orjson.dumps(line, default=str).decode()
+        text = formatter.line(time.time(), "info", logger, message, fields=fields)
         with self.lock:  # type: ignore[union-attr]  # as `handle` holds it around `emit`: other threads flush
             self._pending.append(text)
             self._schedule()

@@ -46,16 +46,21 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
-_SMALL = [_varint(n) for n in range(1 << 14)]  # lengths and counts: a list index instead of a loop
+_SMALL = [bytes((n,)) for n in range(128)]  # one-byte varints: most lengths and counts
 
 
 def varint(value: int) -> bytes:
-    return _SMALL[value] if value < 16384 else _varint(value)  # never negative here
+    """Never negative here; up to 16383 (every length in a span) without a loop."""
+    if value < 128:
+        return _SMALL[value]
+    if value < 16384:
+        return bytes((value & 0x7F | 0x80, value >> 7))
+    return _varint(value)
 
 
 def field(number: int, payload: bytes) -> bytes:
     """A length-delimited field (strings, bytes, sub-messages)."""
-    return _SMALL[number << 3 | 2] + varint(len(payload)) + payload
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
 
 
 def text(number: int, value: str) -> bytes:
@@ -63,33 +68,31 @@ def text(number: int, value: str) -> bytes:
 
 
 def any_value(value: AttributeValue) -> bytes:
-    if value.__class__ is str:
-        data = value.encode("utf-8", "replace")
-        return b"\x0a" + varint(len(data)) + data
+    if isinstance(value, str):
+        return text(1, value)
     if isinstance(value, bool):
         return b"\x10\x01" if value else b"\x10\x00"
     if isinstance(value, int):
         return b"\x18" + varint(value & 0xFFFFFFFFFFFFFFFF)  # int64: negatives as two's complement
     if isinstance(value, float):
         return b"\x21" + struct.pack("<d", value)
-    if isinstance(value, str):
-        return text(1, value)
     return field(5, b"".join([field(1, any_value(item)) for item in value]))
 
 
-_KEYS: dict[str, bytes] = {}  # attribute names repeat on every span: each is encoded once
+def attributes(number: int, pairs: Mapping[str, AttributeValue]) -> bytes:
+    """``KeyValue`` messages in field ``number``."""
+    return b"".join([field(number, text(1, key) + field(2, any_value(value))) for key, value in pairs.items()])
 
 
-def attribute(key: str, value: AttributeValue) -> bytes:
-    """A ``KeyValue`` in field 9 (a span's attributes), strings written inline: the common case."""
+_KEYS: dict[str, bytes] = {}  # a span attribute's name, encoded once: the names are the gateway's own
+
+
+def span_attribute(key: str, value: AttributeValue) -> bytes:
+    """One ``KeyValue`` in field 9 (a span's attributes)."""
     prefix = _KEYS.get(key)
     if prefix is None:
-        prefix = _KEYS[key] = text(1, key) + b"\x12"
-    if value.__class__ is str:
-        data = value.encode("utf-8", "replace")
-        encoded = b"\x0a" + varint(len(data)) + data
-    else:
-        encoded = any_value(value)
+        prefix = _KEYS[key] = text(1, key) + b"\x12"  # then field 2, the value
+    encoded = any_value(value)
     pair = prefix + varint(len(encoded)) + encoded
     return b"\x4a" + varint(len(pair)) + pair
 
@@ -100,22 +103,21 @@ _PAIRS: dict[tuple[str, type, str | int | float], bytes] = {}  # the type too: T
 _PAIRS_LIMIT = 4096
 
 
-def attributes(number: int, pairs: Mapping[str, AttributeValue]) -> bytes:
-    if number == 9:
-        known, out = _PAIRS, []
-        for key, value in pairs.items():
-            if value.__class__ is list:
-                out.append(attribute(key, value))
-                continue
-            cache_key = (key, value.__class__, value)
-            pair = known.get(cache_key)  # type: ignore[arg-type]  # not a list: hashable
-            if pair is None:
-                pair = attribute(key, value)
-                if len(known) < _PAIRS_LIMIT and key not in UNIQUE:
-                    known[cache_key] = pair  # type: ignore[index]
-            out.append(pair)
-        return b"".join(out)
-    return b"".join([field(number, text(1, key) + field(2, any_value(value))) for key, value in pairs.items()])
+def span_attributes(pairs: Mapping[str, AttributeValue]) -> bytes:
+    """A span's attributes (field 9), repeated pairs from ``_PAIRS``."""
+    known, out = _PAIRS, []
+    for key, value in pairs.items():
+        if value.__class__ is list:
+            out.append(span_attribute(key, value))
+            continue
+        cache_key = (key, value.__class__, value)
+        pair = known.get(cache_key)  # type: ignore[arg-type]  # not a list: hashable
+        if pair is None:
+            pair = span_attribute(key, value)
+            if len(known) < _PAIRS_LIMIT and key not in UNIQUE:
+                known[cache_key] = pair  # type: ignore[index]
+        out.append(pair)
+    return b"".join(out)
 
 
 def span(finished: FinishedSpan) -> bytes:
@@ -130,7 +132,7 @@ def span(finished: FinishedSpan) -> bytes:
         b"\x30" + varint(finished.kind),
         b"\x39" + struct.pack("<Q", finished.start_ns),
         b"\x41" + struct.pack("<Q", finished.end_ns),
-        attributes(9, finished.attributes),
+        span_attributes(finished.attributes),
     ]
     if finished.error:
         parts.append(field(15, text(2, finished.error) + b"\x18" + varint(STATUS_ERROR)))

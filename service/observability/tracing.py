@@ -85,7 +85,7 @@ class Span:
 
     @property
     def sampled(self) -> bool:
-        return bool(self.flags & 1)
+        return bool(self.flags & 1)  # bit 0 of the OTLP span flags
 
     @property
     def trace_id_hex(self) -> str:
@@ -269,7 +269,6 @@ REMOTE_PARENT = 0x301
 
 class Tracing:
     def __init__(self, settings: TracingSettings, export: BatchExport) -> None:
-        self.settings = settings
         self.sampler = settings.sampler
         self._export = export
 
@@ -297,7 +296,7 @@ class Tracing:
 
     def end(self, exchange: Exchange, duration: float) -> None:
         span: Span = exchange.span
-        if not span.flags & 1:
+        if not span.sampled:
             return
         attributes = span.attributes
         attributes.update(genai_attributes(exchange))
@@ -311,7 +310,7 @@ class Tracing:
     def attempt(self, call: ProviderCall) -> Callable[[str], None]:
         """Starts a client span for one upstream attempt; the returned function ends it with the outcome."""
         parent: Span | None = call.exchange.span
-        if parent is None or not parent.flags & 1:
+        if parent is None or not parent.sampled:
             return ignore
         model = call.model
         span = Span(
