@@ -1,6 +1,7 @@
 """Instructions per request in the gateway (or a floor) process, counted by valgrind's callgrind.
 
-    python -m bench.instructions [--kind json|sse|grpc] [--deltas N] [--features NAME] [--floor] [--requests N]
+    python -m bench.instructions [--kind json|sse|grpc|grpc-stream|native|native-sse] [--deltas N] [--features NAME]
+                                 [--floor] [--requests N]
 
 Wall-clock figures on a shared VM move by 2-3x over a day and by +-10% between runs;
 instruction counts repeat to about 0.1%, so a change on the hot path is measured here
@@ -29,9 +30,10 @@ from pathlib import Path
 from .client import Connection, post
 from .processes import ROOT, env, free_port, start_simulator, wait_http, wait_port
 from .sink import TraceSink
-from .workloads import GATEWAY_HEADERS, GATEWAY_PATH, JSON, words
+from .workloads import DIRECT_PATH, GATEWAY_HEADERS, GATEWAY_PATH, JSON, NATIVE_HEADERS, words
 
 CREATE = "/chatgate.v1.ChatCompletionService/CreateChatCompletion"
+STREAM = "/chatgate.v1.ChatCompletionService/StreamChatCompletion"
 LIMITS = {"CHATGATE_LIMIT_RPM": "1000000000", "CHATGATE_LIMIT_TPM": "1000000000000"}
 FEATURES = {
     "off": {},
@@ -59,7 +61,7 @@ def gateway_argv(port: int, grpc_port: int, log_level: str) -> list[str]:
 
 
 def floor_argv(kind: str, port: int, upstream: str) -> list[str]:
-    module = "bench.floors.grpc_floor" if kind == "grpc" else "bench.floors.http_floor"
+    module = "bench.floors.grpc_floor" if kind.startswith("grpc") else "bench.floors.http_floor"
     return [sys.executable, "-m", module, "--port", str(port), "--upstream", upstream, "--key", "sk-ant-bench"]
 
 
@@ -78,15 +80,19 @@ async def http_requests(port: int, raw: bytes, count: int, connections: int = 8)
             connection.close()
 
 
-async def grpc_requests(port: int, message: bytes, count: int, connections: int = 8) -> None:
+async def grpc_requests(port: int, message: bytes, count: int, connections: int = 8, *, stream: bool = False) -> None:
     import grpc
 
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        call = channel.unary_unary(CREATE)
+        unary, streaming = channel.unary_unary(CREATE), channel.unary_stream(STREAM)
 
         async def worker(n: int) -> None:
             for _ in range(n):
-                await call(message, timeout=60)
+                if stream:
+                    async for _ in streaming(message, timeout=60):
+                        pass
+                else:
+                    await unary(message, timeout=60)
 
         await asyncio.gather(*(worker(count // connections) for _ in range(connections)))
 
@@ -106,8 +112,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         prog="python -m bench.instructions", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--kind", choices=("json", "sse", "grpc"), default="json")
-    parser.add_argument("--deltas", type=int, default=20, help="text deltas per stream (--kind sse)")
+    parser.add_argument(
+        "--kind", choices=("json", "sse", "grpc", "grpc-stream", "native", "native-sse"), default="json"
+    )
+    parser.add_argument("--deltas", type=int, default=20, help="text deltas per stream (sse kinds)")
     parser.add_argument("--features", choices=FEATURES, default="off")
     parser.add_argument("--floor", action="store_true", help="measure the floor process instead of the gateway")
     parser.add_argument("--requests", type=int, default=800)
@@ -135,7 +143,7 @@ def measure(options: argparse.Namespace, scratch: Path) -> str:
     if "tracing" in settings:
         process_env["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink.endpoint
     if options.floor:
-        argv = floor_argv(options.kind, port if options.kind != "grpc" else grpc_port, upstream)
+        argv = floor_argv(options.kind, grpc_port if options.kind.startswith("grpc") else port, upstream)
     else:
         argv = gateway_argv(port, grpc_port, settings.get("log", "warning"))
     out = scratch / "callgrind.out"
@@ -148,14 +156,18 @@ def measure(options: argparse.Namespace, scratch: Path) -> str:
         stderr=subprocess.STDOUT,
     )
     try:
-        if options.kind == "grpc":
+        if options.kind.startswith("grpc"):
             wait_port(grpc_port, process, timeout=180)
-            message = JSON.grpc_message()
-            run = lambda n: asyncio.run(grpc_requests(grpc_port, message, n))  # noqa: E731
+            stream = options.kind == "grpc-stream"
+            message = (words(options.deltas) if stream else JSON).grpc_message()
+            run = lambda n: asyncio.run(grpc_requests(grpc_port, message, n, stream=stream))  # noqa: E731
         else:
             wait_http(f"http://127.0.0.1:{port}/" + ("" if options.floor else "readyz"), process, timeout=180)
-            workload = words(options.deltas) if options.kind == "sse" else JSON
-            raw = post(GATEWAY_PATH, workload.gateway_body(), GATEWAY_HEADERS)
+            workload = words(options.deltas) if options.kind.endswith("sse") else JSON
+            if options.kind.startswith("native") and not options.floor:  # the floor has no native surface
+                raw = post(DIRECT_PATH, workload.direct_body(), NATIVE_HEADERS)
+            else:
+                raw = post(GATEWAY_PATH, workload.gateway_body(), GATEWAY_HEADERS)
             run = lambda n: asyncio.run(http_requests(port, raw, n))  # noqa: E731
         run(options.warm)  # caches, pools, first-use imports
         subprocess.run(["callgrind_control", "-i", "on", str(process.pid)], capture_output=True, check=True)
@@ -170,7 +182,7 @@ def measure(options: argparse.Namespace, scratch: Path) -> str:
         simulator.stop()
         sink.close()
     what = "floor" if options.floor else f"gateway, features {options.features}"
-    deltas = f", {options.deltas} deltas" if options.kind == "sse" else ""
+    deltas = f", {options.deltas} deltas" if options.kind.endswith(("sse", "stream")) else ""
     return f"{options.kind}{deltas} ({what}): {count / options.requests / 1000:,.0f}k instructions per request"
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from chatgate.v1 import chat_pb2
+from service.core.chunks import Item, TextDelta
 
 from .fields import Json
 from .openai_responses import CUSTOM_INPUT, new_id, reasoning_content
@@ -135,7 +136,10 @@ class OutputBuilder:
         self._emit("response.created", response=snapshot)
         self._emit("response.in_progress", response=snapshot)
 
-    def chunk(self, chunk: chat_pb2.ChatCompletionChunk) -> None:
+    def chunk(self, chunk: Item) -> None:
+        if isinstance(chunk, TextDelta):
+            self.text(chunk.text)
+            return
         if chunk.HasField("usage"):
             self.usage = usage_json(chunk.usage)
         for choice in chunk.choices:  # one choice: Responses has no `n`

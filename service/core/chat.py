@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 from chatgate.v1 import chat_pb2, chat_service_pb2
 
 from .admission import Admission
+from .chunks import Batch, Chunk, TextDelta, as_chunks
 from .compat import Adjustment, CompatReport
 from .errors import (
     DeadlineExceeded,
@@ -34,8 +35,6 @@ log = logging.getLogger("chatgate")
 MIN_DEADLINE = 0.02  # seconds: a deadline closer than this is treated as already gone
 _retired_warned: set[str] = set()
 Request = chat_service_pb2.ChatCompletionRequest
-Chunk = chat_pb2.ChatCompletionChunk
-Batch = list[Chunk]
 B = TypeVar("B")  # what one upstream read becomes: chunks, or the upstream's own bytes
 # Finish reasons by OpenAI's names (the proto's enum names, lower-cased, without the prefix).
 FINISH_NAMES = {
@@ -628,6 +627,8 @@ async def with_usage_policy(
     try:
         async for batch in batches:
             for chunk in batch:
+                if isinstance(chunk, TextDelta):
+                    continue  # content only: no usage, and the stream's identity came before
                 if chunk.HasField("usage"):  # the finishing chunk of a choice
                     usages.append(chat_pb2.Usage())
                     usages[-1].CopyFrom(chunk.usage)
@@ -659,7 +660,8 @@ async def merge_streams(streams: Sequence[AsyncIterator[Batch]]) -> AsyncIterato
 
     async def pump(index: int, stream: AsyncIterator[Batch]) -> None:
         try:
-            async for batch in stream:
+            async for items in stream:
+                batch = as_chunks(items)  # fan-out is rare: its deltas become chunks to be renumbered
                 for chunk in batch:
                     for choice in chunk.choices:
                         choice.index = index

@@ -8,6 +8,7 @@ from typing import Protocol, runtime_checkable
 
 from chatgate.v1 import chat_pb2, chat_service_pb2
 
+from .chunks import Batch
 from .compat import CompatReport
 from .exchange import Exchange, internal
 from .models import ModelInfo
@@ -68,14 +69,15 @@ class ChatProvider(Protocol):
     a batch being what one upstream read produced (never held back to fill it):
     the first chunk carries ``delta.role``, the last carries ``finish_reason`` and
     the whole call's ``usage``. A chunk with no choices and no usage is a
-    keep-alive. Either raises a ``GatewayError``; a stream that cannot reach its
-    natural end raises rather than stopping early. Closing the stream iterator
+    keep-alive; one that only adds content may come as a ``TextDelta``. Either
+    raises a ``GatewayError``; a stream that cannot reach its natural end raises
+    rather than stopping early. Closing the stream iterator
     (or cancelling its task) must release the upstream request at once.
     """
 
     async def complete(self, call: ProviderCall) -> chat_pb2.ChatCompletion: ...
 
-    def stream(self, call: ProviderCall) -> AsyncIterator[list[chat_pb2.ChatCompletionChunk]]: ...
+    def stream(self, call: ProviderCall) -> AsyncIterator[Batch]: ...
 
     async def aclose(self) -> None: ...
 

@@ -7,13 +7,14 @@ request lifecycle is ``lifecycle.ChatEndpoint``'s.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import orjson
 
 from chatgate.v1 import chat_pb2, chat_service_pb2
 from service.codecs.openai_chat import chunk_json, completion_json, request_from_json
 from service.core import ChatResult, ChatService, ChatStream
+from service.core.chunks import Batch, Item, TextDelta
 from service.core.errors import GatewayError, InvalidRequest
 from service.core.exchange import Exchange
 
@@ -34,33 +35,27 @@ def error_json(error: GatewayError) -> bytes:
     )
 
 
-# A text delta, most of what a stream is: the bytes `chunk_json` gives it, written out directly.
+# A text delta, most of what a stream is: the bytes `chunk_json` gives its chunk, written out directly.
 TEXT_FRAME_HEAD = b'data: {"id":%b,"object":"chat.completion.chunk","created":%d,"model":%b,"choices":[{"index":%d,"delta":{"content":'  # noqa: E501
 TEXT_FRAME_TAIL = b'},"finish_reason":null,"logprobs":null}]}\n\n'
-# The head repeats for every delta of a stream: the last one made is kept (one stream at a time
-# writes, and a stream's deltas come together in batches).
-_head: list[tuple[tuple[str, int, str, int], bytes]] = [(("", 0, "", -1), b"")]
+# The head repeats for every delta of a stream: the last one made is kept, with the identity and
+# index it was made for (one stream at a time writes, and its deltas come together in batches).
+_head: list[Any] = [None, -1, b""]
 
 
-def text_frame_head(identity: tuple[str, int, str, int]) -> bytes:
-    kept = _head[0]
-    if kept[0] == identity:
-        return kept[1]
-    dumps = orjson.dumps
-    head = TEXT_FRAME_HEAD % (dumps(identity[0]), identity[1], dumps(identity[2]), identity[3])
-    _head[0] = (identity, head)
-    return head
+def text_frame(delta: TextDelta) -> bytes:
+    kept, identity, index = _head, delta.identity, delta.index
+    if kept[0] is not identity or kept[1] != index:
+        dumps = orjson.dumps
+        head = TEXT_FRAME_HEAD % (dumps(identity.id), identity.created, dumps(identity.model), index)
+        kept[0], kept[1], kept[2] = identity, index, head
+    return kept[2] + orjson.dumps(delta.text) + TEXT_FRAME_TAIL  # type: ignore[no-any-return]
 
 
-def frame(chunk: chat_pb2.ChatCompletionChunk) -> bytes:
-    choices = chunk.choices
-    if len(choices) == 1 and not choices[0].finish_reason:
-        choice = choices[0]
-        fields = choice.delta.ListFields()
-        if len(fields) == 1 and fields[0][0].name == "content" and not chunk.HasField("usage"):
-            head = text_frame_head((chunk.id, chunk.created, chunk.model, choice.index))
-            return head + orjson.dumps(fields[0][1]) + TEXT_FRAME_TAIL
-    elif not choices and not chunk.HasField("usage"):
+def frame(chunk: Item) -> bytes:
+    if isinstance(chunk, TextDelta):
+        return text_frame(chunk)
+    if not chunk.choices and not chunk.HasField("usage"):
         return PING_FRAME  # an upstream keep-alive: an SSE comment the SDKs skip
     return b"data: " + orjson.dumps(chunk_json(chunk)) + b"\n\n"
 
@@ -101,7 +96,7 @@ class OpenAIChat:
     def completion(self, result: ChatResult) -> bytes:
         return orjson.dumps(completion_json(result.completion))
 
-    def frames(self, batch: list[chat_pb2.ChatCompletionChunk]) -> bytes:
+    def frames(self, batch: Batch) -> bytes:
         return frame(batch[0]) if len(batch) == 1 else b"".join([frame(chunk) for chunk in batch])
 
     def end_of_stream(self, stream: ChatStream) -> bytes:

@@ -23,6 +23,7 @@ from service.codecs.openai_responses import ResponsesRequest, request_from_json
 from service.codecs.responses_output import Envelope, OutputBuilder, event
 from service.core import ChatService, ChatStream
 from service.core.chat import LENIENT, STRICT
+from service.core.chunks import as_chunk
 from service.core.compat import Adjustment
 from service.core.errors import GatewayError, InvalidRequest, NotFound
 from service.core.exchange import Caller, Exchange
@@ -199,7 +200,7 @@ class ResponsesStream:
             await self._surface.keep(self._request, self._exchange.caller, response)
             return builder.take()
         if builder is None:
-            builder = self._begin(batch[0].model if batch else "")
+            builder = self._begin(as_chunk(batch[0]).model if batch else "")
         for chunk in batch:
             builder.chunk(chunk)
         return builder.take() or KEEP_ALIVE  # an upstream keep-alive stays one

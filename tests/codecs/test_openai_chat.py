@@ -16,6 +16,7 @@ from service.codecs.openai_chat import (
     request_from_json,
     request_to_json,
 )
+from service.core.chunks import TextDelta, as_chunk
 from service.core.errors import InvalidRequest
 from tests.support import FIXTURES
 
@@ -121,11 +122,11 @@ def test_stream_chunks_survive_both_directions(name: str) -> None:
     from service.upstream import SSEDecoder
 
     translator = StreamTranslator()
+    items = [
+        translator.feed(event.event, event.data) for event in SSEDecoder().feed((FIXTURES / f"{name}.sse").read_bytes())
+    ]
     chunks = [
-        chunk
-        for event in SSEDecoder().feed((FIXTURES / f"{name}.sse").read_bytes())
-        if (chunk := translator.feed(event.event, event.data)) is not None
-        and (chunk.choices or chunk.HasField("usage"))
+        chunk for item in items if item is not None and ((chunk := as_chunk(item)).choices or chunk.HasField("usage"))
     ]
     assert chunks
     for chunk in chunks:
@@ -155,18 +156,21 @@ def test_a_usage_only_chunk_reads_back() -> None:
 def test_the_text_delta_frame_is_exactly_the_general_one(text: str) -> None:
     from service.http_api.openai_chat import frame
 
-    chunk = chat_pb2.ChatCompletionChunk(id='chatcmpl-"x"', created=1700000000, model="claude-sonnet-4-5")
-    chunk.choices.add(index=2).delta.content = text
-    assert frame(chunk) == b"data: " + orjson.dumps(chunk_json(chunk)) + b"\n\n"
+    identity = chat_pb2.ChatCompletionChunk(id='chatcmpl-"x"', created=1700000000, model="claude-sonnet-4-5")
+    identity.choices.add()
+    delta = TextDelta(identity, text, index=2)
+    chunk = delta.to_chunk()
+    assert chunk.choices[0].index == 2 and chunk.choices[0].delta.content == text and chunk.id == identity.id
+    assert frame(delta) == frame(chunk) == b"data: " + orjson.dumps(chunk_json(chunk)) + b"\n\n"
 
 
 def test_text_delta_frames_of_interleaved_streams_keep_their_own_identity() -> None:
     from service.http_api.openai_chat import frame
 
-    chunks = []
+    deltas = []
     for n, (cid, model, index) in enumerate([("a", "m1", 0), ("b", "m1", 0), ("a", "m2", 0), ("a", "m1", 1)] * 2):
-        chunk = chat_pb2.ChatCompletionChunk(id=cid, created=1700000000 + n % 2, model=model)
-        chunk.choices.add(index=index).delta.content = f"t{n}"
-        chunks.append(chunk)
-    for chunk in chunks:
-        assert frame(chunk) == b"data: " + orjson.dumps(chunk_json(chunk)) + b"\n\n"
+        identity = chat_pb2.ChatCompletionChunk(id=cid, created=1700000000 + n % 2, model=model)
+        identity.choices.add()
+        deltas.append(TextDelta(identity, f"t{n}", index=index))
+    for delta in deltas:
+        assert frame(delta) == b"data: " + orjson.dumps(chunk_json(delta.to_chunk())) + b"\n\n"

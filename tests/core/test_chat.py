@@ -9,6 +9,7 @@ import pytest
 
 from chatgate.v1 import chat_pb2, chat_service_pb2
 from service.core import ChatService, Limits, ModelCatalog, RetryPolicy
+from service.core.chunks import as_chunk
 from service.core.errors import DeadlineExceeded, GatewayError, InvalidRequest, ModelNotFound, UpstreamOverloaded
 from service.providers.anthropic import CLAUDE_MODELS
 from service.providers.scripted import ScriptedProvider
@@ -53,7 +54,7 @@ def service(provider: ScriptedProvider, *, strict_by_default: bool = False, max_
 
 
 async def collect(stream: object) -> list[chat_pb2.ChatCompletionChunk]:
-    return [chunk async for batch in stream for chunk in batch]  # type: ignore[attr-defined]
+    return [as_chunk(chunk) async for batch in stream for chunk in batch]  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from chatgate.v1 import chat_pb2
+from service.core.chunks import TextDelta, as_chunk
 from service.core.errors import IncompleteStream, UpstreamOverloaded
 from service.providers.anthropic.stream import StreamTranslator
 from service.upstream.sse import SSEDecoder
@@ -32,7 +33,8 @@ def translate(name: str, *, json_tool: str | None = None, step: int = 0) -> Resu
     reads = [raw] if not step else [raw[i : i + step] for i in range(0, len(raw), step)]
     for read in reads:
         for event in decoder.feed(read):
-            chunk = translator.feed(event.event, event.data)
+            item = translator.feed(event.event, event.data)
+            chunk = as_chunk(item) if item is not None else None
             if chunk is not None and chunk.choices:
                 result.chunks.append(chunk)
                 absorb(result, chunk)
@@ -63,6 +65,24 @@ def test_text(step: int) -> None:
     assert result.finish == STOP
     assert result.usage is not None and result.usage.prompt_tokens == 25 and result.usage.completion_tokens == 12
     assert {c.id for c in result.chunks} == {"chatcmpl-msg_01Text"}
+
+
+def test_text_deltas_come_as_text_deltas_sharing_the_streams_identity() -> None:
+    translator = StreamTranslator()
+    items = [translator.feed(e.event, e.data) for e in SSEDecoder().feed((FIXTURES / "text.sse").read_bytes())]
+    deltas = [item for item in items if isinstance(item, TextDelta)]
+    others = [item for item in items if item is not None and not isinstance(item, TextDelta)]
+    assert len(deltas) > 1 and len({id(d.identity) for d in deltas}) == 1
+    assert "".join(d.text for d in deltas) == "Hello! How can I help you today?"
+    assert others[0].choices[0].delta.role == chat_pb2.ROLE_ASSISTANT  # the role chunk stays protobuf
+    built = deltas[0].to_chunk()
+    assert built == chat_pb2.ChatCompletionChunk(
+        id=others[0].id,
+        created=others[0].created,
+        model=others[0].model,
+        choices=[chat_pb2.ChunkChoice(index=0, delta=chat_pb2.Delta(content=deltas[0].text))],
+    )
+    assert deltas[0] == built and deltas[0] != deltas[1]
 
 
 @pytest.mark.parametrize(

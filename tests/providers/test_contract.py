@@ -15,6 +15,7 @@ import pytest
 
 from chatgate.v1 import chat_pb2
 from service.core import ChatProvider, CompatReport, ModelCatalog, ProviderCall
+from service.core.chunks import as_chunks
 from service.core.errors import GatewayError, IncompleteStream, UpstreamOverloaded
 from service.providers.anthropic import CLAUDE_MODELS
 from service.providers.scripted import ScriptedProvider
@@ -102,7 +103,7 @@ def test_complete_returns_one_choice_at_index_0(harness: Harness) -> None:
 def test_stream_yields_nonempty_batches_from_role_to_finish_with_usage(harness: Harness) -> None:
     batches = run(drain(harness.provider("text").stream(call())))
     assert batches and all(batches)
-    chunks = [c for batch in batches for c in batch if c.choices or c.HasField("usage")]
+    chunks = [c for batch in batches for c in as_chunks(batch) if c.choices or c.HasField("usage")]
     assert chunks[0].choices[0].delta.role == chat_pb2.ROLE_ASSISTANT
     assert all(choice.index == 0 for c in chunks for choice in c.choices)
     assert "".join(c.choices[0].delta.content for c in chunks if c.choices) == TEXT
@@ -125,7 +126,7 @@ def test_a_cut_stream_raises_rather_than_ending_early(harness: Harness) -> None:
 
     async def scenario() -> None:
         async for batch in harness.provider("cut").stream(call()):
-            received.extend(batch)
+            received.extend(as_chunks(batch))
 
     with pytest.raises(IncompleteStream) as caught:
         run(scenario())

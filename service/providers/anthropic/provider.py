@@ -19,6 +19,7 @@ import orjson
 
 from chatgate.v1 import chat_pb2
 from service.core import ProviderCall, UpstreamInfo
+from service.core.chunks import Batch
 from service.core.errors import (
     DeadlineExceeded,
     GatewayError,
@@ -332,10 +333,10 @@ class AnthropicProvider:
         except Malformed as exc:  # anything else raised while mapping is our own bug
             raise malformed_event("message") from exc
 
-    def stream(self, call: ProviderCall) -> AsyncIterator[list[chat_pb2.ChatCompletionChunk]]:
+    def stream(self, call: ProviderCall) -> AsyncIterator[Batch]:
         mapped = to_anthropic(call, stream=True)
 
-        def reader(response: UpstreamResponse) -> AsyncIterator[list[chat_pb2.ChatCompletionChunk]]:
+        def reader(response: UpstreamResponse) -> AsyncIterator[Batch]:
             return translate(response, mapped.json_tool, call.upstream, self._secrets)
 
         return self._streamed(self._url, orjson.dumps(mapped.body), beta_header(mapped), call, record_headers, reader)
@@ -343,7 +344,7 @@ class AnthropicProvider:
 
 async def translate(
     response: UpstreamResponse, json_tool: str | None, upstream: UpstreamInfo, secrets: tuple[str, ...] = ()
-) -> AsyncIterator[list[chat_pb2.ChatCompletionChunk]]:
+) -> AsyncIterator[Batch]:
     """One batch per upstream read; the time spent waiting for reads counts as upstream time."""
     translator = StreamTranslator(json_tool=json_tool, request_id=response.headers.get("request-id"), secrets=secrets)
     decoder = SSEDecoder()
@@ -359,7 +360,7 @@ async def translate(
                 break
             finally:
                 upstream.seconds += time.monotonic() - waited
-            batch: list[chat_pb2.ChatCompletionChunk] = []
+            batch: Batch = []
             for sse in decoder.feed(raw):
                 if translator.finished:
                     break  # nothing after `message_stop` can change a complete answer
