@@ -94,7 +94,16 @@ async def send_json(send: Send, status: int, body: bytes, headers: dict[str, str
 class DisconnectWatcher:
     """Cancels the request's task when the client disconnects, so the upstream
     call is abandoned at once, whether it is still waiting for the first token,
-    streaming, or producing a whole reply."""
+    streaming, or producing a whole reply.
+
+    Once the reply is complete the watcher ends by itself: the server's ``receive``
+    reports ``http.disconnect`` when the reply is complete or the connection is
+    lost (uvicorn wakes it then). It is not cancelled, because a cancelled task
+    keeps its ``CancelledError``, whose traceback holds the frames that refer back
+    to this watcher, the request's task and the server's request cycle: a cycle
+    of about 20 objects per request that only the garbage collector frees, and at
+    64 concurrent requests those collections cost about a tenth of the CPU.
+    """
 
     __slots__ = ("_task", "_watcher", "finished", "gone")
 
@@ -113,5 +122,9 @@ class DisconnectWatcher:
 
     def close(self) -> None:
         """Call before the last send: the server reports a disconnect once the reply is complete."""
+        self.finished = True
+
+    def abandon(self) -> None:
+        """Stops watching now, for a request that ends without completing its reply."""
         self.finished = True
         self._watcher.cancel()

@@ -199,7 +199,7 @@ class ChatEndpoint:
                 await self._fail(out, failure, watcher, call)
             finally:
                 if watcher is not None:
-                    watcher.close()
+                    watcher.close() if out.finished else watcher.abandon()
 
     async def _fail(
         self,
