@@ -3,7 +3,7 @@ provider over it, the scripted provider, and both edges without subprocesses."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,14 +33,20 @@ class FakeResponse:
     reads: Sequence[bytes | TransportError]
     stream: bool | None = None  # answers only streamed (True) or whole (False) requests; None: either
     closed: bool = False
+    readers: list[AsyncGenerator[bytes, None]] = field(default_factory=list)  # what `chunks` handed out
 
     async def read(self) -> bytes:
         body = b""
-        async for data in self.chunks():
+        async for data in self._reads():
             body += data
         return body
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    def chunks(self) -> AsyncIterator[bytes]:
+        reader = self._reads()
+        self.readers.append(reader)
+        return reader
+
+    async def _reads(self) -> AsyncGenerator[bytes, None]:
         for read in self.reads:
             if isinstance(read, TransportError):
                 raise read
