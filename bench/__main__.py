@@ -207,8 +207,11 @@ def features(
             samples[name] = {"json": [], "sse": []}
         production = rigs.get("production (all on)")
         if production is not None:  # time to first token with everything on, beside the floor
-            ttft = suites.first_chunk_concurrent(production, streams=64, rounds=6, deltas=8, pace_ms=20)
+            ttft = suites.first_chunk_concurrent(
+                production, streams=64, rounds=6, deltas=8, pace_ms=20, steady_seconds=3.0
+            )
             measured["production (all on)"]["ttft"] = ttft["http_sse"]
+            measured["production (all on)"]["ttft_steady"] = ttft["steady"]
         for _ in range(rounds):
             for name, rig in rigs.items():
                 for label, workload in (("json", suites.JSON), ("sse", suites.SSE20)):

@@ -389,6 +389,33 @@ async def concurrent_first(port: int, raw: bytes, marker: bytes, count: int) -> 
     return list(await asyncio.gather(*(one(c) for c in connections)))
 
 
+async def steady_first(port: int, raw: bytes, marker: bytes, count: int, seconds: float) -> list[float]:
+    """Time to the first content with ``count`` paced streams always in flight: each connection sends
+    its next stream as soon as the last one ends, so arrivals spread out as they do under a steady
+    load. Only streams started after every connection has finished one are counted (the opening
+    burst, when all start together, is what ``concurrent_first`` measures)."""
+    connections = await asyncio.gather(*(Connection.open(port) for _ in range(count)))
+    warmed: set[int] = set()
+    times: list[float] = []
+    stop = time.perf_counter() + seconds
+
+    async def loop(index: int, connection: Connection) -> None:
+        try:
+            while time.perf_counter() < stop:
+                counted = len(warmed) == count
+                reply = await connection.request(raw, keep_pieces=True)
+                first = reply.first(marker)
+                assert first is not None, reply.body[:300]
+                if counted:
+                    times.append(first)
+                warmed.add(index)
+        finally:
+            connection.close()
+
+    await asyncio.gather(*(loop(i, c) for i, c in enumerate(connections)))
+    return times
+
+
 async def concurrent_grpc_first(port: int, message: bytes, count: int) -> list[float]:
     from chatgate.v1 import chat_pb2
 
@@ -407,9 +434,13 @@ async def concurrent_grpc_first(port: int, message: bytes, count: int) -> list[f
         return list(await asyncio.gather(*(one() for _ in range(count))))
 
 
-def first_chunk_concurrent(rig: Rig, streams: int, rounds: int, deltas: int, pace_ms: int) -> dict[str, Any]:
+def first_chunk_concurrent(
+    rig: Rig, streams: int, rounds: int, deltas: int, pace_ms: int, steady_seconds: float = 0.0
+) -> dict[str, Any]:
     """Time to first content at ``streams`` concurrent paced streams: the gateway beside its floor
-    (median of every stream of every round; the rounds alternate so drift hits all alike)."""
+    (median of every stream of every round; the rounds alternate so drift hits all alike). Two ways:
+    all ``streams`` started at the same instant (a burst: the median stream waits behind half the
+    others' start), and, with ``steady_seconds``, ``streams`` kept in flight (over HTTP)."""
     assert rig.floors is not None
     workload = words(deltas, pace_ms=pace_ms)
     raw = post(GATEWAY_PATH, workload.gateway_body(), GATEWAY_HEADERS)
@@ -427,7 +458,7 @@ def first_chunk_concurrent(rig: Rig, streams: int, rounds: int, deltas: int, pac
         for name, run in runs.items():
             times[name] += run()
     median = {name: statistics.median(values) * 1e3 for name, values in times.items()}
-    return {
+    result: dict[str, Any] = {
         "streams": streams,
         "direct_ms": median["direct"],
         **{
@@ -439,6 +470,19 @@ def first_chunk_concurrent(rig: Rig, streams: int, rounds: int, deltas: int, pac
             for name, floor in (("http_sse", "http_floor"), ("grpc_stream", "grpc_floor"))
         },
     }
+    if steady_seconds:
+        steady: dict[str, list[float]] = {"http_floor": [], "http_sse": []}
+        for _ in range(rounds // 2 or 1):
+            for name, port in (("http_floor", rig.floors.http_port), ("http_sse", rig.http_port)):
+                steady[name] += asyncio.run(steady_first(port, raw, b'"content":"', streams, steady_seconds))
+        gateway, floor_ms = (statistics.median(steady[n]) * 1e3 for n in ("http_sse", "http_floor"))
+        result["steady"] = {
+            "ttft_ms": gateway,
+            "floor_ms": floor_ms,
+            "added_over_floor_ms": gateway - floor_ms,
+            "streams_counted": len(steady["http_sse"]),
+        }
+    return result
 
 
 # --- memory with many paced streams -------------------------------------------
