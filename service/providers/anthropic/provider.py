@@ -8,9 +8,10 @@ leaves as a ``GatewayError`` mapped in ``errors.py``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -343,6 +344,28 @@ class AnthropicProvider:
         return self._streamed(self._url, orjson.dumps(mapped.body), beta_header(mapped), call, record_headers, reader)
 
 
+async def timed_reads(response: UpstreamResponse, upstream: UpstreamInfo) -> AsyncGenerator[bytes, None]:
+    """The response's reads as they arrive; the time spent waiting for each counts as upstream time.
+
+    Use it closed (``contextlib.aclosing``): a stream ends at `message_stop`, before the connection
+    does, and the reader closed then is done with at once. Left open, the event loop's finalizer
+    would close it later, in a task of its own scheduled through the loop's wake-up socket: a task
+    and a system call per stream."""
+    reads = response.chunks().__aiter__()
+    try:
+        while True:
+            waited = time.monotonic()
+            try:
+                raw = await anext(reads)
+            except StopAsyncIteration:
+                return
+            finally:
+                upstream.seconds += time.monotonic() - waited
+            yield raw
+    finally:
+        await close(reads)
+
+
 async def translate(
     response: UpstreamResponse, json_tool: str | None, upstream: UpstreamInfo, secrets: tuple[str, ...] = ()
 ) -> AsyncIterator[Batch]:
@@ -351,40 +374,28 @@ async def translate(
     decoder = SSEDecoder()
     feed = translator.feed
     event = ""
-    reads = response.chunks().__aiter__()
     try:
-        while True:
-            waited = time.monotonic()
-            try:
-                raw = await anext(reads)
-            except StopAsyncIteration:
-                break
-            finally:
-                upstream.seconds += time.monotonic() - waited
-            batch: Batch = []
-            for sse in decoder.feed(raw):
+        async with contextlib.aclosing(timed_reads(response, upstream)) as reads:
+            async for raw in reads:
+                batch: Batch = []
+                for sse in decoder.feed(raw):
+                    if translator.finished:
+                        break  # nothing after `message_stop` can change a complete answer
+                    event = sse.event
+                    try:
+                        chunk = feed(event, sse.data)
+                    except Exception:
+                        if batch:  # what arrived before the failure is delivered first
+                            yield batch
+                        raise
+                    if chunk is not None:
+                        batch.append(chunk)
+                if batch:
+                    yield batch
                 if translator.finished:
-                    break  # nothing after `message_stop` can change a complete answer
-                event = sse.event
-                try:
-                    chunk = feed(event, sse.data)
-                except Exception:
-                    if batch:  # what arrived before the failure is delivered first
-                        yield batch
-                    raise
-                if chunk is not None:
-                    batch.append(chunk)
-            if batch:
-                yield batch
-            if translator.finished:
-                return  # the answer is complete: do not wait for the upstream to close the connection
+                    return  # the answer is complete: do not wait for the upstream to close the connection
     except Malformed as exc:  # anything else raised while translating is our own bug
         raise malformed_event(event) from exc
-    finally:
-        # The reads stop at `message_stop`, before the connection's end: closed here, the reader
-        # is done with at once. Left open, the event loop's finalizer would close it later, in a
-        # task of its own scheduled through the loop's wake-up socket: a task and a syscall per stream.
-        await close(reads)
     translator.check_complete()
 
 
@@ -398,16 +409,8 @@ async def passed_through(
     it are, then the error is raised and the edge writes it in the same shape, scrubbed of
     keys and internal addresses like every upstream error text."""
     watcher = StreamWatcher(call.exchange, response.headers.get("request-id"), secrets)
-    reads = response.chunks().__aiter__()
-    try:
-        while True:
-            waited = time.monotonic()
-            try:
-                raw = await anext(reads)
-            except StopAsyncIteration:
-                break
-            finally:
-                call.upstream.seconds += time.monotonic() - waited
+    async with contextlib.aclosing(timed_reads(response, call.upstream)) as reads:
+        async for raw in reads:
             try:
                 watcher.feed(raw)
             except Malformed as exc:
@@ -420,8 +423,6 @@ async def passed_through(
             yield raw
             if watcher.finished:
                 return
-    finally:
-        await close(reads)  # see `translate`
     raise IncompleteStream("The upstream stream ended before `message_stop`.", upstream_request_id=watcher.request_id)
 
 
