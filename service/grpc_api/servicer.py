@@ -20,7 +20,7 @@ import grpc
 from chatgate.v1 import chat_pb2, chat_service_pb2, chat_service_pb2_grpc
 from service.core import Adjustment, ChatService
 from service.core.auth import KeyChecker
-from service.core.chunks import TextDelta
+from service.core.chunks import as_chunk
 from service.core.compat import describe
 from service.core.errors import GatewayError, InternalError, ShuttingDown
 from service.core.exchange import Exchange, request_id_from
@@ -211,7 +211,7 @@ class ChatCompletionServicer(chat_service_pb2_grpc.ChatCompletionServiceServicer
                     sent = 0
                     while batch is not None:
                         for item in batch:
-                            chunk = item.to_chunk() if isinstance(item, TextDelta) else item
+                            chunk = as_chunk(item)  # gRPC writes the protobuf chunk a text delta stands for
                             if chunk.choices or chunk.HasField("usage"):  # upstream pings: HTTP/2 keeps gRPC alive
                                 sent += chunk.ByteSize()
                                 yield chunk
