@@ -79,7 +79,7 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
         if step("latency"):
             results["latency"] = suites.latency(rig, rounds=2 if smoke else 10, per_round=20 if smoke else 200)
         if step("throughput"):
-            results["throughput"] = suites.throughput(rig, concurrency=8 if smoke else 64)
+            results["throughput"] = suites.throughput(rig, concurrency=8 if smoke else 64, rounds=1 if smoke else 3)
         if step("stream_cost"):
             results["stream_cost"] = suites.stream_cost(
                 rig, (5, 10) if smoke else (10, 50, 100), concurrency=8 if smoke else 64

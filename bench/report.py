@@ -44,7 +44,8 @@ def table(results: dict[str, Any]) -> str:
 
     row("added latency p50, c=1 (ms)", lat, "added_p50_ms", ".3f")
     row("added latency p99, c=1 (ms)", lat, "added_p99_ms", ".3f")
-    row("throughput, c=64 (req/s, one core)", thr, "rps", ",.0f")
+    rounds = next((r.get("rounds", 1) for r in thr.values()), 1)
+    row(f"throughput, c=64 (req/s, one core; median of {rounds})", thr, "rps", ",.0f")
     row("... as a share of direct", thr, "ratio", ".2f")
     row("gateway CPU during it (cores)", thr, "gateway_cpu", ".2f")
     row("gateway CPU per request (us)", thr, "cpu_us_per_request", ".0f")

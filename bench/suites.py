@@ -190,7 +190,25 @@ def latency(rig: Rig, rounds: int, per_round: int) -> dict[str, Any]:
 # --- throughput at concurrency 64 ---------------------------------------------
 
 
-def throughput(rig: Rig, concurrency: int) -> dict[str, Any]:
+def throughput(rig: Rig, concurrency: int, rounds: int = 1) -> dict[str, Any]:
+    """Every row beside the direct path and its floor, ``rounds`` times over (each round measures the
+    direct paths, the floors and every gateway row in turn); each figure is the median of its rounds,
+    a share of the floor taken within its round, so drift of the machine hits both sides alike."""
+    samples = [throughput_round(rig, concurrency) for _ in range(rounds)]
+    results: dict[str, Any] = {}
+    for name, first in samples[0].items():
+        results[name] = {
+            key: statistics.median([s[name][key] for s in samples if s[name].get(key) is not None])
+            if isinstance(value, int | float) and not isinstance(value, bool)
+            else value
+            for key, value in first.items()
+        }
+        results[name]["errors"] = sum(s[name]["errors"] for s in samples)  # any error in any round shows
+        results[name]["rounds"] = rounds
+    return results
+
+
+def throughput_round(rig: Rig, concurrency: int) -> dict[str, Any]:
     direct_json = rig.direct(JSON, concurrency)
     direct_sse = rig.direct(SSE20, concurrency)
     runs = {
