@@ -113,10 +113,8 @@ class StreamTranslator:
     def _text(self, text: str) -> TextDelta:
         """A content delta, the chunk most of a stream is."""
         identity = self._identity
-        if identity is None:
-            identity = self._identity = Chunk(
-                id=self.id, created=self.created, model=self.model, choices=[ChunkChoice()]
-            )
+        if identity is None:  # the stream's chunk with one empty choice, as every other chunk is made
+            identity = self._identity = self._chunk(Delta())
         return TextDelta(identity, text)
 
     def _chunk(self, delta: Delta, reason: chat_pb2.FinishReason = chat_pb2.FINISH_REASON_UNSPECIFIED) -> Chunk:
