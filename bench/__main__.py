@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import suites
-from .processes import ROOT, cores, start_floor, start_gateway, start_simulator
+from .processes import ROOT, cores, free_port, start_floor, start_gateway, start_simulator
 from .report import table
 from .sink import TraceSink
 from .tools import ensure_tools
@@ -205,6 +205,9 @@ def features(
             rig.gateway_http(suites.JSON, 64)  # warm
             measured[name] = {"idle_rss_mib": gateway.rss_mib()}
             samples[name] = {"json": [], "sse": []}
+        measured["both-protocol floor"] = {
+            "idle_rss_mib": both_floor_rss(gateway_core, load_core, sim_url, logs, tools, seconds)
+        }
         production = rigs.get("production (all on)")
         if production is not None:  # time to first token with everything on, beside the floor
             ttft = suites.first_chunk_concurrent(
@@ -231,6 +234,23 @@ def features(
     if "rps" in str(measured.get("production (all on)")):
         measured["production (all on)"]["trace_exports"] = sink.requests  # proof the tracing rows exported
     return measured
+
+
+def both_floor_rss(
+    gateway_core: str | None, load_core: str | None, sim_url: str, logs: Path, tools: dict[str, bool], seconds: float
+) -> float:
+    """Idle RSS of both floors in one process (bench/floors/both_floor.py), warmed like the gateways above:
+    the least a process serving both protocols holds, beside the idle RSS target."""
+    grpc_port = free_port()
+    floor, http_port = start_floor("both", gateway_core, sim_url, logs / "both-floor.log", grpc_port=grpc_port)
+    try:
+        rig = suites.Rig(
+            floor, http_port, grpc_port, int(sim_url.rsplit(":", 1)[1]), load_core, tools, seconds, smoke=False
+        )
+        rig.gateway_http(suites.JSON, 64)  # the floor serves the gateway's path: the same warm-up
+        return floor.rss_mib()
+    finally:
+        floor.stop()
 
 
 def port_answers(port: int) -> bool:

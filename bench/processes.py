@@ -82,6 +82,12 @@ def env() -> dict[str, str]:
     return clean
 
 
+def spawn(argv: list[str], environment: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """Starts a process writing its output to ``log``; the child holds the file, so this process closes its copy."""
+    with log.open("wb") as out:
+        return subprocess.Popen(argv, cwd=ROOT, env=environment, stdout=out, stderr=subprocess.STDOUT)
+
+
 def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -98,7 +104,7 @@ def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -
 def start_simulator(core: str | None, log: Path) -> tuple[Process, str]:
     port = free_port()
     argv = pinned(core, [sys.executable, "-m", "service", "simulate", "--port", str(port)])
-    popen = subprocess.Popen(argv, cwd=ROOT, env=env(), stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    popen = spawn(argv, env(), log)
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/_sim/stats", popen)
     return Process(popen, "simulator"), url
@@ -131,9 +137,7 @@ def start_gateway(
         "CHATGATE_LEDGER_URL": "off",
         **(extra or {}),
     }
-    popen = subprocess.Popen(
-        pinned(core, argv), cwd=ROOT, env=gateway_env, stdout=log.open("wb"), stderr=subprocess.STDOUT
-    )
+    popen = spawn(pinned(core, argv), gateway_env, log)
     wait_http(f"http://127.0.0.1:{http_port}/readyz", popen)
     process = Process(popen, "gateway")
     if workers > 1:
@@ -142,8 +146,9 @@ def start_gateway(
     return process, http_port, grpc_port
 
 
-def start_floor(kind: str, core: str | None, upstream: str, log: Path) -> tuple[Process, int]:
-    """A floor process (``http`` or ``grpc``, see bench/floors) on the gateway's core, aimed at the same upstream."""
+def start_floor(kind: str, core: str | None, upstream: str, log: Path, grpc_port: int = 0) -> tuple[Process, int]:
+    """A floor process (``http``, ``grpc`` or ``both``, see bench/floors) on the gateway's core, aimed at the
+    same upstream; ``both`` serves gRPC on ``grpc_port`` beside HTTP on the port returned."""
     port = free_port()
     argv = [
         sys.executable,
@@ -156,8 +161,10 @@ def start_floor(kind: str, core: str | None, upstream: str, log: Path) -> tuple[
         "--key",
         KEY,
     ]
-    popen = subprocess.Popen(pinned(core, argv), cwd=ROOT, env=env(), stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    if kind == "http":
+    if kind == "both":
+        argv += ["--grpc-port", str(grpc_port)]
+    popen = spawn(pinned(core, argv), env(), log)
+    if kind in ("http", "both"):
         wait_http(f"http://127.0.0.1:{port}/", popen)
     else:
         wait_port(port, popen)

@@ -111,6 +111,9 @@ def features_table(features: dict[str, Any]) -> str:
         if "skipped" in row:
             out += f"\n| {name} | skipped: {row['skipped']} | | | | | | | | |"
             continue
+        if "json" not in row:  # the both-protocol floor: memory only
+            out += f"\n| {name} | | | | | | | | | {cell(row.get('idle_rss_mib'), '.1f')} |"
+            continue
         cells = []
         for kind in ("json", "sse"):
             rps, cpu = row[kind]["rps"], row[kind]["cpu_us_per_request"]
@@ -188,4 +191,10 @@ def targets(results: dict[str, Any]) -> str:
     for label, value, op, goal in checks:
         met = "-" if value is None else ("yes" if (value >= goal if op == ">=" else value <= goal) else "no")
         out += f"\n| {label} | {cell(value, '.2f')} | {op} {goal:g} | {met} |"
+    floor_rss = get(features, "both-protocol floor", "idle_rss_mib")
+    if floor_rss is not None:
+        out += (
+            f"\n\nidle RSS of both floors in one process (HTTP and gRPC, no code of the gateway's), warmed the same "
+            f"way: {floor_rss:.1f} MiB"
+        )
     return out

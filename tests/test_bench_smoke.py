@@ -50,3 +50,35 @@ def test_instruction_counts_run_briefly() -> None:
     line = result.stdout.strip().splitlines()[-1]
     assert line.startswith("json (gateway, features production): ") and line.endswith("k instructions per request")
     assert int(line.split(": ")[1].split("k")[0].replace(",", "")) > 100  # a request is never free
+
+
+def test_both_protocol_floor_answers_on_each_port(tmp_path: Path) -> None:
+    """The floor whose idle RSS `make bench` sets beside the gateway's serves both protocols from one process."""
+    import grpc
+    import httpx
+
+    from bench.processes import free_port, start_floor, start_simulator
+    from chatgate.v1 import chat_pb2, chat_service_pb2, chat_service_pb2_grpc
+
+    simulator, upstream = start_simulator(None, tmp_path / "simulator.log")
+    grpc_port = free_port()
+    try:
+        floor, http_port = start_floor("both", None, upstream, tmp_path / "floor.log", grpc_port=grpc_port)
+        try:
+            body = {"model": "claude-sonnet-4-5", "max_tokens": 16, "messages": [{"role": "user", "content": "Hi"}]}
+            answer = httpx.post(f"http://127.0.0.1:{http_port}/v1/chat/completions", json=body, timeout=10).json()
+            assert answer["choices"][0]["message"]["content"]
+            with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+                request = chat_service_pb2.ChatCompletionRequest(
+                    model="claude-sonnet-4-5",
+                    max_tokens=16,
+                    messages=[chat_pb2.ChatMessage(role=chat_pb2.ROLE_USER, content=[chat_pb2.ContentPart(text="Hi")])],
+                )
+                stub = chat_service_pb2_grpc.ChatCompletionServiceStub(channel)
+                reply = stub.CreateChatCompletion(request, timeout=10)
+            assert reply.choices[0].message.content[0].text
+            assert floor.rss_mib() > 0
+        finally:
+            floor.stop()
+    finally:
+        simulator.stop()
