@@ -51,18 +51,16 @@ def usage_from(usage: dict[str, Any]) -> chat_pb2.Usage:
     completion = _count(usage, "output_tokens")
     split = _object(usage, "cache_creation")
     details = _object(usage, "output_tokens_details")
-    return chat_pb2.Usage(
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        total_tokens=prompt + completion,
-        prompt_tokens_details=chat_pb2.PromptTokensDetails(
-            cached_tokens=cache_read,
-            cache_creation_tokens=cache_write,
-            cache_write_5m_tokens=_count(split, "ephemeral_5m_input_tokens"),
-            cache_write_1h_tokens=_count(split, "ephemeral_1h_input_tokens"),
-        ),
-        completion_tokens_details=chat_pb2.CompletionTokensDetails(reasoning_tokens=_count(details, "thinking_tokens")),
-    )
+    # Filled in place: detail messages passed as arguments would each be built, then copied in
+    # (3.2 us a call against 1.2; it runs on every answer, and twice on a relayed stream).
+    out = chat_pb2.Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+    prompt_details = out.prompt_tokens_details
+    prompt_details.cached_tokens = cache_read
+    prompt_details.cache_creation_tokens = cache_write
+    prompt_details.cache_write_5m_tokens = _count(split, "ephemeral_5m_input_tokens")
+    prompt_details.cache_write_1h_tokens = _count(split, "ephemeral_1h_input_tokens")
+    out.completion_tokens_details.reasoning_tokens = _count(details, "thinking_tokens")
+    return out
 
 
 def _object(usage: dict[str, Any], key: str) -> dict[str, Any]:
