@@ -37,11 +37,15 @@ _NAMES = {
 
 
 class SSEDecoder:
-    """Feed it bytes as they arrive; it returns the events each read completes."""
+    """Feed it bytes as they arrive; it returns the events each read completes.
 
-    __slots__ = ("_data", "_event", "_pending", "_skip_lf")
+    ``only``: the event names wanted; other events are read past and never made (a relayed
+    stream is watched for four kinds of event among one per token)."""
 
-    def __init__(self) -> None:
+    __slots__ = ("_data", "_event", "_only", "_pending", "_skip_lf")
+
+    def __init__(self, only: frozenset[str] | None = None) -> None:
+        self._only = only
         self._pending = b""
         self._event = ""
         self._data: list[bytes] = []
@@ -76,6 +80,7 @@ class SSEDecoder:
             return []
         self._pending = buffer[end + 2 :]
         events: list[ServerSentEvent] = []
+        only = self._only
         for frame in buffer[:end].split(b"\n\n"):
             # Anthropic's frames are exactly `event: NAME` then `data: JSON`: read those with two finds.
             if frame.startswith(b"event: "):
@@ -83,7 +88,8 @@ class SSEDecoder:
                 if line_end > 0 and frame.startswith(b"data: ", line_end + 1) and frame.find(b"\n", line_end + 1) < 0:
                     name = frame[7:line_end]
                     event = _NAMES.get(name) or name.decode("utf-8", "replace") or "message"
-                    events.append(_event(ServerSentEvent, (event, frame[line_end + 7 :])))
+                    if only is None or event in only:
+                        events.append(_event(ServerSentEvent, (event, frame[line_end + 7 :])))
                     continue
             event, data = "", []
             for line in frame.split(b"\n"):
@@ -96,7 +102,7 @@ class SSEDecoder:
                     data.append(value)
                 elif name == b"event":
                     event = value.decode("utf-8", "replace")
-            if data:
+            if data and (only is None or (event or "message") in only):
                 events.append(ServerSentEvent(event or "message", data[0] if len(data) == 1 else b"\n".join(data)))
         return events
 
@@ -122,4 +128,4 @@ class SSEDecoder:
         event = ServerSentEvent(self._event or "message", data)
         self._event = ""
         self._data = []
-        return event
+        return event if self._only is None or event.event in self._only else None

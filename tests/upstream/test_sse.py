@@ -54,3 +54,17 @@ def test_line_ends_mixed_across_reads_of_any_size(size: int) -> None:
     expected = [e for _, events in CASES[:-1] for e in events] + [ServerSentEvent("message", b"tail")]
     decoder = SSEDecoder()
     assert [e for i in range(0, len(raw), size) for e in decoder.feed(raw[i : i + size])] == expected
+
+
+@pytest.mark.parametrize("size", [1, 3, 7, 64, 4096])
+def test_only_the_wanted_events_at_any_split(size: int) -> None:
+    """A decoder told which event names it wants returns exactly those of the events an unfiltered one
+    returns, on the whole-frame path and the line-by-line one (CR line ends), at any read size."""
+    raw = b"".join(r for r, _ in CASES[:-1]) + b"event: keep\r\ndata: 2\r\n\r\nevent: drop\ndata: 3\n\ndata: tail\n\n"
+    wanted = frozenset({"keep", "message", "a"})
+    every, only = SSEDecoder(), SSEDecoder(wanted)
+    all_events = [e for i in range(0, len(raw), size) for e in every.feed(raw[i : i + size])]
+    kept = [e for i in range(0, len(raw), size) for e in only.feed(raw[i : i + size])]
+    assert kept == [e for e in all_events if e.event in wanted]
+    assert {e.event for e in kept} == wanted  # each path kept something and dropped the rest
+    assert len(kept) < len(all_events)

@@ -53,6 +53,10 @@ def record_answer(message: dict[str, Any], exchange: Exchange) -> None:
     exchange.finish_reasons = (FINISH_NAMES[finish_reason(message.get("stop_reason"))],)
 
 
+# The events a relayed stream is read for; the rest (one per token) pass unread.
+WATCHED = frozenset({"message_start", "message_delta", "message_stop", "error"})
+
+
 class StreamWatcher:
     """Reads a Messages stream as it passes: usage (set, never added: it is cumulative), the stop
     reason, the end, and an error event. Only those events' JSON is parsed."""
@@ -60,7 +64,7 @@ class StreamWatcher:
     __slots__ = ("_decoder", "_exchange", "_secrets", "_usage", "error", "finished", "request_id")
 
     def __init__(self, exchange: Exchange, request_id: str | None, secrets: tuple[str, ...]) -> None:
-        self._decoder = SSEDecoder()
+        self._decoder = SSEDecoder(WATCHED)
         self._exchange = exchange
         self.request_id = request_id
         self._secrets = secrets
