@@ -45,15 +45,20 @@ def usage_from(usage: dict[str, Any]) -> chat_pb2.Usage:
 
     Cache writes keep their 5-minute / 1-hour split (they are priced differently) and
     thinking tokens become ``reasoning_tokens`` when Anthropic reports them."""
+    return fill_usage(chat_pb2.Usage(), usage)
+
+
+def fill_usage(out: chat_pb2.Usage, usage: dict[str, Any]) -> chat_pb2.Usage:
+    """``usage_from`` written into ``out``, a completion's own usage, say."""
     cache_read = _count(usage, "cache_read_input_tokens")
     cache_write = _count(usage, "cache_creation_input_tokens")
     prompt = _count(usage, "input_tokens") + cache_read + cache_write
     completion = _count(usage, "output_tokens")
     split = _object(usage, "cache_creation")
     details = _object(usage, "output_tokens_details")
-    # Filled in place: detail messages passed as arguments would each be built, then copied in
+    # Filled in place: messages passed to a constructor are each built, then copied in
     # (3.2 us a call against 1.2; it runs on every answer, and twice on a relayed stream).
-    out = chat_pb2.Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+    out.prompt_tokens, out.completion_tokens, out.total_tokens = prompt, completion, prompt + completion
     prompt_details = out.prompt_tokens_details
     prompt_details.cached_tokens = cache_read
     prompt_details.cache_creation_tokens = cache_write
@@ -115,7 +120,14 @@ def _count(usage: dict[str, Any], key: str) -> int:
 
 
 def completion_from_message(message: dict[str, Any], *, json_tool: str | None = None) -> chat_pb2.ChatCompletion:
-    reply = chat_pb2.ChatMessage(role=chat_pb2.ROLE_ASSISTANT)
+    # Built in place, the reply inside its choice inside the completion: a message passed to a
+    # constructor is copied in whole (6.6 us for a short text answer against 3.5).
+    completion = chat_pb2.ChatCompletion(
+        id="chatcmpl-" + str(message.get("id", "")), created=int(time.time()), model=str(message.get("model", ""))
+    )
+    choice = completion.choices.add(index=0)
+    reply = choice.message
+    reply.role = chat_pb2.ROLE_ASSISTANT
     texts: list[str] = []
     reasoning: list[str] = []
     json_tool_used = False
@@ -165,16 +177,6 @@ def completion_from_message(message: dict[str, Any], *, json_tool: str | None = 
         reply.content.add(text="".join(texts))  # every text block, never only the first or last
     if reasoning:
         reply.reasoning_content = "".join(reasoning)
-    return chat_pb2.ChatCompletion(
-        id="chatcmpl-" + str(message.get("id", "")),
-        created=int(time.time()),
-        model=str(message.get("model", "")),
-        choices=[
-            chat_pb2.Choice(
-                index=0,
-                message=reply,
-                finish_reason=finish_reason(message.get("stop_reason"), json_tool_used=json_tool_used),
-            )
-        ],
-        usage=usage_from(object_field(message, "usage")),
-    )
+    choice.finish_reason = finish_reason(message.get("stop_reason"), json_tool_used=json_tool_used)
+    fill_usage(completion.usage, object_field(message, "usage"))
+    return completion
