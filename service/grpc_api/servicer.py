@@ -54,13 +54,12 @@ def report_metadata(adjustments: Sequence[Adjustment], upstream: dict[str, str])
     return metadata
 
 
-def report_proto(adjustments: Sequence[Adjustment], overhead_ms: float) -> chat_pb2.GatewayReport:
-    return chat_pb2.GatewayReport(
-        adjustments=[
-            chat_pb2.Adjustment(param=a.param, action=ACTIONS[a.action], detail=a.detail) for a in adjustments
-        ],
-        overhead_ms=overhead_ms,
-    )
+def fill_report(report: chat_pb2.GatewayReport, adjustments: Sequence[Adjustment], overhead_ms: float) -> None:
+    """The gateway's report, written into the answer's own (a built report would be copied in whole)."""
+    report.SetInParent()  # present even when empty, as the schema promises
+    report.overhead_ms = overhead_ms
+    for a in adjustments:
+        report.adjustments.add(param=a.param, action=ACTIONS[a.action], detail=a.detail)
 
 
 async def abort(
@@ -177,7 +176,7 @@ class ChatCompletionServicer(chat_service_pb2_grpc.ChatCompletionServiceServicer
             exchange.upstream_seconds = result.upstream.seconds
             overhead_ms = result.overhead_ms()
             completion = result.completion
-            completion.gateway.CopyFrom(report_proto(result.adjustments, overhead_ms))
+            fill_report(completion.gateway, result.adjustments, overhead_ms)
             exchange.adjusted = describe(result.adjustments)
             metadata = report_metadata(result.adjustments, result.upstream.headers)
             metadata.append((OVERHEAD_KEY, f"{overhead_ms:.3f}"))
