@@ -15,7 +15,7 @@ upstream for correlation and onto every log line about the request, through
 from __future__ import annotations
 
 import fnmatch
-import os
+import random
 import re
 import time
 from contextvars import ContextVar
@@ -33,7 +33,11 @@ REQUEST_ID: ContextVar[str] = ContextVar("chatgate_request_id", default="")
 
 
 def new_request_id() -> str:
-    return "req_" + os.urandom(12).hex()
+    """96 random bits. An id must be unique, not unguessable, so it comes from Python's generator
+    (seeded from the OS in each worker process) rather than ``os.urandom``: a system call that
+    releases the GIL on every request, and with the trace export or ledger thread waiting for the
+    GIL the request then waits for that thread's turn to end."""
+    return f"req_{random.getrandbits(96):024x}"
 
 
 def request_id_from(value: str | None) -> str:
