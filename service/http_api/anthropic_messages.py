@@ -18,7 +18,7 @@ import orjson
 from chatgate.v1 import chat_pb2
 from service.core import ChatService, NativeRequest, RelayResult, RelayStream
 from service.core import errors as e
-from service.core.exchange import Exchange
+from service.core.exchange import REQUEST_ID, Exchange
 
 from .asgi import Scope, header
 from .errors import http_status
@@ -68,9 +68,13 @@ def error_type(error: e.GatewayError) -> str:
     return error.type if error.type in ANTHROPIC_TYPES else "api_error"  # an upstream's own (billing_error...)
 
 
-def error_json(error: e.GatewayError) -> bytes:
-    """Anthropic's error shape: ``{"type": "error", "error": {"type", "message"}}``."""
-    return orjson.dumps({"type": "error", "error": {"type": error_type(error), "message": error.message}})
+def error_json(error: e.GatewayError, request_id: str = "") -> bytes:
+    """Anthropic's error shape: ``{"type": "error", "error": {"type", "message"}, "request_id"}``, the id
+    being the one the answer's `request-id` header carries (left out when there is none)."""
+    body: dict[str, Any] = {"type": "error", "error": {"type": error_type(error), "message": error.message}}
+    if request_id:
+        body["request_id"] = request_id
+    return orjson.dumps(body)
 
 
 class AnthropicMessages:
@@ -128,7 +132,7 @@ class AnthropicMessages:
         return OVERLOADED if error_type(error) == "overloaded_error" else http_status(error)
 
     def error_body(self, error: e.GatewayError) -> bytes:
-        return error_json(error)
+        return error_json(error, REQUEST_ID.get())  # the request's own id, set as it was opened
 
     def error_frame(self, error: e.GatewayError, stream: object = None) -> bytes:
         """An `event: error` frame: the Anthropic SDKs raise it as the matching error class."""

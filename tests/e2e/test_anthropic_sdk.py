@@ -108,6 +108,7 @@ def test_a_wrong_gateway_key_is_refused_in_anthropics_shape(native: Gateway, sim
         intruder.messages.create(**ask("x"))
     assert caught.value.body["type"] == "error" and caught.value.body["error"]["type"] == "authentication_error"  # type: ignore[index]
     assert caught.value.response.headers["request-id"] and simulator.stats()["requests"] == before
+    assert caught.value.body["request_id"] == caught.value.request_id == caught.value.response.headers["request-id"]  # type: ignore[index]
 
 
 def test_tools_and_parallel_tools(claude: anthropic.Anthropic) -> None:
@@ -240,6 +241,7 @@ def test_every_upstream_error_class(
                 claude.messages.create(**ask(f"sim:status={upstream} {marker()}"))
         assert caught.value.status_code == status
         assert caught.value.body["error"]["type"] == kind  # type: ignore[index]
+        assert caught.value.body["request_id"] == caught.value.response.headers["request-id"]  # type: ignore[index]
         assert UPSTREAM_KEY not in json.dumps(caught.value.body)
 
 
