@@ -121,7 +121,7 @@ def _count(usage: dict[str, Any], key: str) -> int:
 
 def completion_from_message(message: dict[str, Any], *, json_tool: str | None = None) -> chat_pb2.ChatCompletion:
     # Built in place, the reply inside its choice inside the completion: a message passed to a
-    # constructor is copied in whole (6.6 us for a short text answer against 3.5).
+    # constructor is copied in whole (6.6 us for a short text answer against 4.6).
     completion = chat_pb2.ChatCompletion(
         id="chatcmpl-" + str(message.get("id", "")), created=int(time.time()), model=str(message.get("model", ""))
     )
