@@ -65,4 +65,4 @@ def as_chunk(item: Item) -> Chunk:
 
 
 def as_chunks(batch: Batch) -> list[Chunk]:
-    return [item.to_chunk() if isinstance(item, TextDelta) else item for item in batch]
+    return [as_chunk(item) for item in batch]
