@@ -55,7 +55,7 @@ class UpstreamResponse(Protocol):
 
     @property
     def headers(self) -> Mapping[str, str]:
-        """Lower-case names."""
+        """Case-insensitive lookups; iterating gives names in the case the upstream sent."""
         ...
 
     async def read(self) -> bytes: ...
@@ -88,7 +88,7 @@ class AiohttpResponse:
         self._response = response
         self._done = False
         self.status = response.status
-        self.headers = {k.lower(): v for k, v in response.headers.items()}
+        self.headers: Mapping[str, str] = response.headers  # case-insensitive, as the protocol asks
 
     async def read(self) -> bytes:
         try:
@@ -198,7 +198,7 @@ class HttpxResponse:
     def __init__(self, response: httpx.Response) -> None:
         self._response = response
         self.status = response.status_code
-        self.headers = dict(response.headers)  # httpx already lower-cases names
+        self.headers: Mapping[str, str] = response.headers  # case-insensitive, as the protocol asks
 
     async def read(self) -> bytes:
         import httpx

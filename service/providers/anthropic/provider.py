@@ -48,6 +48,7 @@ from service.upstream.errors import malformed_event
 from service.upstream.keys import BreakerSettings, KeyEvent, KeyPool, UpstreamKey
 
 from .errors import error_from_response
+from .headers import record_headers, record_native_headers
 from .native import StreamWatcher, record_answer, upstream_headers, with_model
 from .request import AnthropicRequest, to_anthropic
 from .response import completion_from_message
@@ -63,7 +64,6 @@ MODELS_TIMEOUTS = Timeouts(connect=5.0, read=15.0, pool=5.0)
 MAX_MODEL_PAGES = 20  # a bound, in case an upstream pages forever
 # What `count_tokens` accepts of a Messages request: the prompt, not the output settings.
 COUNTED = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking"})
-PASSTHROUGH_PREFIX = "anthropic-ratelimit-"
 DEADLINE_SLACK = 0.05  # seconds
 
 
@@ -432,15 +432,6 @@ def error_start(raw: bytes) -> int:
     return min(found) if found else 0
 
 
-def record_native_headers(upstream: UpstreamInfo, headers: Mapping[str, str]) -> None:
-    """Native clients get Anthropic's own headers: rate limits, retry-after, the request id."""
-    for name, value in headers.items():
-        if name.startswith(PASSTHROUGH_PREFIX) or name in ("retry-after", "request-id"):
-            upstream.headers[name] = value
-    if "request-id" in headers:
-        upstream.request_id = headers["request-id"]
-
-
 def beta_header(mapped: AnthropicRequest) -> dict[str, str]:
     """The betas a translated request needs, as Anthropic's header (none: no header)."""
     return {"anthropic-beta": ",".join(dict.fromkeys(mapped.betas))} if mapped.betas else {}
@@ -453,15 +444,3 @@ def transport_error(exc: TransportError, call: ProviderCall, *, started_stream: 
     if call.deadline is not None and time.monotonic() >= call.deadline - DEADLINE_SLACK:
         return DeadlineExceeded("The request's deadline passed while waiting for the upstream.")
     return error_from_transport(exc, started_stream=started_stream)
-
-
-def record_headers(upstream: UpstreamInfo, headers: Mapping[str, str]) -> None:
-    """Keeps the headers a client may use: rate limits, retry-after, the upstream request id."""
-    for name, value in headers.items():
-        if name.startswith(PASSTHROUGH_PREFIX):
-            upstream.headers["x-ratelimit-" + name[len(PASSTHROUGH_PREFIX) :]] = value
-    if "retry-after" in headers:
-        upstream.headers["retry-after"] = headers["retry-after"]
-    if "request-id" in headers:
-        # The client's `x-request-id` is the gateway's; the upstream's own id has its own header.
-        upstream.request_id = upstream.headers["x-upstream-request-id"] = headers["request-id"]
