@@ -172,7 +172,8 @@ def request_from_json(body: Any) -> tuple[chat_service_pb2.ChatCompletionRequest
     for i, message in enumerate(messages):
         request.messages.append(message_from_json(message, f"messages[{i}]"))
     _read_scalars(body, request)
-    _read_options(body, request)
+    if not OPTION_FIELDS.isdisjoint(body):  # most requests carry none: a dozen lookups saved
+        _read_options(body, request)
     stream = bool(get_bool(body, "stream", "stream"))
     return request, stream, sorted(set(body) - KNOWN_FIELDS)
 
@@ -187,6 +188,10 @@ SCALARS: dict[str, Any] = {
         get_str,
     ),
 }
+
+
+# What `_read_options` reads: every known field but the scalars and the three read first.
+OPTION_FIELDS = KNOWN_FIELDS - SCALARS.keys() - {"model", "messages", "stream"}
 
 
 def _read_scalars(body: Json, request: chat_service_pb2.ChatCompletionRequest) -> None:
@@ -309,13 +314,18 @@ def message_from_json(message: Any, param: str) -> chat_pb2.ChatMessage:
             out.content.append(part_from_json(part, f"{param}.content[{j}]"))
     elif content is not None:
         raise type_error(f"{param}.content", "a string or an array of content parts")
+    if len(message) > 1 + ("content" in message):  # more than role and content (error names cost)
+        _read_message_extras(message, param, out)
+    return out
+
+
+def _read_message_extras(message: Json, param: str, out: chat_pb2.ChatMessage) -> None:
     out.name = get_str(message, "name", f"{param}.name") or ""
     out.tool_call_id = get_str(message, "tool_call_id", f"{param}.tool_call_id") or ""
     for k, call in enumerate(get_list(message, "tool_calls", f"{param}.tool_calls") or ()):
         out.tool_calls.append(tool_call_from_json(call, f"{param}.tool_calls[{k}]"))
     for k, block in enumerate(get_list(message, "thinking_blocks", f"{param}.thinking_blocks") or ()):
         out.thinking_blocks.append(thinking_block_from_json(block, f"{param}.thinking_blocks[{k}]"))
-    return out
 
 
 def part_from_json(part: Any, param: str) -> chat_pb2.ContentPart:

@@ -7,8 +7,10 @@ from typing import Any
 import orjson
 import pytest
 
-from chatgate.v1 import chat_pb2
+from chatgate.v1 import chat_pb2, chat_service_pb2
 from service.codecs.openai_chat import (
+    OPTION_FIELDS,
+    _read_options,
     chunk_from_json,
     chunk_json,
     completion_from_json,
@@ -174,3 +176,72 @@ def test_text_delta_frames_of_interleaved_streams_keep_their_own_identity() -> N
         deltas.append(TextDelta(identity, f"t{n}", index=index))
     for delta in deltas:
         assert frame(delta) == b"data: " + orjson.dumps(chunk_json(delta.to_chunk())) + b"\n\n"
+
+
+class Probed(dict[str, Any]):
+    """A body that notes every key a reader asks about."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.asked: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.asked.add(key)
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        self.asked.add(str(key))
+        return super().__contains__(key)
+
+
+def test_the_options_reader_asks_only_for_fields_the_skip_knows() -> None:
+    """`request_from_json` skips `_read_options` for a body with none of OPTION_FIELDS: every field
+    that reader asks for must be among them, or a request with only that field would lose it."""
+    body = Probed()
+    _read_options(body, chat_service_pb2.ChatCompletionRequest())
+    assert body.asked and body.asked <= OPTION_FIELDS
+
+
+# Fields that cannot sit in the rich request beside the others (`functions` beside `tools`, say).
+OTHER_OPTIONS: dict[str, Any] = {
+    "functions": [{"name": "g", "parameters": {"type": "object", "properties": {}}}],
+    "function_call": "auto",
+    "moderation": {"model": "omni"},
+    "prompt_cache_options": {"mode": "explicit", "ttl": "1h"},
+    "web_search_options": {"search_context_size": "low", "user_location": {"approximate": {"city": "Oslo"}}},
+}
+
+
+@pytest.mark.parametrize("field", sorted(OPTION_FIELDS))
+def test_each_option_alone_is_read(field: str) -> None:
+    """Each optional field, sent as the only option, is read: none is lost to the skip."""
+    value = RICH_REQUEST[field] if field in RICH_REQUEST else OTHER_OPTIONS[field]
+    base = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    alone, _, ignored = request_from_json({**base, field: value})
+    assert ignored == []
+    assert alone != request_from_json(base)[0], f"{field} was not read"
+    if field in RICH_REQUEST:  # read alone exactly as among all the others
+        rich, _, _ = request_from_json(RICH_REQUEST)
+        for descriptor, read in alone.ListFields():
+            if descriptor.name not in ("model", "messages"):
+                assert read == getattr(rich, descriptor.name), descriptor.name
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"role": "user", "name": "ann"},
+        {"role": "tool", "tool_call_id": "call_1", "content": "42"},
+        {
+            "role": "assistant",
+            "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+        },
+        {"role": "assistant", "content": "x", "thinking_blocks": [{"type": "redacted_thinking", "data": "d"}]},
+    ],
+)
+def test_message_fields_beside_role_and_content_are_read_with_or_without_content(message: dict[str, Any]) -> None:
+    request, _, _ = request_from_json({"model": "m", "messages": [message]})
+    back = request_to_json(request)["messages"][0]
+    for key, value in message.items():
+        if key != "content":
+            assert back[key] == value, key
