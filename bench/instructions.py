@@ -1,7 +1,7 @@
 """Instructions per request in the gateway (or a floor) process, counted by valgrind's callgrind.
 
     python -m bench.instructions [--kind json|sse|grpc|grpc-stream|native|native-sse] [--deltas N] [--features NAME]
-                                 [--floor] [--requests N]
+                                 [--history N] [--floor] [--requests N]
 
 Wall-clock figures on a shared VM move by 2-3x over a day and by +-10% between runs;
 instruction counts repeat to about 0.1%, so a change on the hot path is measured here
@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from .client import Connection, post
@@ -117,6 +118,12 @@ def main() -> None:
     )
     parser.add_argument("--deltas", type=int, default=20, help="text deltas per stream (sse kinds)")
     parser.add_argument("--features", choices=FEATURES, default="off")
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        help="earlier exchanges in the conversation (2 messages each) before the question",
+    )
     parser.add_argument("--floor", action="store_true", help="measure the floor process instead of the gateway")
     parser.add_argument("--requests", type=int, default=800)
     parser.add_argument("--warm", type=int, default=400, help="requests before counting starts")
@@ -159,11 +166,11 @@ def measure(options: argparse.Namespace, scratch: Path) -> str:
         if options.kind.startswith("grpc"):
             wait_port(grpc_port, process, timeout=180)
             stream = options.kind == "grpc-stream"
-            message = (words(options.deltas) if stream else JSON).grpc_message()
+            message = replace(words(options.deltas) if stream else JSON, history=options.history).grpc_message()
             run = lambda n: asyncio.run(grpc_requests(grpc_port, message, n, stream=stream))  # noqa: E731
         else:
             wait_http(f"http://127.0.0.1:{port}/" + ("" if options.floor else "readyz"), process, timeout=180)
-            workload = words(options.deltas) if options.kind.endswith("sse") else JSON
+            workload = replace(words(options.deltas) if options.kind.endswith("sse") else JSON, history=options.history)
             if options.kind.startswith("native") and not options.floor:  # the floor has no native surface
                 raw = post(DIRECT_PATH, workload.direct_body(), NATIVE_HEADERS)
             else:
@@ -183,6 +190,7 @@ def measure(options: argparse.Namespace, scratch: Path) -> str:
         sink.close()
     what = "floor" if options.floor else f"gateway, features {options.features}"
     deltas = f", {options.deltas} deltas" if options.kind.endswith(("sse", "stream")) else ""
+    deltas += f", {options.history * 2 + 1} messages" if options.history else ""
     return f"{options.kind}{deltas} ({what}): {count / options.requests / 1000:,.0f}k instructions per request"
 
 

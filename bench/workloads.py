@@ -28,12 +28,18 @@ class Workload:
     text: str
     stream: bool
     max_tokens: int = 512
+    history: int = 0  # earlier exchanges (a user and an assistant message each) before the last question
 
     def openai(self) -> dict[str, object]:
+        earlier = [
+            {"role": role, "content": f"{role} turn {i}: " + "a few words of conversation " * 8}
+            for i in range(self.history)
+            for role in ("user", "assistant")
+        ]
         body: dict[str, object] = {
             "model": MODEL,
             "max_tokens": self.max_tokens,
-            "messages": [{"role": "user", "content": self.text}],
+            "messages": [*earlier, {"role": "user", "content": self.text}],
         }
         if self.stream:
             body["stream"] = True

@@ -169,8 +169,9 @@ def request_from_json(body: Any) -> tuple[chat_service_pb2.ChatCompletionRequest
         raise InvalidRequest(
             "`messages` must contain at least one message.", param="messages", code="missing_required_parameter"
         )
+    add = request.messages.add  # filled in place: an appended message would be copied whole
     for i, message in enumerate(messages):
-        request.messages.append(message_from_json(message, f"messages[{i}]"))
+        read_message(message, i, add())
     _read_scalars(body, request)
     if not OPTION_FIELDS.isdisjoint(body):  # most requests carry none: a dozen lookups saved
         _read_options(body, request)
@@ -299,24 +300,45 @@ def _read_unsupported(body: Json, request: chat_service_pb2.ChatCompletionReques
 
 
 def message_from_json(message: Any, param: str) -> chat_pb2.ChatMessage:
-    if not isinstance(message, dict):
-        raise type_error(param, "an object")
-    role_name = message.get("role")
-    if role_name is None:
-        raise InvalidRequest(f"`{param}.role` is required.", param=f"{param}.role", code="missing_required_parameter")
-    role = get_enum(message, "role", f"{param}.role", ROLES)
-    out = chat_pb2.ChatMessage(role=role)
+    out = chat_pb2.ChatMessage()
+    read_message(message, param, out)
+    return out
+
+
+def read_message(message: Any, where: str | int, out: chat_pb2.ChatMessage) -> None:
+    """Reads one chat message into ``out``. ``where`` is its param name, or its index in
+    `messages`: the name is only spelled out when something needs it (a long conversation
+    would otherwise format several names per message for nothing)."""
+    role_name = message.get("role") if isinstance(message, dict) else None
+    role = ROLES.get(role_name) if isinstance(role_name, str) else None
+    out.role = role if role is not None else checked_role(message, spelled(where))
     content = message.get("content")
     if isinstance(content, str):
         out.content.add(text=content)
-    elif isinstance(content, list):
-        for j, part in enumerate(content):
-            out.content.append(part_from_json(part, f"{param}.content[{j}]"))
     elif content is not None:
-        raise type_error(f"{param}.content", "a string or an array of content parts")
-    if len(message) > 1 + ("content" in message):  # more than role and content (error names cost)
-        _read_message_extras(message, param, out)
-    return out
+        param = spelled(where)
+        if not isinstance(content, list):
+            raise type_error(f"{param}.content", "a string or an array of content parts")
+        add = out.content.add
+        for j, part in enumerate(content):
+            read_part(part, f"{param}.content[{j}]", add())
+    if len(message) > 1 + ("content" in message):  # more than role and content
+        _read_message_extras(message, spelled(where), out)
+
+
+def spelled(where: str | int) -> str:
+    return where if isinstance(where, str) else f"messages[{where}]"
+
+
+def checked_role(message: Any, param: str) -> chat_pb2.Role:
+    """The role read by the checked readers, which raise naming what is wrong."""
+    if not isinstance(message, dict):
+        raise type_error(param, "an object")
+    if message.get("role") is None:
+        raise InvalidRequest(f"`{param}.role` is required.", param=f"{param}.role", code="missing_required_parameter")
+    role = get_enum(message, "role", f"{param}.role", ROLES)
+    assert role is not None  # get_enum raises for every name ROLES lacks
+    return role
 
 
 def _read_message_extras(message: Json, param: str, out: chat_pb2.ChatMessage) -> None:
@@ -329,12 +351,24 @@ def _read_message_extras(message: Json, param: str, out: chat_pb2.ChatMessage) -
 
 
 def part_from_json(part: Any, param: str) -> chat_pb2.ContentPart:
+    out = chat_pb2.ContentPart()
+    read_part(part, param, out)
+    return out
+
+
+def read_part(part: Any, param: str, out: chat_pb2.ContentPart) -> None:
+    """Reads one content part into ``out``."""
     if not isinstance(part, dict):
         raise type_error(param, "an object")
-    kind = get_str(part, "type", f"{param}.type")
-    out = chat_pb2.ContentPart()
+    kind = part.get("type")
+    if kind is not None and not isinstance(kind, str):
+        raise type_error(f"{param}.type", "a string")
     if kind in ("text", "refusal"):
-        out.text = get_str(part, kind, f"{param}.{kind}") or ""
+        text = part.get(kind)
+        if isinstance(text, str):  # the common case, read without formatting an error name
+            out.text = text
+        else:
+            out.text = get_str(part, kind, f"{param}.{kind}") or ""
     elif kind == "image_url":
         image = part.get("image_url")
         if isinstance(image, str):  # some clients send the URL directly
@@ -355,6 +389,11 @@ def part_from_json(part: Any, param: str) -> chat_pb2.ContentPart:
         out.input_audio.format = get_str(audio, "format", f"{param}.input_audio.format") or ""
     else:
         raise InvalidRequest(f"Unknown content part type `{kind}`.", param=f"{param}.type", code="invalid_value")
+    if "cache_control" in part or "prompt_cache_breakpoint" in part:
+        _read_cache_marker(part, param, out)
+
+
+def _read_cache_marker(part: Json, param: str, out: chat_pb2.ContentPart) -> None:
     if (control := get_object(part, "cache_control", f"{param}.cache_control")) is not None:
         out.cache_control.CopyFrom(cache_control_from_json(control, f"{param}.cache_control"))
     elif (breakpoint := get_object(part, "prompt_cache_breakpoint", f"{param}.prompt_cache_breakpoint")) is not None:
@@ -363,7 +402,6 @@ def part_from_json(part: Any, param: str) -> chat_pb2.ContentPart:
         out.cache_control.CopyFrom(
             chat_pb2.CacheControl(type=chat_pb2.CACHE_CONTROL_TYPE_EPHEMERAL, ttl=ttl or chat_pb2.CACHE_TTL_UNSPECIFIED)
         )
-    return out
 
 
 def cache_control_from_json(control: Json, param: str) -> chat_pb2.CacheControl:

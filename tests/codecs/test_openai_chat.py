@@ -245,3 +245,31 @@ def test_message_fields_beside_role_and_content_are_read_with_or_without_content
     for key, value in message.items():
         if key != "content":
             assert back[key] == value, key
+
+
+@pytest.mark.parametrize(
+    ("second", "param", "code"),
+    [
+        ("hi", "messages[1]", "invalid_type"),
+        ({"content": "hi"}, "messages[1].role", "missing_required_parameter"),
+        ({"role": None, "content": "hi"}, "messages[1].role", "missing_required_parameter"),
+        ({"role": 5, "content": "hi"}, "messages[1].role", "invalid_type"),
+        ({"role": "wizard", "content": "hi"}, "messages[1].role", "invalid_value"),
+        ({"role": "user", "content": 5}, "messages[1].content", "invalid_type"),
+        ({"role": "user", "content": ["hi"]}, "messages[1].content[0]", "invalid_type"),
+        ({"role": "user", "content": [{"type": 5}]}, "messages[1].content[0].type", "invalid_type"),
+        ({"role": "user", "content": [{"type": "video"}]}, "messages[1].content[0].type", "invalid_value"),
+        ({"role": "user", "content": [{"type": "text", "text": 5}]}, "messages[1].content[0].text", "invalid_type"),
+        (
+            {"role": "user", "content": [{"type": "text", "text": "a", "cache_control": 1}]},
+            "messages[1].content[0].cache_control",
+            "invalid_type",
+        ),
+        ({"role": "user", "content": "hi", "name": 5}, "messages[1].name", "invalid_type"),
+        ({"role": "assistant", "tool_calls": {}}, "messages[1].tool_calls", "invalid_type"),
+    ],
+)
+def test_a_bad_message_is_named_by_its_index(second: Any, param: str, code: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        request_from_json({"model": "m", "messages": [{"role": "user", "content": "ok"}, second]})
+    assert (caught.value.param, caught.value.code) == (param, code)

@@ -251,6 +251,33 @@ def test_unsupported_images_are_rejected_naming_the_part(url: str) -> None:
     assert caught.value.param == "messages[0].content[0].image_url"
 
 
+TEXT_A = {"type": "text", "text": "a"}
+AUDIO = {"type": "input_audio", "input_audio": {"data": "x", "format": "wav"}}
+LIST_ARGUMENTS = {"id": "c", "type": "function", "function": {"name": "f", "arguments": "[1]"}}
+
+
+@pytest.mark.parametrize(
+    ("message", "param"),
+    [
+        (
+            {"role": "user", "content": [TEXT_A, {"type": "image_url", "image_url": {"url": "ftp://x"}}]},
+            "messages[2].content[1].image_url",
+        ),
+        (
+            {"role": "system", "content": [TEXT_A, {"type": "image_url", "image_url": {"url": PNG}}]},
+            "messages[2].content[1]",
+        ),
+        ({"role": "tool", "tool_call_id": "c", "content": [AUDIO]}, "messages[2].content[0].input_audio"),
+        ({"role": "assistant", "tool_calls": [LIST_ARGUMENTS]}, "messages[2].tool_calls[0].function.arguments"),
+    ],
+)
+def test_parts_deep_in_a_conversation_are_named_by_message_and_part(message: dict[str, object], param: str) -> None:
+    before = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
+    with pytest.raises(InvalidRequest) as caught:
+        mapped({"messages": [*before, message, {"role": "user", "content": "c"}]})
+    assert caught.value.param == param
+
+
 def test_pdf_file_parts_become_document_blocks() -> None:
     body, _ = mapped(
         {

@@ -135,7 +135,7 @@ def map_messages(
             system.extend(system_blocks(message, i))
             continue
         if role == chat_pb2.ROLE_USER:
-            blocks = content_blocks(message.content, f"messages[{i}]")
+            blocks = content_blocks(message.content, i)
             if not blocks:
                 raise InvalidRequest(f"messages[{i}] has no content.", param=f"messages[{i}].content")
             append_turn(turns, "user", blocks)
@@ -165,7 +165,7 @@ def append_turn(turns: list[JsonObject], role: str, blocks: list[JsonObject]) ->
 
 
 def system_blocks(message: chat_pb2.ChatMessage, i: int) -> list[JsonObject]:
-    blocks = content_blocks(message.content, f"messages[{i}]")
+    blocks = content_blocks(message.content, i)
     for j, block in enumerate(blocks):
         if block["type"] != "text":
             raise InvalidRequest(
@@ -174,15 +174,22 @@ def system_blocks(message: chat_pb2.ChatMessage, i: int) -> list[JsonObject]:
     return blocks
 
 
-def content_blocks(parts: Sequence[chat_pb2.ContentPart], where: str) -> list[JsonObject]:
-    """Maps content parts to Anthropic blocks, dropping empty text (which Claude rejects)."""
+def content_blocks(parts: Sequence[chat_pb2.ContentPart], i: int) -> list[JsonObject]:
+    """Maps the content parts of ``messages[i]`` to Anthropic blocks, dropping empty text (which
+    Claude rejects). Param names are spelled out only when needed: most parts are plain text."""
     blocks: list[JsonObject] = []
     for j, part in enumerate(parts):
-        block = content_block(part, f"{where}.content[{j}]")
+        if part.WhichOneof("part") == "text":
+            text = part.text
+            if not text:
+                continue
+            block: JsonObject | None = {"type": "text", "text": text}
+        else:
+            block = content_block(part, f"messages[{i}].content[{j}]")
         if block is None:
             continue
         if part.HasField("cache_control"):
-            block["cache_control"] = cache_control(part.cache_control, f"{where}.content[{j}].cache_control")
+            block["cache_control"] = cache_control(part.cache_control, f"messages[{i}].content[{j}].cache_control")
         blocks.append(block)
     return blocks
 
@@ -259,9 +266,13 @@ _PARAM = "__param__"  # carries a breakpoint's request path until `map_caching` 
 
 def assistant_blocks(message: chat_pb2.ChatMessage, i: int) -> list[JsonObject]:
     """Thinking first and verbatim (Claude verifies signatures), then text, then tool calls."""
-    blocks = [thinking_block(b, f"messages[{i}].thinking_blocks[{k}]") for k, b in enumerate(message.thinking_blocks)]
-    blocks += content_blocks(message.content, f"messages[{i}]")
-    blocks += [tool_use_block(call, f"messages[{i}].tool_calls[{k}]") for k, call in enumerate(message.tool_calls)]
+    thinking, calls = message.thinking_blocks, message.tool_calls
+    blocks = (
+        [thinking_block(b, f"messages[{i}].thinking_blocks[{k}]") for k, b in enumerate(thinking)] if thinking else []
+    )
+    blocks += content_blocks(message.content, i)
+    if calls:
+        blocks += [tool_use_block(call, f"messages[{i}].tool_calls[{k}]") for k, call in enumerate(calls)]
     return blocks
 
 
@@ -301,7 +312,7 @@ def tool_result_block(message: chat_pb2.ChatMessage, i: int) -> JsonObject:
     if not message.tool_call_id:
         raise InvalidRequest("A tool message needs `tool_call_id`.", param=f"messages[{i}].tool_call_id")
     block: JsonObject = {"type": "tool_result", "tool_use_id": message.tool_call_id}
-    content = content_blocks(message.content, f"messages[{i}]")
+    content = content_blocks(message.content, i)
     if content:
         only_text = all(b["type"] == "text" and "cache_control" not in b for b in content)
         block["content"] = "".join(b["text"] for b in content) if only_text else content
