@@ -57,32 +57,35 @@ def upper(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return [("-".join(part.capitalize() for part in name.split("-")), value) for name, value in pairs]
 
 
+TRANSLATED = {
+    "x-upstream-request-id": "req_up_1",
+    "x-ratelimit-requests-limit": "4000",
+    "x-ratelimit-tokens-remaining": "1999000",
+    "retry-after": "7",
+}
+NATIVE = {
+    "request-id": "req_up_1",
+    "anthropic-ratelimit-requests-limit": "4000",
+    "anthropic-ratelimit-tokens-remaining": "1999000",
+    "retry-after": "7",
+}
+
+
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    [(record_headers, TRANSLATED), (record_native_headers, NATIVE)],
+    ids=["translated", "native"],
+)
 @pytest.mark.parametrize("spell", [list, upper], ids=["lower-case", "capitalised"])
 @pytest.mark.parametrize("wrap", [proxy, httpx.Headers], ids=["aiohttp", "httpx"])
-def test_translated_answers_get_renamed_headers(spell: object, wrap: object) -> None:
+def test_answers_get_the_headers_a_client_may_use(
+    record: HeaderRecorder, expected: dict[str, str], spell: object, wrap: object
+) -> None:
     for _ in range(2):  # the second answer is served from the kept names
         upstream = UpstreamInfo()
-        record_headers(upstream, wrap(spell(ANSWER)))  # type: ignore[operator]
-    assert upstream.headers == {
-        "x-upstream-request-id": "req_up_1",
-        "x-ratelimit-requests-limit": "4000",
-        "x-ratelimit-tokens-remaining": "1999000",
-        "retry-after": "7",
-    }
-    assert upstream.request_id == "req_up_1"
-
-
-@pytest.mark.parametrize("spell", [list, upper], ids=["lower-case", "capitalised"])
-def test_native_answers_get_anthropic_names(spell: object) -> None:
-    upstream = UpstreamInfo()
-    record_native_headers(upstream, proxy(spell(ANSWER)))  # type: ignore[operator]
-    assert upstream.headers == {
-        "request-id": "req_up_1",
-        "anthropic-ratelimit-requests-limit": "4000",
-        "anthropic-ratelimit-tokens-remaining": "1999000",
-        "retry-after": "7",
-    }
-    assert upstream.request_id == "req_up_1"
+        record(upstream, wrap(spell(ANSWER)))  # type: ignore[operator]
+        assert upstream.headers == expected
+        assert upstream.request_id == "req_up_1"
 
 
 def test_an_answer_without_a_request_id_leaves_it_empty() -> None:
