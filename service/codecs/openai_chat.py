@@ -350,12 +350,6 @@ def _read_message_extras(message: Json, param: str, out: chat_pb2.ChatMessage) -
         out.thinking_blocks.append(thinking_block_from_json(block, f"{param}.thinking_blocks[{k}]"))
 
 
-def part_from_json(part: Any, param: str) -> chat_pb2.ContentPart:
-    out = chat_pb2.ContentPart()
-    read_part(part, param, out)
-    return out
-
-
 def read_part(part: Any, param: str, out: chat_pb2.ContentPart) -> None:
     """Reads one content part into ``out``."""
     if not isinstance(part, dict):
