@@ -5,11 +5,13 @@ provider: models name their provider, and the use case routes by that name.
 """
 
 from .admission import Admission
-from .chat import ChatResult, ChatService, ChatStream, Limits, RelayResult, RelayStream
+from .chat import ChatResult, ChatService, RelayResult
 from .compat import Adjustment, CompatReport
 from .models import ModelCatalog, ModelInfo
+from .pipeline import Limits
 from .provider import ChatProvider, NativeProvider, NativeRequest, ProviderCall, UpstreamInfo
 from .retry import RetryPolicy
+from .streams import ChatStream, RelayStream
 
 __all__ = [
     "Adjustment",

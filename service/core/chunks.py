@@ -17,6 +17,12 @@ from __future__ import annotations
 from chatgate.v1 import chat_pb2
 
 Chunk = chat_pb2.ChatCompletionChunk
+# Finish reasons by OpenAI's names (the proto's enum names, lower-cased, without the prefix).
+FINISH_NAMES = {
+    value.number: value.name.removeprefix("FINISH_REASON_").lower()
+    for value in chat_pb2.FinishReason.DESCRIPTOR.values
+    if value.number
+}
 
 
 class TextDelta:

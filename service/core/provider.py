@@ -41,11 +41,15 @@ class NativeRequest:
     headers: tuple[tuple[str, str], ...] = ()
 
 
+# What a call carries: a chat request to translate, or a native one to relay bytes through.
+ProviderRequest = chat_service_pb2.ChatCompletionRequest | NativeRequest
+
+
 @dataclass(slots=True)
 class ProviderCall:
     """Everything a provider needs for one upstream call."""
 
-    request: chat_service_pb2.ChatCompletionRequest
+    request: ProviderRequest
     model: ModelInfo
     report: CompatReport
     # `time.monotonic()` value after which the call must be abandoned, if any.
@@ -57,8 +61,8 @@ class ProviderCall:
     exchange: Exchange = field(default_factory=internal)
     # The alias of the upstream key the latest attempt used (never the key), for metrics.
     key: str = ""
-    # Set for a native (bytes-through) call; ``request`` then only names the model.
-    native: NativeRequest | None = None
+    # The models that may serve the request, in order (this one first); the use case falls back along it.
+    chain: tuple[ModelInfo, ...] = ()
 
 
 class ChatProvider(Protocol):

@@ -1,11 +1,50 @@
-"""Checks on requests that arrive as raw protobuf, where proto3's open enums let any number through."""
+"""Checks that hold whatever the upstream (the provider checks Claude's own rules), and the checks on
+requests that arrive as raw protobuf, where proto3's open enums let any number through."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from chatgate.v1 import chat_pb2, chat_service_pb2
+
 from .errors import InvalidRequest
+
+Request = chat_service_pb2.ChatCompletionRequest
+STRICT = chat_pb2.COMPATIBILITY_STRICT
+LENIENT = chat_pb2.COMPATIBILITY_LENIENT
+
+
+def is_strict(mode: int, strict_by_default: bool) -> bool:
+    """A request's compatibility mode, the gateway's default filling in when it chose none."""
+    return mode == STRICT or (mode != LENIENT and strict_by_default)
+
+
+def validate(request: Request, max_choices: int) -> None:
+    """Checks that hold whatever the upstream; the provider checks Claude's own rules."""
+    if not request.model:
+        raise InvalidRequest("You must provide a model parameter.", param="model", code="missing_required_parameter")
+    if not request.messages:
+        raise InvalidRequest(
+            "`messages` must contain at least one message.", param="messages", code="missing_required_parameter"
+        )
+    for i, message in enumerate(request.messages):
+        if message.role == chat_pb2.ROLE_UNSPECIFIED:
+            raise InvalidRequest(f"messages[{i}] has no role.", param=f"messages[{i}].role")
+    if request.HasField("n") and not 1 <= request.n <= max_choices:
+        raise InvalidRequest(f"`n` must be between 1 and {max_choices} on this gateway.", param="n")
+    for name in ("max_completion_tokens", "max_tokens"):
+        if request.HasField(name) and getattr(request, name) < 1:
+            raise InvalidRequest(f"`{name}` must be at least 1.", param=name)
+    _check_range(request, "temperature", 0.0, 2.0)
+    _check_range(request, "top_p", 0.0, 1.0)
+    if request.HasField("top_k") and request.top_k < 0:
+        raise InvalidRequest("`top_k` must not be negative.", param="top_k")
+
+
+def _check_range(request: Request, name: str, low: float, high: float) -> None:
+    if request.HasField(name) and not low <= getattr(request, name) <= high:
+        raise InvalidRequest(f"`{name}` must be between {low:g} and {high:g}.", param=name)
 
 
 @dataclass(slots=True)

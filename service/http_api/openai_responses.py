@@ -22,7 +22,6 @@ from chatgate.v1 import chat_service_pb2
 from service.codecs.openai_responses import ResponsesRequest, request_from_json
 from service.codecs.responses_output import Envelope, OutputBuilder, event
 from service.core import ChatService, ChatStream
-from service.core.chat import LENIENT, STRICT
 from service.core.chunks import as_chunk
 from service.core.compat import Adjustment
 from service.core.errors import GatewayError, InvalidRequest, NotFound
@@ -95,9 +94,7 @@ class OpenAIResponses:
         history: list[Json] = []
         if request.previous_response_id and self.archive is not None:
             history = await self.archive.history(request.previous_response_id, caller.name)
-        mode = request.request.compatibility
-        strict = mode == STRICT or (mode != LENIENT and chat.strict_by_default)
-        return request.chat_request(history, strict=strict)
+        return request.chat_request(history, strict=chat.strict(request.request))
 
     async def keep(self, request: ResponsesRequest, caller: Caller, response: Json) -> None:
         if request.store and self.archive is not None:

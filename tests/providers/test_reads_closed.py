@@ -42,7 +42,7 @@ def test_a_relayed_stream_closes_its_reader_at_message_stop() -> None:
     native = NativeRequest("messages", MODEL.id, body, stream=True)
 
     async def scenario() -> None:
-        call = ProviderCall(grpc_request("Hi"), MODEL, CompatReport(strict=False), native=native)
+        call = ProviderCall(native, MODEL, CompatReport(strict=False))
         reads = [r async for r in provider.relay_stream(call)]
         assert b"message_stop" in b"".join(reads)
         assert client.responses[0].readers[0].ag_frame is None, "the reader is still suspended"

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from service.core.chat import FINISH_NAMES
+from service.core.chunks import FINISH_NAMES
 from service.core.exchange import Exchange
 from service.upstream import Malformed, SSEDecoder, json_object, object_field
 

@@ -19,8 +19,7 @@ from urllib.parse import quote
 import orjson
 
 from chatgate.v1 import chat_pb2
-from service.core import ProviderCall, UpstreamInfo
-from service.core.chat import close
+from service.core import NativeRequest, ProviderCall, UpstreamInfo
 from service.core.chunks import Batch
 from service.core.errors import (
     DeadlineExceeded,
@@ -31,6 +30,7 @@ from service.core.errors import (
     UpstreamOverloaded,
     UpstreamTimeout,
 )
+from service.core.streams import close
 from service.core.watchdog import Watchdog
 from service.upstream import (
     ClientName,
@@ -225,15 +225,15 @@ class AnthropicProvider:
     # --- the native API, bytes through ----------------------------------------------
 
     def _native_request(self, call: ProviderCall) -> tuple[str, bytes, dict[str, str]]:
-        native = call.native
-        assert native is not None  # the use case only relays native calls
+        native = call.request
+        assert isinstance(native, NativeRequest)  # the use case relays only native calls
         url = self._count_url if native.operation == "count_tokens" else self._url
         return url, with_model(native.body, native.model, call.model.upstream_id), upstream_headers(native.headers)
 
     async def relay(self, call: ProviderCall) -> bytes:
         url, body, headers = self._native_request(call)
         answer = await self._whole(url, body, headers, call, record_native_headers)
-        if call.native is not None and call.native.operation == "messages":
+        if isinstance(call.request, NativeRequest) and call.request.operation == "messages":
             try:
                 record_answer(json_object(answer), call.exchange)
             except Malformed as exc:

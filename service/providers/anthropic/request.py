@@ -16,7 +16,7 @@ import orjson
 
 from chatgate.v1 import chat_pb2, chat_service_pb2
 from service.codecs.fields import struct_to_json
-from service.core import CompatReport, ModelInfo, ProviderCall
+from service.core import CompatReport, ModelInfo, NativeRequest, ProviderCall
 from service.core.errors import InvalidRequest
 
 from .catalog import UPSTREAM_EFFORTS, traits_of
@@ -83,6 +83,7 @@ class AnthropicRequest:
 
 def to_anthropic(call: ProviderCall, *, stream: bool) -> AnthropicRequest:
     request, model, report = call.request, call.model, call.report
+    assert not isinstance(request, NativeRequest), "a native call is relayed, never translated"
     system, messages = map_messages(request.messages, report)
     body: JsonObject = {"model": model.upstream_id, "messages": messages}
     if system:
