@@ -1,5 +1,5 @@
 """``python -m service`` is the ``chatgate`` command."""
 
-from .cli import main
+from .app.cli import main
 
 main()

@@ -17,8 +17,8 @@ from service.core.lifecycle import Lifecycle
 from service.http_api import HttpSettings, create_app
 from service.providers.anthropic import CLAUDE_MODELS, AnthropicProvider, AnthropicSettings
 from service.providers.scripted import ScriptedProvider
-from service.upstream import Timeouts, TransportError
-from service.upstream.keys import BreakerSettings
+from service.transport import Timeouts, TransportError
+from service.transport.keys import BreakerSettings
 from tests.support import FIXTURES
 
 MAX_BODY = 1024 * 1024

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from service.callers import KeyReloader, load_keys
-from service.config import ConfigError, load_settings
+from service.app.callers import KeyReloader, load_keys
+from service.app.config import ConfigError, load_settings
 from service.core.auth import KeyChecker, hash_key
 from tests.support import ROOT
 

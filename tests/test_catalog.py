@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from chatgate.v1 import chat_pb2
-from service.config import ConfigError, load_settings
+from service.app.catalog import build_catalog
+from service.app.config import ConfigError, load_settings
 from service.providers.anthropic.catalog import traits_of
 from service.simulator.models import MODELS
-from service.upstreams import build_catalog
 
 LISTING = [model.to_json() for model in MODELS]
 NEWCOMER: dict[str, Any] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -10,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from service.config import ConfigError, load_settings, options
-from service.upstreams import build_catalog
+from service.app.catalog import build_catalog
+from service.app.config import ConfigError, load_settings, options
 from tests.support import ROOT, free_port
 
 
@@ -215,12 +216,12 @@ def test_named_upstreams_from_file_and_environment(tmp_path: Path) -> None:
     assert build_catalog(settings).resolve("backup-sonnet").provider == "backup"
 
 
-def test_the_readme_settings_table_is_generated_from_the_settings() -> None:
+def test_the_settings_table_is_generated_from_the_settings() -> None:
     import subprocess
     import sys
 
     check = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "readme_settings.py"), "--check"],
+        [sys.executable, str(ROOT / "scripts" / "settings_table.py"), "--check"],
         capture_output=True,
         text=True,
         check=False,
@@ -228,17 +229,27 @@ def test_the_readme_settings_table_is_generated_from_the_settings() -> None:
     assert check.returncode == 0, check.stdout
 
 
-def test_the_readme_lists_every_setting() -> None:
-    readme = (ROOT / "README.md").read_text()
+def test_the_configuration_page_lists_every_setting() -> None:
+    page = (ROOT / "docs/configuration.md").read_text()
     for name, opt, _ in options():
         for key in (opt.env, opt.file, opt.flag):
-            assert key is None or f"`{key}`" in readme, f"README.md does not list {key} ({name})"
+            assert key is None or f"`{key}`" in page, f"docs/configuration.md does not list {key} ({name})"
+
+
+def test_the_readme_stays_a_front_door() -> None:
+    """The README is what it is, the two commands, calls and first settings; the rest is in docs/."""
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 300
+    linked = set(re.findall(r"\(docs/([\w-]+\.md)\)", readme))
+    assert {path.name for path in (ROOT / "docs").glob("*.md")} <= linked, "every page in docs/ is linked"
+    for name in linked:
+        assert (ROOT / "docs" / name).is_file(), f"README links docs/{name}, which does not exist"
 
 
 def test_every_configured_upstream_becomes_a_provider(tmp_path: Path) -> None:
     import asyncio
 
-    from service.gateway import Upstream, build_chat
+    from service.app.gateway import Upstream, build_chat
 
     config = write(
         tmp_path,

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from kubernetes_validate.utils import ValidationError
 
-from service.config import load_settings
+from service.app.config import load_settings
 from service.grpc_api.server import LIVENESS_NAME
 from tests.support import ROOT
 

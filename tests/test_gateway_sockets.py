@@ -11,7 +11,7 @@ import socket
 
 import pytest
 
-from service.gateway import StartupError, bind, grpc_address
+from service.app.listeners import StartupError, bind, grpc_address
 
 
 def test_accepted_connections_have_tcp_nodelay() -> None:

@@ -28,20 +28,30 @@ class Layer:
     modules: tuple[str, ...]  # module name prefixes that belong to it
     internal: tuple[str, ...]  # parts of service/ it may import
     external: tuple[str, ...] = ()  # third-party top-level packages it may import
+    forbidden: tuple[str, ...] = ()  # parts of what ``internal`` admits that it still may not import
 
 
 CORE = ("service.core",)
+# The use case: what the edges call. A provider is called by it and must never call back into it.
+USE_CASE = ("service.core.chat", "service.core.pipeline", "service.core.fanout")
 LAYERS = (
     Layer("core", CORE, CORE),
-    Layer("codecs", ("service.codecs",), (*CORE, "service.codecs"), ("orjson", "google.protobuf")),
-    Layer("upstream plumbing", ("service.upstream",), (*CORE, "service.upstream"), ("aiohttp", "httpx", "orjson")),
+    Layer("codecs", ("service.codecs",), (*CORE, "service.codecs"), ("orjson", "google.protobuf"), USE_CASE),
+    Layer(
+        "upstream transport",
+        ("service.transport",),
+        (*CORE, "service.transport"),
+        ("aiohttp", "httpx", "orjson"),
+        USE_CASE,
+    ),
     Layer(
         "Anthropic provider",
         ("service.providers.anthropic",),
-        (*CORE, "service.codecs", "service.upstream", "service.providers.anthropic"),
+        (*CORE, "service.codecs", "service.transport", "service.providers.anthropic"),
         ("orjson", "google.protobuf"),
+        USE_CASE,
     ),
-    Layer("scripted provider", ("service.providers.scripted",), CORE),
+    Layer("scripted provider", ("service.providers.scripted",), CORE, forbidden=USE_CASE),
     Layer("providers package", ("service.providers",), ()),
     Layer(
         "HTTP edge",
@@ -63,21 +73,12 @@ LAYERS = (
     ),
     Layer("simulator", ("service.simulator",), ("service.simulator",), ("orjson",)),
     Layer("store", ("service.store",), (*CORE, "service.store"), ("orjson", "asyncpg", "redis")),
-    Layer("logging set-up", ("service.logs",), CORE, ("orjson",)),
     # The composition root wires everything together: it may import any part of service.
     Layer(
         "composition root",
-        (
-            "service.gateway",
-            "service.cli",
-            "service.config",
-            "service.upstreams",
-            "service.callers",
-            "service.usage",
-            "service.__main__",
-        ),
+        ("service.app", "service.__main__"),
         ("service",),
-        ("uvicorn", "prometheus_client", "uvloop"),
+        ("uvicorn", "prometheus_client", "uvloop", "orjson"),
     ),
     Layer("service package", ("service",), ()),
 )
@@ -128,6 +129,8 @@ def allowed(layer: Layer, name: str) -> bool:
     if top in STDLIB or top in ALWAYS:
         return True
     if top == "service":
+        if any(name == part or name.startswith(part + ".") for part in layer.forbidden):
+            return False
         return any(name == part or name.startswith(part + ".") for part in layer.internal) or name == "service"
     return any(name == ext or name.startswith(ext + ".") for ext in layer.external)
 
@@ -149,7 +152,7 @@ def test_every_module_keeps_its_layers_rules() -> None:
 
 def test_every_module_belongs_to_a_layer() -> None:
     modules = [module_name(p) for p in SERVICE.rglob("*.py")]
-    assert {"service.gateway", "service.cli", "service.observability", "service.simulator.app"} <= set(modules)
+    assert {"service.app.gateway", "service.app.cli", "service.observability", "service.simulator.app"} <= set(modules)
     for module in modules:
         layer_of(module)
 
@@ -167,8 +170,12 @@ def test_every_module_belongs_to_a_layer() -> None:
         ("service/providers/anthropic/injected.py", "from ...http_api.asgi import header"),
         ("service/providers/anthropic/injected.py", "import starlette"),
         ("service/providers/anthropic/injected.py", "from ..scripted import ScriptedProvider"),
-        ("service/codecs/injected.py", "from ..upstream import http"),
-        ("service/observability/metrics.py", "from ..gateway import serve"),
+        ("service/codecs/injected.py", "from ..transport import http"),
+        ("service/observability/metrics.py", "from ..app.gateway import serve"),
+        ("service/providers/anthropic/injected.py", "from service.core.chat import ChatService"),
+        ("service/providers/anthropic/injected.py", "from ...core.pipeline import Pipeline"),
+        ("service/transport/injected.py", "from ..core.fanout import sum_usage"),
+        ("service/http_api/injected.py", "from ..app.config import Settings"),
         ("service/simulator/injected.py", "from ..core import ChatService"),
     ],
 )
@@ -180,6 +187,76 @@ def test_a_forbidden_import_is_caught(tmp_path: Path, module: str, line: str) ->
     layer = layer_of(name)
     bad = [n for n in resolved_imports(source, name, path.name == "__init__.py") if not allowed(layer, n)]
     assert bad, f"{line!r} in {module} was not caught"
+
+
+def import_graph(root: Path = SERVICE) -> dict[str, set[str]]:
+    """Which module of ours imports which (imports inside functions too), by module name.
+
+    A package importing its own submodules, and a module importing the package it sits in, are
+    the package's re-exports, not a dependency between parts: they are left out."""
+    paths = {module_name(path): path for path in root.rglob("*.py")}
+    packages = {name for name, path in paths.items() if path.name == "__init__.py"}
+    graph: dict[str, set[str]] = {}
+    for module, path in paths.items():
+        targets = set()
+        for imported in resolved_imports(path.read_text(), module, module in packages):
+            name = imported
+            while name and name not in paths:
+                name = name.rpartition(".")[0]
+            if not name or name == module:
+                continue
+            if module in packages and name.startswith(module + "."):
+                continue
+            if name in packages and module.startswith(name + "."):
+                continue
+            targets.add(name)
+        graph[module] = targets
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in graph.get(node, ()):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_module_imports_itself_through_others() -> None:
+    assert cycles(import_graph()) == []
+
+
+def test_the_cycle_check_finds_a_circle() -> None:
+    """Mutation check: the circle the composition root once had (cli <-> gateway) is found."""
+    graph = import_graph()
+    graph["service.app.version"] = {"service.app.cli"}
+    assert ["service.app.cli", "service.app.version"] in [
+        [m for m in group if m in ("service.app.cli", "service.app.version")] for group in cycles(graph)
+    ]
 
 
 def test_every_document_a_comment_cites_exists() -> None:

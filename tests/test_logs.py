@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 
 import orjson
 
+from service.app.logs import JsonFormatter, LineHandler, RequestIdFilter
 from service.core.exchange import REQUEST_ID
-from service.logs import JsonFormatter, LineHandler, RequestIdFilter
 
 
 class CountingBuffer(io.BytesIO):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from grpc_health.v1 import _async as health_aio  # the aio servicer, which health.aio re-exports
@@ -17,6 +18,7 @@ from service.core import ChatService
 from service.core.auth import KeyChecker
 from service.core.lifecycle import Lifecycle
 
+from .boundary import CallPrologue, Calls
 from .servicer import ChatCompletionServicer
 
 SERVICE_NAME = chat_service_pb2.DESCRIPTOR.services_by_name["ChatCompletionService"].full_name
@@ -43,7 +45,7 @@ class GrpcServer:
     server: grpc.aio.Server
     health: health_aio.HealthServicer
     port: int
-    servicer: ChatCompletionServicer
+    calls: Calls
 
     async def start(self) -> None:
         await self.server.start()
@@ -66,7 +68,7 @@ class GrpcServer:
         """Marks every service NOT_SERVING, lets in-flight calls finish within ``grace``, and ends
         the ones still running just before it with UNAVAILABLE `shutting_down` (not a bare cancel)."""
         await self.health.enter_graceful_shutdown()
-        timer = asyncio.get_running_loop().call_later(max(0.0, grace - TERMINATE_AHEAD), self.servicer.terminate)
+        timer = asyncio.get_running_loop().call_later(max(0.0, grace - TERMINATE_AHEAD), self.calls.terminate)
         try:
             await self.server.stop(grace)
         finally:
@@ -88,9 +90,9 @@ def build_grpc_server(
         ("grpc.http2.max_pings_without_data", 0),
         ("grpc.so_reuseport", int(settings.reuse_port)),
     ]
+    calls = Calls(lifecycle or Lifecycle())
     server = grpc.aio.server(options=options)
-    servicer = ChatCompletionServicer(chat, keys, lifecycle or Lifecycle())
-    chat_service_pb2_grpc.add_ChatCompletionServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    add_chat_service(server, ChatCompletionServicer(chat), CallPrologue(keys, calls))
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if settings.reflection:
@@ -98,7 +100,30 @@ def build_grpc_server(
     port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"could not bind the gRPC listener to {address}")
-    return GrpcServer(server, health_servicer, port, servicer)
+    return GrpcServer(server, health_servicer, port, calls)
+
+
+class _Registered:
+    """Stands in for the server while the generated code registers the service: keeps its handlers."""
+
+    def __init__(self) -> None:
+        self.service = ""
+        self.handlers: dict[str, Any] = {}
+
+    def add_generic_rpc_handlers(self, handlers: object) -> None:
+        return None  # the same handlers arrive by name below
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
+        self.service, self.handlers = service, dict(handlers)
+
+
+def add_chat_service(server: grpc.aio.Server, servicer: ChatCompletionServicer, prologue: CallPrologue) -> None:
+    """Registers the chat service with every method's handler wrapped in the prologue."""
+    registered = _Registered()
+    chat_service_pb2_grpc.add_ChatCompletionServiceServicer_to_server(servicer, registered)  # type: ignore[no-untyped-call]
+    wrapped = {name: prologue.wrap(name, handler) for name, handler in registered.handlers.items()}
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(registered.service, wrapped),))
+    server.add_registered_method_handlers(registered.service, wrapped)  # type: ignore[attr-defined]
 
 
 def enable_reflection(server: grpc.aio.Server) -> None:

@@ -60,7 +60,7 @@ def fields(exchange: Exchange, duration: float) -> dict[str, Any]:
 
 
 # Set by the composition root when the logs are JSON lines written by the gateway's own handler:
-# the line goes straight to it (see `service.logs.LineHandler.structured`).
+# the line goes straight to it (see `service.app.logs.LineHandler.structured`).
 LANE: list[Callable[[str, str, dict[str, Any]], None] | None] = [None]
 
 

@@ -8,18 +8,10 @@ import orjson
 import pytest
 
 from chatgate.v1 import chat_pb2, chat_service_pb2
-from service.codecs.openai_chat import (
-    OPTION_FIELDS,
-    _read_options,
-    chunk_from_json,
-    chunk_json,
-    completion_from_json,
-    completion_json,
-    request_from_json,
-    request_to_json,
-)
+from service.codecs.openai_chat import OPTION_FIELDS, _read_options, chunk_json, completion_json, request_from_json
 from service.core.chunks import TextDelta, as_chunk
 from service.core.errors import InvalidRequest
+from tests.codecs.openai_upstream import chunk_from_json, completion_from_json, request_to_json
 from tests.support import FIXTURES
 
 RICH_REQUEST: dict[str, Any] = {
@@ -121,7 +113,7 @@ def test_a_completion_survives_both_directions(name: str) -> None:
 @pytest.mark.parametrize("name", ["text", "parallel_tools", "thinking_tool", "cache_usage", "tool_no_arguments"])
 def test_stream_chunks_survive_both_directions(name: str) -> None:
     from service.providers.anthropic.stream import StreamTranslator
-    from service.upstream import SSEDecoder
+    from service.transport import SSEDecoder
 
     translator = StreamTranslator()
     items = [

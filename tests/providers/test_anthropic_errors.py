@@ -8,8 +8,8 @@ import pytest
 
 from service.core import errors
 from service.providers.anthropic.errors import error_from_event, error_from_response
-from service.upstream.errors import error_from_transport
-from service.upstream.http import ConnectFailed, ConnectionBroken, ReadTimedOut, TransportError
+from service.transport.errors import error_from_transport
+from service.transport.http import ConnectFailed, ConnectionBroken, ReadTimedOut, TransportError
 
 
 def body(kind: str, message: str = "msg", **extra: object) -> bytes:

@@ -10,7 +10,7 @@ from chatgate.v1 import chat_pb2
 from service.core.chunks import TextDelta, as_chunk
 from service.core.errors import IncompleteStream, UpstreamOverloaded
 from service.providers.anthropic.stream import StreamTranslator
-from service.upstream.sse import SSEDecoder
+from service.transport.sse import SSEDecoder
 from tests.support import FIXTURES
 
 STOP, LENGTH, TOOLS = chat_pb2.FINISH_REASON_STOP, chat_pb2.FINISH_REASON_LENGTH, chat_pb2.FINISH_REASON_TOOL_CALLS

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from service.core import errors
-from service.upstream.errors import scrub
+from service.transport.errors import scrub
 
 SPEND_LIMIT_MARKERS = ("spend limit", "enforced_spend_limit_reached", "credit balance")
 

@@ -16,7 +16,7 @@ import orjson
 
 from service.core.chunks import FINISH_NAMES
 from service.core.exchange import Exchange
-from service.upstream import Malformed, SSEDecoder, json_object, object_field
+from service.transport import Malformed, SSEDecoder, json_object, object_field
 
 from .errors import error_from_event
 from .response import finish_reason, usage_from

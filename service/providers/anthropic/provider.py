@@ -32,7 +32,7 @@ from service.core.errors import (
 )
 from service.core.streams import close
 from service.core.watchdog import Watchdog
-from service.upstream import (
+from service.transport import (
     ClientName,
     Malformed,
     SSEDecoder,
@@ -44,8 +44,8 @@ from service.upstream import (
     error_from_transport,
     json_object,
 )
-from service.upstream.errors import malformed_event
-from service.upstream.keys import BreakerSettings, KeyEvent, KeyPool, UpstreamKey
+from service.transport.errors import malformed_event
+from service.transport.keys import BreakerSettings, KeyEvent, KeyPool, UpstreamKey
 
 from .errors import error_from_response
 from .headers import record_headers, record_native_headers

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from chatgate.v1 import chat_pb2
-from service.upstream import Malformed, object_field, required_str
+from service.transport import Malformed, object_field, required_str
 
 log = logging.getLogger("chatgate.anthropic")
 

@@ -3,7 +3,7 @@
 Per event it does one JSON parse and builds at most one chunk; that is the whole
 per-chunk cost, so keep it that way. A text delta becomes a ``TextDelta`` (the chunk
 it stands for, built only by an edge that needs protobuf: see ``service.core.chunks``).
-Upstream JSON is read through the checked helpers of ``service.upstream``, so a
+Upstream JSON is read through the checked helpers of ``service.transport``, so a
 malformed event raises ``Malformed`` and anything else raised here is a bug of ours.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 from chatgate.v1 import chat_pb2
 from service.core.chunks import Item, TextDelta
 from service.core.errors import IncompleteStream
-from service.upstream import json_object, object_field, required_str
+from service.transport import json_object, object_field, required_str
 
 from .errors import error_from_event
 from .response import SERVER_BLOCKS, finish_reason, log_once, refusal_text, url_citation, usage_from

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from service.upstream.http import (
+from service.transport.http import (
     ConnectFailed,
     ConnectionBroken,
     ReadTimedOut,
@@ -133,7 +133,7 @@ def test_bytes_received_before_a_break_are_delivered_before_the_error() -> None:
 
     import aiohttp
 
-    from service.upstream.http import AiohttpResponse
+    from service.transport.http import AiohttpResponse
 
     async def scenario() -> list[bytes]:
         protocol = MagicMock()

@@ -3,125 +3,39 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
 import gc
 import logging
-import multiprocessing
 import os
 import resource
-import shutil
 import signal
 import socket
-import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import uvicorn
-from prometheus_client.multiprocess import mark_process_dead
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from . import observability
+from .. import observability
+from ..core import Admission, ChatService, Limits, ModelCatalog, RetryPolicy
+from ..core.auth import KeyChecker
+from ..core.lifecycle import Lifecycle
+from ..core.limits import Limiter, LocalLimiter
+from ..grpc_api import GrpcSettings, build_grpc_server
+from ..http_api import HttpSettings, create_admin_app, create_app
+from ..observability import access
+from ..store.ledger import Ledger
+from ..store.responses import StoredResponses
 from .callers import KeyReloader, default_quota, load_keys
-from .cli import version
+from .catalog import CatalogRefresher, build_catalog, build_providers
 from .config import DEFAULT_UPSTREAM, Settings, UpstreamConfig
-from .core import Admission, ChatService, Limits, ModelCatalog, RetryPolicy
-from .core.auth import KeyChecker
-from .core.errors import InvalidRequest
-from .core.lifecycle import Lifecycle
-from .core.limits import Limiter, LocalLimiter
-from .grpc_api import GrpcSettings, build_grpc_server
-from .http_api import HttpSettings, create_admin_app, create_app
-from .http_api.openai_chat import error_json
-from .logs import configure_logging, structured_lane
-from .observability import access
-from .store.ledger import Ledger
-from .store.responses import StoredResponses
-from .upstreams import CatalogRefresher, build_catalog, build_providers
+from .listeners import QuietServer, StartupError, bind, grpc_address, uvicorn_server
+from .logs import structured_lane
 from .usage import make_archive, make_ledger, start_ledger, usage_reader
+from .version import version
 
 log = logging.getLogger("chatgate")
 SIMULATOR_KEY = "sk-ant-simulator"
-
-
-class QuietServer(uvicorn.Server):
-    """uvicorn without its own signal handling: the gateway shuts both listeners down together."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-class StartupError(Exception):
-    """The gateway cannot start (a port in use, say); the message is one line for the operator."""
-
-
-def grpc_address(host: str, port: int) -> str:
-    host = host.strip("[]")
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def bind(host: str, port: int, *, shared: bool = False) -> socket.socket:
-    """A listening TCP socket; ``shared`` lets worker processes bind the same port (SO_REUSEPORT).
-
-    It is created with ``IPPROTO_TCP`` on purpose: asyncio sets TCP_NODELAY only
-    on accepted sockets of that protocol, and without it every response written
-    as headers then body waits ~40 ms for the peer's delayed ACK (Nagle).
-    """
-    host = host.strip("[]")  # `[::1]` as in a URL
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if shared:  # only between the workers of one supervisor: a second instance must fail
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # `::` serves IPv4 too
-        sock.bind((host, port))
-        sock.listen(2048)
-    except OSError as exc:
-        sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            raise StartupError(f"port {port} is in use on {host}") from None
-        raise StartupError(f"cannot listen on {host} port {port}: {exc.strerror}") from None
-    return sock
-
-
-class JsonErrorProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP/1.1 protocol, answering a request it cannot parse in OpenAI's error shape
-    (the SDKs read `error.message`) rather than with a plain-text body."""
-
-    def send_400_response(self, msg: str) -> None:
-        observability.refused("http", "invalid_http_request")  # counted, like every other refusal
-        body = error_json(InvalidRequest(f"The HTTP request could not be parsed: {msg}", code="invalid_http_request"))
-        head = [
-            b"HTTP/1.1 400 Bad Request\r\n",
-            b"content-type: application/json\r\n",
-            b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",
-            b"connection: close\r\n\r\n",
-        ]
-        self.transport.write(b"".join([*head, body]))
-        self.transport.close()
-
-
-def uvicorn_server(app: Any, log_level: str, grace: float) -> QuietServer:
-    # log_config=None: uvicorn's records go through our own logging format.
-    config = uvicorn.Config(
-        app,
-        log_level=log_level,
-        log_config=None,
-        access_log=False,
-        lifespan="off",
-        http=JsonErrorProtocol,
-        proxy_headers=False,  # nothing reads client addresses; it costs a middleware call per request
-        timeout_graceful_shutdown=int(grace),
-        server_header=False,
-        date_header=False,
-    )
-    return QuietServer(config)
 
 
 @dataclass(slots=True)
@@ -143,7 +57,7 @@ async def start_upstream(settings: Settings) -> Upstream:
     config = settings.default_upstream()
     if not settings.uses_simulator:
         return Upstream(config)
-    from .simulator import Simulator  # only needed without a key
+    from ..simulator import Simulator  # only needed without a key
 
     sock = bind("127.0.0.1", 0)
     server = uvicorn_server(Simulator(), "warning", 5)
@@ -180,7 +94,7 @@ def build_chat(settings: Settings, catalog: ModelCatalog, upstream: Upstream) ->
 def build_limiter(settings: Settings) -> Limiter:
     """Caller limits in Redis when configured (shared by replicas), else counted in this process."""
     if settings.limits_redis_url:
-        from .store.limits_redis import RedisLimiter  # redis is imported only when configured
+        from ..store.limits_redis import RedisLimiter  # redis is imported only when configured
 
         return RedisLimiter(
             settings.limits_redis_url,
@@ -396,7 +310,7 @@ def announce(settings: Settings, listeners: Listeners, grpc_port: int, keys: Key
 def setup_observability(settings: Settings) -> None:
     tracing = None
     if observability.tracing_configured(os.environ):
-        from .observability.tracing import from_environment
+        from ..observability.tracing import from_environment
 
         tracing = from_environment(os.environ, version())
     observability.configure(access_log=settings.access_log, tracing=tracing)
@@ -410,7 +324,7 @@ async def simulate(
     replay_dir: str | None,
     key_faults: dict[str, tuple[int, str | None]] | None = None,
 ) -> None:
-    from .simulator import Simulator
+    from ..simulator import Simulator
 
     sock = bind(host, port)
     app = Simulator(api_key=api_key, replay_dir=Path(replay_dir) if replay_dir else None, key_faults=key_faults)
@@ -419,108 +333,3 @@ async def simulate(
         "chatgate SIMULATOR of Anthropic's Messages API on http://%s:%d (not Claude)", host, sock.getsockname()[1]
     )
     await uvicorn.Server(config).serve(sockets=[sock])
-
-
-RESTART_WINDOW = 60.0  # seconds
-MAX_RESTARTS = 5  # within the window, before the supervisor gives up
-
-
-def run_workers(settings: Settings) -> int:
-    """Runs ``settings.workers`` processes that share both ports and returns the exit status.
-
-    A worker that dies before it is ready (a port it cannot bind, say) stops the
-    whole group with status 1: restarting it would fail the same way forever. A
-    worker that dies after it was ready is restarted, at most ``MAX_RESTARTS``
-    times a minute. SIGTERM and SIGINT stop every worker (status 0).
-    """
-    context = multiprocessing.get_context("spawn")
-    metrics_dir = None
-    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:  # one /metrics view across the workers
-        metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="chatgate-metrics-")
-    try:
-        return supervise(settings, context)
-    finally:
-        if metrics_dir is not None:  # ours: nothing else reads it once the workers are gone
-            shutil.rmtree(metrics_dir, ignore_errors=True)
-            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
-
-
-def supervise(settings: Settings, context: Any) -> int:
-    stopping = False
-    status = 0
-
-    def start() -> tuple[multiprocessing.process.BaseProcess, Any]:
-        ready = context.Event()
-        process = context.Process(target=worker_main, args=(settings, ready), daemon=False)
-        process.start()
-        return process, ready
-
-    def stop_all(signum: int = 0, _: object = None) -> None:
-        nonlocal stopping
-        stopping = True
-        for process, _ready in workers:
-            if process.pid is not None and process.is_alive():
-                os.kill(process.pid, signal.SIGTERM)
-
-    def forward(signum: int, _: object = None) -> None:
-        for process, _ready in workers:
-            if process.pid is not None and process.is_alive():
-                os.kill(process.pid, signum)
-
-    workers = [start() for _ in range(settings.workers)]
-    signal.signal(signal.SIGTERM, stop_all)
-    signal.signal(signal.SIGINT, stop_all)
-    signal.signal(signal.SIGHUP, forward)  # each worker reloads its gateway keys
-    log.info(
-        "started %d workers sharing HTTP port %d and gRPC port %d",
-        settings.workers,
-        settings.http_port,
-        settings.grpc_port,
-    )
-    restarts: list[float] = []
-    while True:
-        for i, (process, ready) in enumerate(workers):
-            process.join(timeout=0.2)
-            if process.exitcode is None or stopping:
-                continue
-            mark_process_dead(process.pid)  # type: ignore[no-untyped-call]
-            if not ready.is_set():
-                log.error("worker %d failed to start (exit status %s); stopping", process.pid, process.exitcode)
-                status = 1
-                stop_all()
-                break
-            now = time.monotonic()
-            restarts = [t for t in restarts if now - t < RESTART_WINDOW] + [now]
-            if len(restarts) > MAX_RESTARTS:
-                log.error("workers died %d times within %.0f s; stopping", len(restarts), RESTART_WINDOW)
-                status = 1
-                stop_all()
-                break
-            log.error("worker %d exited with %s; starting a new one", process.pid, process.exitcode)
-            time.sleep(1)
-            workers[i] = start()
-        if stopping and all(p.exitcode is not None for p, _ in workers):
-            return status
-
-
-def worker_main(settings: Settings, ready: Any) -> None:
-    configure_logging(settings.log_level, settings.log_format)
-    try:
-        run_loop(serve(settings, on_ready=ready.set))
-    except StartupError as exc:
-        log.error("worker cannot start: %s", exc)
-        raise SystemExit(2) from None
-
-
-def run_loop(main: Any) -> None:
-    """uvloop where installed (it trims event-loop overhead and grpc.aio runs on it);
-    CHATGATE_LOOP=asyncio chooses the standard loop."""
-    if os.environ.get("CHATGATE_LOOP") != "asyncio":
-        try:
-            import uvloop
-        except ImportError:
-            pass
-        else:
-            uvloop.run(main)
-            return
-    asyncio.run(main)

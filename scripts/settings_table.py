@@ -1,7 +1,7 @@
-"""Rewrites the settings table in README.md from the settings table in service/config.py.
+"""Rewrites the settings table in docs/configuration.md from the settings table in service/app/config.py.
 
-python scripts/readme_settings.py           # rewrite README.md
-python scripts/readme_settings.py --check   # exit 1 if README.md's table is stale
+python scripts/settings_table.py           # rewrite docs/configuration.md
+python scripts/settings_table.py --check   # exit 1 if docs/configuration.md's table is stale
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "gen")]
 
-from service.config import options  # noqa: E402
+from service.app.config import options  # noqa: E402
 
 HEADER = "| flag | environment | file key | default | meaning |"
 
@@ -42,19 +42,19 @@ def table() -> str:
     return "\n".join(rows)
 
 
-def rewritten(readme: str) -> str:
-    start = readme.index(HEADER)
-    end = readme.index("\n\n", start)
-    return readme[:start] + table() + readme[end:]
+def rewritten(page: str) -> str:
+    start = page.index(HEADER)
+    end = page.index("\n\n", start)
+    return page[:start] + table() + page[end:]
 
 
 def main(argv: list[str]) -> int:
-    path = ROOT / "README.md"
+    path = ROOT / "docs/configuration.md"
     current = path.read_text()
     fresh = rewritten(current)
     if "--check" in argv:
         if fresh != current:
-            print("README.md's settings table is stale: run python scripts/readme_settings.py")
+            print("docs/configuration.md's settings table is stale: run python scripts/settings_table.py")
             return 1
         return 0
     path.write_text(fresh)

@@ -627,7 +627,7 @@ class Settings:
 
     @property
     def has_keys(self) -> bool:
-        """Gateway keys are configured somewhere (the keys themselves are read by `service.callers`)."""
+        """Gateway keys are configured somewhere (the keys themselves are read by `service.app.callers`)."""
         return bool(self.api_keys or self.auth_keys or self.keys_file)
 
     @property

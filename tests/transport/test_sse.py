@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.upstream.sse import ServerSentEvent, SSEDecoder
+from service.transport.sse import ServerSentEvent, SSEDecoder
 
 CASES = [
     (b"event: ping\ndata: {}\n\n", [ServerSentEvent("ping", b"{}")]),

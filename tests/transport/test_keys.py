@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from service.core import errors
-from service.upstream.keys import BreakerSettings, KeyPool
+from service.transport.keys import BreakerSettings, KeyPool
 
 
 class Clock:

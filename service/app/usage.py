@@ -13,15 +13,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import observability
+from .. import observability
+from ..core import ChatService
+from ..core.errors import AuthenticationFailed, InvalidRequest, PermissionDenied, UpstreamUnavailable
+from ..core.exchange import Exchange
+from ..store import GROUPS, Store, StoreUnavailable, open_store
+from ..store.base import SUMS
+from ..store.ledger import Ledger, record_of
+from ..store.responses import StoredResponses
 from .config import ConfigError, Settings
-from .core import ChatService
-from .core.errors import AuthenticationFailed, InvalidRequest, PermissionDenied, UpstreamUnavailable
-from .core.exchange import Exchange
-from .store import GROUPS, Store, StoreUnavailable, open_store
-from .store.base import SUMS
-from .store.ledger import Ledger, record_of
-from .store.responses import StoredResponses
 
 
 def store_of(settings: Settings) -> Store | None:

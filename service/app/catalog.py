@@ -14,14 +14,14 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import observability
+from .. import observability
+from ..core import ChatProvider, ChatService, ModelCatalog, ModelInfo
+from ..core.errors import GatewayError
+from ..core.models import TraitsParser
+from ..providers import anthropic
+from ..transport import Timeouts
+from ..transport.keys import BreakerSettings
 from .config import DEFAULT_UPSTREAM, ConfigError, Settings, UpstreamConfig
-from .core import ChatProvider, ChatService, ModelCatalog, ModelInfo
-from .core.errors import GatewayError
-from .core.models import TraitsParser
-from .providers import anthropic
-from .upstream import Timeouts
-from .upstream.keys import BreakerSettings
 
 log = logging.getLogger("chatgate")
 

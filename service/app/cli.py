@@ -12,6 +12,7 @@ from datetime import date
 
 from .config import ConfigError, load_settings, options
 from .logs import configure_logging
+from .version import version
 
 DESCRIPTION = """\
 chatgate serves Claude through the APIs clients already speak: OpenAI Chat Completions over HTTP
@@ -39,16 +40,6 @@ read from standard input so it stays out of the shell history.
 """
 
 
-def version() -> str:
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as package_version
-
-    try:
-        return package_version("chatgate")
-    except PackageNotFoundError:  # pragma: no cover - a source tree without an install
-        return "unknown"
-
-
 def serve_epilog() -> str:
     lines = [SERVE_EPILOG_HEAD]
     for _name, opt, default in options():
@@ -63,7 +54,7 @@ def serve_epilog() -> str:
 
 
 def simulate_epilog() -> str:
-    from .simulator import scenario
+    from ..simulator import scenario
 
     directives = [line for line in (scenario.__doc__ or "").splitlines() if line.startswith("    sim:")]
     return (
@@ -152,8 +143,8 @@ def key_entry(name: str, digest: str, models: list[str], expires: str | None) ->
 
 
 def keys_command(parsed: argparse.Namespace) -> None:
+    from ..core.auth import hash_key, new_key
     from .callers import NAME
-    from .core.auth import hash_key, new_key
 
     if not NAME.match(parsed.name):
         fail("--name: letters, digits, '.', '_' and '-', at most 64")
@@ -178,7 +169,7 @@ def keys_command(parsed: argparse.Namespace) -> None:
 def usage_command(parsed: argparse.Namespace) -> None:
     import asyncio
 
-    from .store import StoreUnavailable
+    from ..store import StoreUnavailable
     from .usage import as_json, parse_groups, parse_since, table, totals
 
     try:
@@ -192,11 +183,11 @@ def usage_command(parsed: argparse.Namespace) -> None:
 
 
 def check_tracing() -> None:
-    from .observability import tracing_configured
+    from ..observability import tracing_configured
 
     if tracing_configured(os.environ):
-        from .observability.tracing import ConfigError as TracingError
-        from .observability.tracing import settings_from
+        from ..observability.tracing import ConfigError as TracingError
+        from ..observability.tracing import settings_from
 
         try:
             settings_from(os.environ, version())
@@ -223,13 +214,14 @@ def main(argv: Sequence[str] | None = None) -> None:
                 fail(f"--key-fault: expected KEY=STATUS[:SECONDS], not {item.split('=')[0][:4]}...")
             faults[key] = (int(status), retry or None)
         configure_logging("info")
-        from .gateway import run_loop, simulate
+        from .gateway import simulate
+        from .workers import run_loop
 
         run_loop(simulate(parsed.host, parsed.port, parsed.api_key, parsed.replay_dir, faults))
         return
     flags = {k: v for k, v in vars(parsed).items() if k != "command"}
     from .callers import load_keys
-    from .upstreams import build_catalog
+    from .catalog import build_catalog
     from .usage import make_archive, store_of
 
     try:
@@ -243,7 +235,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         fail(str(exc))
         return
     configure_logging(settings.log_level, settings.log_format)
-    from .gateway import StartupError, run_loop, run_workers, serve
+    from .gateway import serve
+    from .listeners import StartupError
+    from .workers import run_loop, run_workers
 
     if settings.workers > 1:
         raise SystemExit(run_workers(settings))

@@ -27,10 +27,10 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
+from ..core.auth import HASH_PREFIX, CallerKey, KeyChecker, hash_key
+from ..core.exchange import Caller
+from ..core.limits import Quota
 from .config import ConfigError, Settings
-from .core.auth import HASH_PREFIX, CallerKey, KeyChecker, hash_key
-from .core.exchange import Caller
-from .core.limits import Quota
 
 log = logging.getLogger("chatgate")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
