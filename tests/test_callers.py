@@ -13,6 +13,7 @@ import pytest
 from service.app.callers import KeyReloader, load_keys
 from service.app.config import ConfigError, load_settings
 from service.core.auth import KeyChecker, hash_key
+from service.core.errors import AuthenticationFailed
 from tests.support import ROOT
 
 KEY = "cgk-callers-test-0123456789abcdefghijklmnopq"
@@ -95,6 +96,21 @@ def test_the_reloader_follows_the_file_and_keeps_the_keys_on_a_bad_edit(tmp_path
             await reloader.stop()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("content", ["", "# being rewritten\n"], ids=["empty", "comment_only"])
+def test_a_reload_that_finds_no_keys_keeps_authentication_on(tmp_path: Path, content: str) -> None:
+    """A keys file caught mid-write or an emptied Secret must never turn authentication off."""
+    good = f'[[keys]]\nname = "team"\nhash = "{hash_key(KEY)}"\n'
+    settings = settings_with(tmp_path, good)
+    checker = KeyChecker(load_keys(settings))  # type: ignore[arg-type]
+    (tmp_path / "keys.toml").write_text(content)
+    reloader = KeyReloader(settings, checker, interval=60)  # type: ignore[arg-type]
+    assert not reloader.reload("test")
+    assert checker.enabled and len(checker) == 1
+    with pytest.raises(AuthenticationFailed):
+        checker.check(None)
+    assert checker.check(f"Bearer {KEY}").name == "team"
 
 
 def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:

@@ -147,6 +147,11 @@ BAD_SETTINGS = [
         "",
         "falls back to 'nope'",
     ),
+    # A bad value in a secret setting is named, never shown.
+    ([], {}, '[upstream]\napi_keys = ["sk-ant-secret-in-a-list", 5]\n', "upstream.api_keys"),
+    ([], {}, '[auth]\napi_keys = ["sk-ant-secret-gateway-key", 5]\n', "auth.api_keys"),
+    ([], {}, '[upstreams.backup]\napi_keys = ["sk-ant-secret-backup", 5]\n', "upstreams.backup.api_keys"),
+    ([], {"CHATGATE_LEDGER_URL": "mysql://user:sk-ant-secret-password@db/ledger"}, "", "ledger.url"),
 ]
 
 

@@ -178,6 +178,16 @@ class KeyReloader:
         except ConfigError as exc:
             log.error("gateway keys not reloaded (%s): %s; the %d keys in force stay", reason, exc, len(self.checker))
             return False
+        if not keys and self.checker.enabled:
+            # An empty set would turn authentication off: a file caught mid-write or an emptied
+            # Secret must never open the gateway. Fail closed: the keys in force stay.
+            log.error(
+                "gateway keys not reloaded (%s): the new key set is empty; the %d keys in force stay "
+                "(authentication is never turned off by a reload: restart without keys to turn it off)",
+                reason,
+                len(self.checker),
+            )
+            return False
         self.checker.replace(keys)
         log.info("gateway keys reloaded (%s): %d keys", reason, len(keys))
         return True

@@ -43,6 +43,8 @@ class Option:
     help: str
     # For on/off flags: the value the bare flag sets (they take no argument).
     flag_value: bool | None = None
+    # A key, a password or a URL that may hold one: its value never appears in an error.
+    secret: bool = False
 
 
 def option(
@@ -56,7 +58,7 @@ def option(
     flag_value: bool | None = None,
     secret: bool = False,
 ) -> Any:
-    meta = {"option": Option(env, file, flag, parse, help, flag_value)}
+    meta = {"option": Option(env, file, flag, parse, help, flag_value, secret)}
     if isinstance(default, dict):  # mutable: each Settings gets its own
         return field(default_factory=dict, repr=not secret, metadata=meta)
     return field(default=default, repr=not secret, metadata=meta)
@@ -667,7 +669,7 @@ class Settings:
                 parse = UPSTREAM_KEYS.get(key)
                 if parse is None:
                     raise ConfigError(f"{where}: unknown key `{key}` (known: {', '.join(UPSTREAM_KEYS)})")
-                values[key] = _parse(parse, value, f"{where}.{key}")
+                values[key] = _parse(parse, value, f"{where}.{key}", secret=key in SECRET_UPSTREAM_KEYS)
             keys = tuple(k for k in (values.pop("api_key", "").strip(), *values.pop("api_keys", ())) if k)
             if not keys:
                 raise ConfigError(f"{where}.api_key is required (or {upstream_env(name, 'api_key')})")
@@ -704,6 +706,8 @@ def options() -> list[tuple[str, Option, Any]]:
 FILE_KEYS: dict[str, str] = {opt.file: name for name, opt, _ in options() if opt.file}
 ENV_KEYS: dict[str, str] = {opt.env: name for name, opt, _ in options() if opt.env}
 PARSERS: dict[str, Parse] = {name: opt.parse for name, opt, _ in options()}
+SECRETS = frozenset(name for name, opt, _ in options() if opt.secret)
+SECRET_UPSTREAM_KEYS = frozenset({"api_key", "api_keys"})
 
 
 def upstream_env(name: str, key: str) -> str:
@@ -719,12 +723,30 @@ def is_loopback(address: str) -> bool:
         return False
 
 
-def _parse(parse: Parse, value: Any, source: str) -> Any:
+def _parse(parse: Parse, value: Any, source: str, *, secret: bool = False) -> Any:
     try:
         return parse(value)
     except ValueError as exc:
+        if secret:  # neither the value nor a message that might quote it
+            expected = str(exc)
+            if any(part in expected for part in _strings_in(value)):
+                expected = "a valid value"
+            raise ConfigError(
+                f"{source}: the value is not valid (not shown: it is secret); expected {expected}"
+            ) from None
         shown = value if not isinstance(value, str) or len(value) < 60 else value[:57] + "..."
         raise ConfigError(f"{source}: {shown!r} is not valid; expected {exc}") from None
+
+
+def _strings_in(value: Any) -> list[str]:
+    """Every string inside a setting's value (lists and tables walked), for the secret check."""
+    if isinstance(value, str):
+        return [value] if value else []
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings_in(v)]
+    if isinstance(value, list | tuple):
+        return [s for v in value for s in _strings_in(v)]
+    return []
 
 
 def from_file(path: Path) -> dict[str, Any]:
@@ -735,7 +757,8 @@ def from_file(path: Path) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for table, content in data.items():
         if table in FILE_KEYS:  # a whole-table setting: [[models]], [upstreams.NAME]
-            values[FILE_KEYS[table]] = _parse(PARSERS[FILE_KEYS[table]], content, f"{path}: {table}")
+            whole = FILE_KEYS[table]
+            values[whole] = _parse(PARSERS[whole], content, f"{path}: {table}", secret=whole in SECRETS)
             continue
         if not isinstance(content, dict) or not any(k.startswith(table + ".") for k in FILE_KEYS):
             raise ConfigError(f"{path}: unknown section [{table}]")
@@ -743,12 +766,16 @@ def from_file(path: Path) -> dict[str, Any]:
             name = FILE_KEYS.get(f"{table}.{key}")
             if name is None:
                 raise ConfigError(f"{path}: unknown key `{key}` in [{table}]")
-            values[name] = _parse(PARSERS[name], value, f"{path}: {table}.{key}")
+            values[name] = _parse(PARSERS[name], value, f"{path}: {table}.{key}", secret=name in SECRETS)
     return values
 
 
 def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
-    values = {name: _parse(PARSERS[name], environ[var], var) for var, name in ENV_KEYS.items() if environ.get(var)}
+    values = {
+        name: _parse(PARSERS[name], environ[var], var, secret=name in SECRETS)
+        for var, name in ENV_KEYS.items()
+        if environ.get(var)
+    }
     upstreams: dict[str, dict[str, Any]] = {}
     for var, value in environ.items():
         if var.startswith(UPSTREAM_ENV_PREFIX) and value:
@@ -782,7 +809,7 @@ def load_settings(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Setti
     settings = replace(settings, **env_values)
     by_flag = {opt.flag: name for name, opt, _ in options() if opt.flag}
     flag_values = {
-        name: _parse(PARSERS[name], value, by_flag_name(by_flag, name))
+        name: _parse(PARSERS[name], value, by_flag_name(by_flag, name), secret=name in SECRETS)
         for name, value in flags.items()
         if value is not None and name != "config"
     }
