@@ -131,7 +131,9 @@ def completion_from_message(message: dict[str, Any], *, json_tool: str | None = 
     texts: list[str] = []
     reasoning: list[str] = []
     json_tool_used = False
-    content = message.get("content") or ()
+    content = message.get("content")
+    if content is None:
+        content = []  # absent; an empty list is an answer too (an immediate `end_turn`)
     if not isinstance(content, list):
         raise Malformed("`content` is not a list")
     length = 0  # characters of text so far, where each citation's span starts
