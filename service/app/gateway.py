@@ -254,7 +254,6 @@ async def serve(
     )
     stop = stop_signal()
     await grpc_server.start()
-    health_task = asyncio.create_task(grpc_server.follow(lambda: chat.ready))
     http_task = asyncio.create_task(http_server.serve(sockets=[listeners.http]))
     admin = AdminListener(chat, lifecycle, listeners.admin, usage) if listeners.admin is not None else None
     background = await Background.start(settings, keys, chat, ledger, archive)
@@ -275,7 +274,6 @@ async def serve(
     log.info("shutting down: in-flight requests get up to %.0f s", settings.shutdown_grace)
     http_server.should_exit = True
     await asyncio.gather(grpc_server.stop(settings.shutdown_grace), http_task, return_exceptions=True)
-    health_task.cancel()
     await background.stop()
     if admin is not None:
         await admin.stop()

@@ -120,10 +120,14 @@ class ChatService:
     def max_choices(self) -> int:
         return self.pipeline.limits.max_choices
 
-    @property
-    def ready(self) -> bool:
-        """Every provider can take calls (a provider whose keys are all out makes the process unready)."""
-        return all(provider.ready for provider in self.providers.values())
+    def upstream_status(self) -> dict[str, object]:
+        """Each upstream's state (keys by alias, breakers), for operators: never part of readiness,
+        which is about this process, not the upstream every replica shares."""
+        status: dict[str, object] = {}
+        for name, provider in self.providers.items():
+            describe = getattr(provider, "status", None)
+            status[name] = describe() if describe is not None else {}
+        return status
 
     async def aclose(self) -> None:
         """Releases every provider's connections."""

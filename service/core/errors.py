@@ -66,6 +66,9 @@ class GatewayError(Exception):
         # Whether an immediate new attempt can succeed, when the raiser knows better than
         # the class does (a key was rejected but others remain). None: decided by class.
         self.transient = transient
+        # The gateway already retried this request as a client would: the edges tell the client
+        # not to retry again (a retry each at the SDK and the gateway multiplies the attempts).
+        self.retries_spent = False
 
     @property
     def retryable(self) -> bool:

@@ -288,6 +288,8 @@ class Pipeline:
                         log.warning("%s failed (%s); falling back to %s", model.id, error.code, served_by)
                         call.report.note("model", f"{model.id} failed ({error.code}); {served_by} answered instead")
                         break
+                    if attempt.attempt > 1 or index > 0:  # retried, or fallen back: the client need not
+                        error.retries_spent = True
                     if isinstance(error, UpstreamOverloaded) and error.retry_after is None:
                         error.retry_after = self.limits.retry.computed_retry_after(attempt.attempt)
                     raise

@@ -61,6 +61,8 @@ class ProviderCall:
     exchange: Exchange = field(default_factory=internal)
     # The alias of the upstream key the latest attempt used (never the key), for metrics.
     key: str = ""
+    # Whether the latest attempt was its key's half-open breaker probe.
+    probe: bool = False
     # The models that may serve the request, in order (this one first); the use case falls back along it.
     chain: tuple[ModelInfo, ...] = ()
 
@@ -84,11 +86,6 @@ class ChatProvider(Protocol):
     def stream(self, call: ProviderCall) -> AsyncIterator[Batch]: ...
 
     async def aclose(self) -> None: ...
-
-    @property
-    def ready(self) -> bool:
-        """Whether the provider can take calls now (False while every key is out or its breaker open)."""
-        ...
 
 
 class NativeProvider(Protocol):

@@ -61,7 +61,9 @@ def rich_status(
         violation = error_details_pb2.BadRequest.FieldViolation(field=error.param, description=error.message)
         details.append(_packed(error_details_pb2.BadRequest(field_violations=[violation])))
     trailers: list[tuple[str, bytes | str]] = []
-    if error.retry_after is not None:
+    if error.retries_spent:
+        trailers.append(("grpc-retry-pushback-ms", "-1"))  # the gateway retried already: no client retry
+    elif error.retry_after is not None:
         delay = duration_pb2.Duration()
         delay.FromMilliseconds(int(error.retry_after * 1000))
         details.append(_packed(error_details_pb2.RetryInfo(retry_delay=delay)))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,8 +21,8 @@ from .boundary import CallPrologue, Calls
 from .servicer import ChatCompletionServicer
 
 SERVICE_NAME = chat_service_pb2.DESCRIPTOR.services_by_name["ChatCompletionService"].full_name
-# Serving from start to shutdown whatever the upstream does: for startup and liveness probes,
-# which must never restart a process because Anthropic is down ("" and SERVICE_NAME follow readiness).
+# Health is about this process: every name serves from start to shutdown, whatever the upstream
+# does ("liveness" too, kept for probes configured with it).
 LIVENESS_NAME = "liveness"
 
 
@@ -51,18 +50,6 @@ class GrpcServer:
         await self.server.start()
         for name in ("", SERVICE_NAME, LIVENESS_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-
-    async def follow(self, ready: Callable[[], bool], every: float = 1.0) -> None:
-        """Keeps health in step with readiness (upstream keys, breakers) until shutdown turns it off for good."""
-        serving = True
-        while True:
-            await asyncio.sleep(every)
-            now = ready()
-            if now != serving:
-                status = health_pb2.HealthCheckResponse.SERVING if now else health_pb2.HealthCheckResponse.NOT_SERVING
-                for name in ("", SERVICE_NAME):
-                    await self.health.set(name, status)  # ignored once graceful shutdown began
-                serving = now
 
     async def stop(self, grace: float) -> None:
         """Marks every service NOT_SERVING, lets in-flight calls finish within ``grace``, and ends

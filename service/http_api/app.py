@@ -72,7 +72,7 @@ class ChatFastPath:
             await self.app(scope, receive, out)  # type: ignore[arg-type]
 
 
-PROBES = {"/livez", "/readyz", "/metrics"}
+PROBES = {"/livez", "/readyz", "/metrics", "/status/upstreams"}
 
 
 def failed(request: Request, code: str) -> None:
@@ -128,7 +128,7 @@ def create_app(chat: ChatService, keys: KeyChecker, lifecycle: Lifecycle, settin
         return Response(exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def readyz(_: Request) -> Response:
-        return readiness(chat, lifecycle)
+        return readiness(lifecycle)
 
     routes = [Route(path, endpoint, methods=["POST"]) for path, endpoint in endpoints.items()]
     if settings.usage is not None:
@@ -140,8 +140,9 @@ def create_app(chat: ChatService, keys: KeyChecker, lifecycle: Lifecycle, settin
         Route("/livez", livez, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]
-    if settings.metrics_route:
+    if settings.metrics_route:  # no admin listener: the operator's routes are here
         routes.append(Route("/metrics", metrics, methods=["GET"]))
+        routes.append(status_route(chat))
     handlers: dict[Any, Any] = {
         GatewayError: gateway_error_response,
         HTTPException: http_exception_response,
@@ -170,7 +171,7 @@ def create_admin_app(chat: ChatService, lifecycle: Lifecycle, usage: Any = None)
         return json_response({"status": "ok"})
 
     async def readyz(_: Request) -> Response:
-        return readiness(chat, lifecycle)
+        return readiness(lifecycle)
 
     async def metrics(_: Request) -> Response:
         return Response(exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
@@ -179,20 +180,31 @@ def create_admin_app(chat: ChatService, lifecycle: Lifecycle, usage: Any = None)
         Route("/livez", livez, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        status_route(chat),
     ]
     if usage is not None:
         routes.append(usage_route(usage))
     return Starlette(routes=routes, exception_handlers={HTTPException: http_exception_response})
 
 
-def readiness(chat: ChatService, lifecycle: Lifecycle) -> Response:
-    if lifecycle.ready and chat.ready:
+def readiness(lifecycle: Lifecycle) -> Response:
+    """Whether this process can serve: started and not draining. Never the upstream's state: every
+    replica shares the upstream, so following it would take them all out of the Service at once,
+    and clients would get the mesh's "no healthy upstream" instead of the gateway's own 503 with
+    `Retry-After`. The upstream's state is in `/status/upstreams` and in the metrics."""
+    if lifecycle.ready:
         return json_response({"status": "ready"})
-    if lifecycle.draining or not lifecycle.started:
-        return json_response({"status": "draining" if lifecycle.draining else "starting"}, status=503)
-    # Every key of an upstream is out of rotation or behind an open breaker. Liveness
-    # (/livez) never depends on the upstream, so this never restarts the process.
-    return json_response({"status": "upstream_unavailable"}, status=503)
+    return json_response({"status": "draining" if lifecycle.draining else "starting"}, status=503)
+
+
+def status_route(chat: ChatService) -> Route:
+    """`GET /status/upstreams`: each upstream's keys by alias (in rotation, quarantined, rejected),
+    breakers and rests, for operators."""
+
+    async def status(_: Request) -> Response:
+        return json_response({"upstreams": chat.upstream_status()})
+
+    return Route("/status/upstreams", status, methods=["GET"])
 
 
 def json_response(content: Any, status: int = 200) -> Response:

@@ -48,10 +48,13 @@ def http_status(error: errors.GatewayError) -> int:
 def error_headers(error: errors.GatewayError, status: int | None = None) -> dict[str, str]:
     headers: dict[str, str] = dict(error.headers)
     if error.retry_after is not None:
-        headers["retry-after"] = str(math.ceil(error.retry_after))
-        headers["retry-after-ms"] = str(int(error.retry_after * 1000))
-    if not error.retryable and (status or http_status(error)) >= 429:
-        # The OpenAI SDK retries 429 and 5xx by status alone; this stops a futile retry.
+        # After the gateway's own retries, "come back later" means at least a second, never 0.
+        wait = max(1.0, error.retry_after) if error.retries_spent else error.retry_after
+        headers["retry-after"] = str(math.ceil(wait))
+        headers["retry-after-ms"] = str(int(wait * 1000))
+    if (not error.retryable or error.retries_spent) and (status or http_status(error)) >= 429:
+        # The OpenAI and Anthropic SDKs retry 429 and 5xx by status alone; this stops a futile
+        # retry, and one that would multiply the attempts the gateway already made.
         headers["x-should-retry"] = "false"
     if error.upstream_request_id:
         headers["x-upstream-request-id"] = error.upstream_request_id

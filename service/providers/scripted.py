@@ -58,7 +58,5 @@ class ScriptedProvider:
         finally:
             self.closed_streams += 1
 
-    ready: bool = True
-
     async def aclose(self) -> None:
         return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -54,6 +55,8 @@ FAULT_FLAGS = (
     "close_after",
     "hold_open",
     "reset_after_stop",
+    "reset",
+    "outage",
     "truncated",
     "stall_after_start",
 )
@@ -104,6 +107,7 @@ class Simulator:
         self.replay_dir = replay_dir
         self.models = ModelTable()
         self.stats = {"requests": 0, "active": 0, "aborted": 0, "completed": 0, "model_listings": 0}
+        self.outage_until = 0.0  # `sim:outage=S` or `POST /_sim/outage`: every message request answers 529
         self._cache: OrderedDict[bytes, tuple[int, list[tuple[bytes, bytes]], list[bytes]]] = OrderedDict()
         self._cache_size = cache_size
         # The most recent requests as received, for tests that check what the upstream saw.
@@ -122,6 +126,10 @@ class Simulator:
             await self.list_models(scope, send)
         elif path == "/_sim/models" and method == "POST":
             await self.change_models(receive, send)
+        elif path == "/_sim/outage" and method == "POST":  # {"seconds": S}; 0 ends an outage
+            seconds = float(orjson.loads(await read_body(receive) or b"{}").get("seconds", 0))
+            self.outage_until = time.monotonic() + seconds if seconds > 0 else 0.0
+            await send_body(send, 200, [(b"content-type", b"application/json")], [b"{}"])
         elif path == "/_sim/requests" and method == "GET":
             await send_body(send, 200, [(b"content-type", b"application/json")], [orjson.dumps(list(self.received))])
         elif path == "/_sim/stats" and method == "GET":
@@ -138,6 +146,10 @@ class Simulator:
             self.check_headers(headers, b"")
         except ApiError as error:
             await self.error(send, error, "req_sim_models")
+            return
+        key = headers.get(b"x-api-key", b"").decode("latin-1")
+        if key in self.key_faults and self.key_faults[key][0] in (401, 403):  # a revoked key is revoked everywhere
+            await self.key_fault(key, "req_sim_models", send)
             return
         if self.models.listing_fails:
             await self.error(send, ApiError(500, "api_error", "Internal server error"), "req_sim_models")
@@ -195,6 +207,9 @@ class Simulator:
         self.by_key[key[-4:]] = self.by_key.get(key[-4:], 0) + 1
         if key in self.key_faults:
             await self.key_fault(key, request_id, send)
+            return
+        if time.monotonic() < self.outage_until:
+            await self.error(send, ApiError(529, "overloaded_error", "Overloaded (simulated outage)"), request_id)
             return
         cache_key = raw + b"\0" + headers.get(b"x-sim", b"") + b"\0" + headers.get(b"x-api-key", b"")
         cached = self._cache.get(cache_key)
@@ -266,6 +281,14 @@ class Simulator:
 
     async def early_fault(self, flags: dict[str, str], key: str, request_id: str, send: Send) -> bool:
         """Faults answered before any reply is planned; True when one was sent."""
+        if "outage" in flags:  # from now on, every request is overloaded for S seconds
+            self.outage_until = time.monotonic() + float(flags["outage"] or 10)
+            await self.error(send, ApiError(529, "overloaded_error", "Overloaded (simulated outage)"), request_id)
+            return True
+        if "reset" in flags:  # the status line, then the connection breaks before the body is whole
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"4096")]})
+            await send({"type": "http.response.body", "body": b'{"type"', "more_body": True})
+            return True
         if "echo_key" in flags:
             # An upstream that quotes the request's credentials and its own address back.
             message = f"Invalid request from {INTERNAL_ADDRESS} with x-api-key {key} at http://{INTERNAL_ADDRESS}/v1"

@@ -36,6 +36,11 @@ header), so that clients of the gateway can reach every path end to end:
     sim:stall_after_start=S  streams: after `message_start`, S seconds of silence (no pings)
     sim:hold_open=S      streams: after `message_stop`, keep the connection open S seconds
     sim:reset_after_stop streams: after `message_stop`, break the connection
+    sim:reset            answer the status line, then break the connection before the body is whole
+                         (with sim:times=N, only the first N attempts of this body: one caller's poison)
+    sim:outage=S         start an outage: this and every message request for S seconds answers 529
+                         (also `POST /_sim/outage {"seconds": S}`, 0 ending it); a one-off 401 is
+                         `sim:status=401 sim:times=1`
 """
 
 from __future__ import annotations

@@ -99,8 +99,9 @@ def test_retries_are_bounded_exactly(resilient: Gateway, faulty: Simulator, text
     response = ask(resilient, f"{tag} {text}")
     assert response.status_code in (502, 503)
     assert attempts(faulty, tag) == 3  # the configured attempts, no hidden retries below
+    assert response.headers["x-should-retry"] == "false"  # spent here: the SDK must not multiply them
     if response.status_code == 503:  # an overload without retry-after still tells the client when
-        assert float(response.headers["retry-after"]) >= 0 and "retry-after-ms" in response.headers
+        assert float(response.headers["retry-after"]) >= 1 and "retry-after-ms" in response.headers
 
 
 @pytest.mark.parametrize(
@@ -304,37 +305,73 @@ def test_a_rate_limited_key_rests_while_the_healthy_one_serves(faulty: Simulator
     assert LIMITED_KEY not in gateway.log() and UPSTREAM_KEY not in gateway.log()
 
 
-def test_the_only_key_rejected_makes_the_gateway_unready_and_names_the_alias(faulty: Simulator, tmp_path: Path) -> None:
+def key_state(gateway: Gateway) -> dict[str, object]:
+    status = httpx.get(gateway.http_url + "/status/upstreams").json()
+    return status["upstreams"]["anthropic"][0]  # type: ignore[no-any-return]
+
+
+def grpc_health(gateway: Gateway) -> int:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    health = health_pb2_grpc.HealthStub(grpc.insecure_channel(gateway.grpc_target))
+    return health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5).status  # type: ignore[no-any-return]
+
+
+def test_a_revoked_only_key_is_verified_before_it_is_exiled_and_readiness_stays(
+    faulty: Simulator, tmp_path: Path
+) -> None:
+    """Evidence before exile, and readiness about this process: the upstream's 401 makes the gateway
+    answer 502 itself, while /readyz and gRPC health stay serving (every replica shares the key)."""
+    from grpc_health.v1 import health_pb2
+
     gateway = start_gateway(
         tmp_path, env={**FAST_RETRIES, "ANTHROPIC_API_KEY": REVOKED_KEY, "ANTHROPIC_BASE_URL": faulty.url}
     )
     try:
         response = ask(gateway, "x")
         assert response.status_code == 502 and response.json()["error"]["code"] == "upstream_authentication_failed"
+        assert key_state(gateway)["state"] == "quarantined"  # one answer is evidence, not a verdict
+        assert eventually(lambda: key_state(gateway)["state"] == "rejected", timeout=10)  # verified: 401 again
+        tag = marker()
+        again = ask(gateway, tag)
+        assert again.status_code == 502 and attempts(faulty, tag) == 0  # refused without another upstream call
         ready = httpx.get(gateway.http_url + "/readyz")
-        assert ready.status_code == 503 and ready.json()["status"] == "upstream_unavailable"
-        assert httpx.get(gateway.http_url + "/livez").status_code == 200  # liveness never depends on the upstream
-        again = ask(gateway, "x")
-        assert again.status_code == 502  # refused without another upstream call
-        from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-        health = health_pb2_grpc.HealthStub(grpc.insecure_channel(gateway.grpc_target))
-        not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
-        assert eventually(
-            lambda: health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5).status == not_serving
-        )
+        assert ready.status_code == 200 and ready.json()["status"] == "ready"
+        assert httpx.get(gateway.http_url + "/livez").status_code == 200
+        assert grpc_health(gateway) == health_pb2.HealthCheckResponse.SERVING
     finally:
         gateway.stop()
     log = gateway.log()
-    assert "rejected key anthropic#1" in log and REVOKED_KEY not in log
+    assert "rejected key anthropic#1 again on verification" in log and REVOKED_KEY not in log
 
 
-def test_the_breaker_opens_fails_fast_and_closes_after_a_probe(faulty: Simulator, tmp_path: Path) -> None:
+def test_one_401_does_not_end_the_gateway(faulty: Simulator, tmp_path: Path) -> None:
+    """A single 401 on the only key (a blip) fails that request alone; the key is verified and stays."""
+    gateway = start_gateway(
+        tmp_path, env={**FAST_RETRIES, "ANTHROPIC_API_KEY": UPSTREAM_KEY, "ANTHROPIC_BASE_URL": faulty.url}
+    )
+    try:
+        blip = ask(gateway, f"{marker()} sim:status=401 sim:times=1")
+        assert blip.status_code == 502
+        for i in range(20):
+            assert ask(gateway, f"after {i}").status_code == 200
+        assert eventually(lambda: key_state(gateway)["state"] == "in_rotation", timeout=10)
+        assert httpx.get(gateway.http_url + "/readyz").status_code == 200
+    finally:
+        gateway.stop()
+    assert "verified: back in rotation" in gateway.log()
+
+
+def test_the_last_keys_breaker_lets_a_bounded_trickle_through_and_closes_at_once(
+    faulty: Simulator, tmp_path: Path
+) -> None:
+    """Never black-hole the last route: with the only key's breaker open (cooldown 30 s), calls still
+    pass at a bounded rate, so the first one after the upstream recovers closes it."""
     env = {
         **FAST_RETRIES,
         "CHATGATE_RETRY_ATTEMPTS": "1",
         "CHATGATE_BREAKER_FAILURES": "3",
-        "CHATGATE_BREAKER_COOLDOWN": "1",
+        "CHATGATE_BREAKER_COOLDOWN": "30",
         "ANTHROPIC_API_KEY": UPSTREAM_KEY,
         "ANTHROPIC_BASE_URL": faulty.url,
     }
@@ -342,14 +379,16 @@ def test_the_breaker_opens_fails_fast_and_closes_after_a_probe(faulty: Simulator
     try:
         for _ in range(3):
             assert ask(gateway, f"{marker()} sim:status=500").status_code == 502
+        assert key_state(gateway)["breaker"] == "open"
+        assert ask(gateway, f"{marker()} sim:status=500").status_code == 502  # passed: the trickle
         tag = marker()
-        fast = ask(gateway, f"{tag} sim:status=500")
+        fast = ask(gateway, tag)
         assert fast.status_code == 503 and fast.json()["error"]["code"] == "circuit_open"
-        assert "retry-after" in fast.headers and attempts(faulty, tag) == 0  # no upstream call at all
-        assert httpx.get(gateway.http_url + "/readyz").status_code == 503
-        assert eventually(lambda: ask(gateway, "probe").status_code == 200, timeout=10)  # half-open probe closes it
+        assert 0 < float(fast.headers["retry-after-ms"]) <= 250 and attempts(faulty, tag) == 0
+        assert httpx.get(gateway.http_url + "/readyz").status_code == 200  # the upstream is not readiness
+        assert eventually(lambda: ask(gateway, "recovered").status_code == 200, timeout=2)
+        assert key_state(gateway)["breaker"] == "closed"
         assert ask(gateway, "after").status_code == 200
-        assert httpx.get(gateway.http_url + "/readyz").status_code == 200
     finally:
         gateway.stop()
 

@@ -184,7 +184,7 @@ def test_an_upstream_overload_counts_once_against_the_keys_breaker(stream: bool)
     provider = anthropic_provider(client)
     with pytest.raises(UpstreamOverloaded):
         run(drain(provider.stream(call())) if stream else provider.complete(call()))
-    assert [key.failures for key in provider.keys.keys] == [1]
+    assert [len(key.failures) for key in provider.keys.keys] == [1]
 
 
 def test_an_overload_inside_a_stream_counts_once_too() -> None:
@@ -193,4 +193,62 @@ def test_an_overload_inside_a_stream_counts_once_too() -> None:
     provider = anthropic_provider(client)
     with pytest.raises(UpstreamOverloaded):
         run(drain(provider.stream(call())))
-    assert [key.failures for key in provider.keys.keys] == [1]
+    assert [len(key.failures) for key in provider.keys.keys] == [1]
+
+
+# --- a half-open probe always leaves with a verdict -------------------------------------------------
+
+FIRST_EVENT_ERROR = b'event: error\ndata: {"type":"error","error":{"type":"api_error","message":"Internal"}}\n\n'
+
+
+def half_open(provider: Any) -> Any:
+    """The provider's only key with its breaker past its cooldown: the next call is the probe."""
+    key = provider.keys.keys[0]
+    key.open_until = 1.0  # opened long ago
+    return key
+
+
+def test_a_probe_ended_by_a_first_event_error_is_released() -> None:
+    client = FakeUpstreamClient()
+    client.reply(200, FIRST_EVENT_ERROR, stream=True)
+    provider = anthropic_provider(client)
+    key = half_open(provider)
+    with pytest.raises(GatewayError):
+        run(drain(provider.stream(call())))
+    assert not key.probing, "the key would report open (and refuse every call) until a restart"
+
+
+def test_a_probe_cancelled_before_its_first_byte_is_released() -> None:
+    client = FakeUpstreamClient()
+    client.reply_fixture("text.sse")
+    answered = client.post
+
+    async def slow_post(*args: Any) -> Any:
+        response = await answered(*args)
+        reads = response.chunks
+
+        async def slow_reads() -> Any:
+            await asyncio.sleep(10)  # the status line came; the first event takes its time
+            async for read in reads():
+                yield read
+
+        response.chunks = slow_reads
+        return response
+
+    client.post = slow_post  # type: ignore[method-assign]
+    provider = anthropic_provider(client)
+    key = half_open(provider)
+
+    async def scenario() -> None:
+        stream = provider.stream(call())
+        task = asyncio.ensure_future(anext(stream))
+        for _ in range(3):
+            await asyncio.sleep(0)  # the request is out, the probe taken
+        assert key.probing
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await stream.aclose()  # type: ignore[attr-defined]
+
+    run(scenario())
+    assert not key.probing

@@ -95,7 +95,9 @@ class AnthropicProvider:
         self._url = settings.base_url.rstrip("/") + "/v1/messages"
         self._models_url = settings.base_url.rstrip("/") + "/v1/models"
         self._count_url = self._url + "/count_tokens"
-        self.keys = KeyPool(settings.name, settings.api_keys, settings.breaker, on_event=on_key_event)
+        self.keys = KeyPool(
+            settings.name, settings.api_keys, settings.breaker, on_event=on_key_event, verify=self.verify_key
+        )
         self._secrets = tuple(settings.api_keys)
         self._watchdog = Watchdog()
         self._headers = {
@@ -104,17 +106,33 @@ class AnthropicProvider:
             "accept": "application/json",
         }
 
-    @property
-    def ready(self) -> bool:
-        return self.keys.ready
+    def status(self) -> list[dict[str, object]]:
+        """Each key's state by alias, for the admin status endpoint (never readiness)."""
+        return self.keys.status()
 
     async def aclose(self) -> None:
+        await self.keys.aclose()
         await self._client.aclose()
+
+    async def verify_key(self, key: UpstreamKey) -> int | None:
+        """A quarantined key's out-of-band check: the Models API's first page with that key alone.
+        The upstream's status, or None when it could not be reached."""
+        headers = {**self._headers, "x-api-key": key.value}
+        try:
+            response = await self._client.get(self._models_url + "?limit=1", headers, MODELS_TIMEOUTS)
+        except TransportError:
+            return None
+        try:
+            await response.read()
+            return response.status
+        finally:
+            await response.aclose()
 
     async def _post(
         self, url: str, body: bytes, extra: Mapping[str, str], call: ProviderCall
     ) -> tuple[UpstreamResponse, UpstreamKey]:
         key = self.keys.acquire()
+        call.probe = key.probing  # this call is the half-open probe: it must leave with a verdict
         call.key = key.alias
         # The gateway's request id goes upstream, so both sides' logs can be joined.
         headers = {**self._headers, **extra, "x-api-key": key.value, "x-request-id": call.exchange.request_id}
@@ -150,7 +168,7 @@ class AnthropicProvider:
         elif status == 403:
             self.keys.denied(key, status)
         elif status >= 500:
-            self.keys.failed(key)
+            self.keys.failed(key, call.exchange.request_id, call.exchange.caller.name)
         else:
             self.keys.released(key)
         return self._logged(key, call, error, status)
@@ -160,7 +178,7 @@ class AnthropicProvider:
         if isinstance(error, DeadlineExceeded):
             self.keys.released(key)
         else:
-            self.keys.failed(key)
+            self.keys.failed(key, call.exchange.request_id, call.exchange.caller.name)
         return self._logged(key, call, error, error.upstream_status)
 
     def _logged(self, key: UpstreamKey, call: ProviderCall, error: GatewayError, status: int | None) -> GatewayError:
@@ -271,7 +289,7 @@ class AnthropicProvider:
             await response.aclose()
         if response.status != 200:
             raise self._rejected(key, call, response.status, answer, response.headers)
-        self.keys.succeeded(key)
+        self.keys.succeeded(key, call.exchange.caller.name)
         return answer
 
     async def _streamed(
@@ -307,7 +325,7 @@ class AnthropicProvider:
                 raise (self._failed(key, call, error) if key is not None else error) from None
             finally:
                 self._watchdog.release(watched)
-            self.keys.succeeded(key)
+            self.keys.succeeded(key, call.exchange.caller.name)
             if first is not None:
                 yield first
                 async for item in items:
@@ -319,9 +337,13 @@ class AnthropicProvider:
             # An overload event inside a started stream counts against the breaker here; an
             # overload answer before it (a non-200) was already counted by `_rejected`.
             if key is not None and response is not None and response.status == 200:
-                self.keys.failed(key)
+                self.keys.failed(key, call.exchange.request_id, call.exchange.caller.name)
             raise
         finally:
+            # A probe always leaves with a verdict: one cancelled before its first byte, or ended
+            # by an error event that says nothing of the upstream's health, is released here.
+            if key is not None and call.probe and key.probing:
+                self.keys.released(key)
             # Runs on completion, on error, and on cancellation or aclose() when
             # the client leaves: an unfinished upstream connection is closed at once.
             if response is not None:
