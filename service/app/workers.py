@@ -4,6 +4,7 @@ all stopped together."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -11,6 +12,7 @@ import shutil
 import signal
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from prometheus_client.multiprocess import mark_process_dead
@@ -47,13 +49,20 @@ def run_workers(settings: Settings) -> int:
             del os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 
+def of_worker(settings: Settings, index: int) -> Settings:
+    """A worker's own settings: its own ledger spill file (`spill.jsonl` -> `spill.w1.jsonl`), kept
+    across its restarts, so no two processes append to or replay one file."""
+    spill = Path(settings.ledger_spill)
+    return dataclasses.replace(settings, ledger_spill=str(spill.with_name(f"{spill.stem}.w{index}{spill.suffix}")))
+
+
 def supervise(settings: Settings, context: Any) -> int:
     stopping = False
     status = 0
 
-    def start() -> tuple[multiprocessing.process.BaseProcess, Any]:
+    def start(index: int) -> tuple[multiprocessing.process.BaseProcess, Any]:
         ready = context.Event()
-        process = context.Process(target=worker_main, args=(settings, ready), daemon=False)
+        process = context.Process(target=worker_main, args=(of_worker(settings, index), ready), daemon=False)
         process.start()
         return process, ready
 
@@ -69,7 +78,7 @@ def supervise(settings: Settings, context: Any) -> int:
             if process.pid is not None and process.is_alive():
                 os.kill(process.pid, signum)
 
-    workers = [start() for _ in range(settings.workers)]
+    workers = [start(i) for i in range(settings.workers)]
     signal.signal(signal.SIGTERM, stop_all)
     signal.signal(signal.SIGINT, stop_all)
     signal.signal(signal.SIGHUP, forward)  # each worker reloads its gateway keys
@@ -100,7 +109,7 @@ def supervise(settings: Settings, context: Any) -> int:
                 break
             log.error("worker %d exited with %s; starting a new one", process.pid, process.exitcode)
             time.sleep(1)
-            workers[i] = start()
+            workers[i] = start(i)
         if stopping and all(p.exitcode is not None for p, _ in workers):
             return status
 

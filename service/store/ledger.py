@@ -6,6 +6,14 @@ down, records stay in the buffer up to ``buffer_limit``; beyond it the oldest go
 file (JSON lines), which is written into the store once it answers again, at start or
 later. A graceful stop flushes the buffer, and what still cannot be stored is spilled: a
 record acknowledged to a client is in the store or in the spill file.
+
+Nothing recorded is lost while the spill is replayed: the spill file is first renamed to
+``<spill>.replaying`` (atomically), so records spilled meanwhile go to a new spill file, and
+the renamed one is deleted only once the store has every record in it (writes are idempotent
+by record id, so a replay cut short by a crash is simply done again at the next start). Each
+worker process has its own spill file (the composition root names them), and the file I/O
+runs in a thread, never on the event loop. ``lost`` counts only records that could not be
+written anywhere.
 """
 
 from __future__ import annotations
@@ -13,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -48,9 +58,12 @@ class Ledger:
         self.interval = interval
         self.buffer_limit = buffer_limit
         self._buffer: deque[UsageRecord] = deque()
+        self._overflow: list[UsageRecord] = []  # past the buffer limit, waiting for the writer to spill them
+        self._file_lock = threading.Lock()  # appends and the rename for a replay never interleave
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._failing = False
+        self._unreplayed = False  # spilled since the last replay: the store is up, write the file in
         self.written = 0  # records stored by this process, for tests and metrics
         self.spilled = 0
         self.lost = 0
@@ -59,9 +72,10 @@ class Ledger:
 
     def record(self, record: UsageRecord) -> None:
         self._buffer.append(record)
-        if len(self._buffer) > self.buffer_limit:
-            self._spill([self._buffer.popleft() for _ in range(len(self._buffer) - self.buffer_limit)])
-        if len(self._buffer) >= self.batch:
+        if len(self._buffer) > self.buffer_limit:  # the oldest go to the spill file, written by the writer task
+            self._overflow.extend(self._buffer.popleft() for _ in range(len(self._buffer) - self.buffer_limit))
+            self._wake.set()
+        elif len(self._buffer) >= self.batch:
             self._wake.set()
 
     # --- the writer -------------------------------------------------------------------
@@ -81,11 +95,16 @@ class Ledger:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), backoff)
             self._wake.clear()
+            if self._overflow:
+                overflow, self._overflow = self._overflow, []
+                await self._spill(overflow)
             try:
                 if self._failing:
                     await self.store.open()  # reconnect; idempotent when already open
                     await self._replay_spill()
                 await self._flush()
+                if self._unreplayed:  # spilled while the store was up (a burst past the buffer)
+                    await self._replay_spill()
                 backoff = self.interval
             except StoreUnavailable as exc:
                 self._down(exc)
@@ -120,19 +139,18 @@ class Ledger:
                 await self._task
         with contextlib.suppress(StoreUnavailable, TimeoutError):
             await asyncio.wait_for(self._flush(), grace)
-        if self._buffer:
-            self._spill(list(self._buffer))
-            self._buffer.clear()
+        left = [*self._overflow, *self._buffer]
+        self._overflow, self._buffer = [], deque()
+        if left:
+            await self._spill(left)
         await self.store.close()
 
     # --- the spill file ---------------------------------------------------------------
 
-    def _spill(self, records: list[UsageRecord]) -> None:
-        """Appends records to the spill file; if even that fails, they are lost, loudly (serving goes on)."""
+    async def _spill(self, records: list[UsageRecord]) -> None:
+        """Appends records to the spill file (in a thread); if even that fails, they are lost, loudly."""
         try:
-            self.spill_path.parent.mkdir(parents=True, exist_ok=True)
-            with self.spill_path.open("ab") as spill:
-                spill.write(b"".join(orjson.dumps(r.to_json()) + b"\n" for r in records))
+            await asyncio.to_thread(self._append, records)
         except OSError as exc:
             self.lost += len(records)
             self._event("lost", len(records))
@@ -140,19 +158,48 @@ class Ledger:
                       len(records), self.spill_path, exc)  # fmt: skip
             return
         self.spilled += len(records)
+        self._unreplayed = True
         self._event("spilled", len(records))
         log.warning("usage ledger: %d records spilled to %s", len(records), self.spill_path)
 
-    async def _replay_spill(self) -> None:
-        if not self.spill_path.exists():
-            return
-        lines = self.spill_path.read_bytes().splitlines()
-        records = [UsageRecord.from_json(orjson.loads(line)) for line in lines if line.strip()]
-        for start in range(0, len(records), self.batch):
-            await self.store.write(records[start : start + self.batch])  # idempotent by record_id
-        self.spill_path.unlink()
-        if records:
-            log.info("usage ledger: %d spilled records written to the store", len(records))
+    def _append(self, records: list[UsageRecord]) -> None:
+        data = b"".join(orjson.dumps(r.to_json()) + b"\n" for r in records)
+        with self._file_lock:
+            self.spill_path.parent.mkdir(parents=True, exist_ok=True)
+            with self.spill_path.open("ab") as spill:
+                spill.write(data)
+                spill.flush()
+                os.fsync(spill.fileno())
+
+    @property
+    def replaying_path(self) -> Path:
+        return self.spill_path.with_name(self.spill_path.name + ".replaying")
+
+    def _claim(self) -> list[bytes]:
+        """The records to replay: a replay cut short earlier, then the spill file, renamed first so
+        that what is spilled from now on goes to a new file and is not deleted with this one."""
+        with self._file_lock:
+            if not self.replaying_path.exists() and self.spill_path.exists():
+                os.replace(self.spill_path, self.replaying_path)
+            if not self.replaying_path.exists():
+                return []
+            return self.replaying_path.read_bytes().splitlines()
+
+    async def _replay_spill(self, rounds: int = 3) -> None:
+        """Writes every spilled record into the store: a replay cut short earlier, then the spill file
+        (claimed by a rename first), again while more was spilled meanwhile."""
+        self._unreplayed = False  # what is spilled from here on sets it again
+        for _ in range(rounds):
+            lines = await asyncio.to_thread(self._claim)
+            if not lines and not self.replaying_path.exists():
+                return
+            records = [UsageRecord.from_json(orjson.loads(line)) for line in lines if line.strip()]
+            for start in range(0, len(records), self.batch):
+                await self.store.write(records[start : start + self.batch])  # idempotent by record_id
+            await asyncio.to_thread(self.replaying_path.unlink, missing_ok=True)
+            if records:
+                log.info("usage ledger: %d spilled records written to the store", len(records))
+        self._unreplayed = True  # still more: the writer comes back to it
 
 
 def new_record_id() -> str:

@@ -7,6 +7,8 @@ import asyncio
 import time
 from pathlib import Path
 
+import orjson
+
 from service.store import StoreUnavailable, UsageRecord
 from service.store.base import COLUMNS
 from service.store.ledger import Ledger, new_record_id
@@ -138,3 +140,63 @@ def test_a_record_becomes_the_sqlite_row_of_its_columns() -> None:
     assert [v for c, v in zip(COLUMNS, row, strict=True) if c != "ts"] == [
         getattr(original, c) for c in COLUMNS if c != "ts"
     ]
+
+
+class SlowStore(FlakyStore):
+    """Writes take a while: a replay is still running when more records are spilled."""
+
+    async def write(self, records: list[UsageRecord]) -> None:
+        await asyncio.sleep(0.02)
+        await super().write(records)
+
+
+def test_records_spilled_while_the_spill_is_replayed_are_kept(tmp_path: Path) -> None:
+    """The reproduction from the failure-semantics issue: appends during a replay were deleted with it."""
+    spill = tmp_path / "spill.jsonl"
+
+    async def scenario() -> tuple[int, int]:
+        first = Ledger(FlakyStore(str(tmp_path / "l.db")), spill, interval=0.05)
+        first.store.down = True  # type: ignore[attr-defined]
+        await first.start()
+        for _ in range(60):
+            first.record(record())
+        await first.stop(grace=0.05)  # 60 in the spill file
+        store = SlowStore(str(tmp_path / "l.db"))
+        ledger = Ledger(store, spill, batch=5, buffer_limit=2, interval=0.02)
+        store.down = True
+        await ledger.start()
+        store.down = False  # the store returns: the writer replays the 60, five at a time
+        for _ in range(30):  # and meanwhile more records overflow into a spill file
+            ledger.record(record())
+            await asyncio.sleep(0.005)
+        for _ in range(300):
+            if not spill.exists() and not ledger.replaying_path.exists() and ledger.written >= 2:
+                break
+            await asyncio.sleep(0.02)
+        await ledger.stop()
+        return await stored(tmp_path / "l.db"), ledger.lost
+
+    assert asyncio.run(scenario()) == (90, 0)
+
+
+def test_a_replay_cut_short_is_done_again_at_the_next_start(tmp_path: Path) -> None:
+    """A kill -9 mid-replay leaves the claimed file behind: the next start writes it (idempotently)."""
+    spill = tmp_path / "spill.jsonl"
+    records = [record() for _ in range(9)]
+    spill.with_name(spill.name + ".replaying").write_bytes(
+        b"".join(orjson.dumps(r.to_json()) + b"\n" for r in records)
+    )
+    spill.write_bytes(orjson.dumps(record().to_json()) + b"\n")  # spilled after the claim
+
+    async def scenario() -> int:
+        ledger = Ledger(SqliteStore(str(tmp_path / "l.db")), spill, interval=0.02)
+        await ledger.start()
+        await ledger.store.write(records[:4])  # part of it was written before the kill
+        for _ in range(100):
+            if not spill.exists() and not ledger.replaying_path.exists():
+                break
+            await asyncio.sleep(0.02)
+        await ledger.stop()
+        return await stored(tmp_path / "l.db")
+
+    assert asyncio.run(scenario()) == 10
