@@ -12,7 +12,7 @@ RUN_STAMP := $(VENV)/.run-stamp
 STAMP  := $(VENV)/.dev-stamp
 PROTOS := $(wildcard proto/chatgate/v1/*.proto)
 
-.PHONY: run test gen gen-check lint typecheck proto-lint proto-breaking deploy-check unit bench soak simulate lock clean
+.PHONY: run test gen gen-check lint typecheck proto-lint proto-breaking deploy-check unit chaos bench soak simulate lock clean
 
 NODE_STAMP := tests/node/node_modules/.installed-stamp
 
@@ -83,7 +83,14 @@ typecheck: $(STAMP)
 unit: $(STAMP) $(NODE_STAMP)
 	$(BIN)/pytest
 
-test: proto-lint proto-breaking gen-check lint typecheck unit
+test: proto-lint proto-breaking gen-check lint typecheck unit chaos
+
+# Mixed traffic from several callers while the simulator injects faults one after another (a
+# caller's poison requests, a one-off 401, a burst of 529s, a 20 s outage, a slow upstream, the keys
+# file rewritten through empty, the ledger's store down and a kill -9 mid-replay); prints a table
+# per phase and fails when a goal in docs/resilience.md is missed. About a minute and a half.
+chaos: $(STAMP)
+	$(PY) -m bench.chaos
 
 bench: $(STAMP)
 	$(PY) -m bench
