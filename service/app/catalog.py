@@ -48,7 +48,12 @@ def create_anthropic(config: UpstreamConfig) -> ChatProvider:
             api_keys=config.api_keys,
             timeouts=Timeouts(connect=config.connect_timeout, read=config.read_timeout, pool=config.pool_timeout),
             first_byte_timeout=config.first_byte_timeout,
-            breaker=BreakerSettings(failures=config.breaker_failures, cooldown=config.breaker_cooldown),
+            breaker=BreakerSettings(
+                failures=config.breaker_failures,
+                cooldown=config.breaker_cooldown,
+                window=config.breaker_window,
+                ratio=config.breaker_ratio,
+            ),
             max_connections=config.max_connections,
             client="httpx" if config.client == "httpx" else "aiohttp",
             trust_env=config.trust_env,

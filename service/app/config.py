@@ -93,6 +93,17 @@ def number(low: float, *, inclusive: bool = True) -> Parse:
     return parse
 
 
+def share(value: Any) -> float:
+    """A fraction strictly between 0 and 1."""
+    try:
+        result = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        result = math.nan
+    if not 0 < result < 1:  # NaN fails too
+        raise ValueError("a number between 0 and 1 (exclusive)")
+    return result
+
+
 def boolean(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -176,6 +187,8 @@ class UpstreamConfig:
     first_byte_timeout: float
     breaker_failures: int
     breaker_cooldown: float
+    breaker_window: float
+    breaker_ratio: float
     client: str
     max_connections: int
     trust_env: bool = False
@@ -192,6 +205,8 @@ UPSTREAM_KEYS: dict[str, Parse] = {
     "first_byte_timeout": number(0, inclusive=False),
     "breaker_failures": integer(1),
     "breaker_cooldown": number(0, inclusive=False),
+    "breaker_window": number(0, inclusive=False),
+    "breaker_ratio": share,
     "client": choice("aiohttp", "httpx"),
     "max_connections": integer(1),
     "trust_env": boolean,
@@ -367,16 +382,30 @@ class Settings:
     breaker_failures: int = option(
         5,
         integer(1),
-        "consecutive upstream failures on a key that open its circuit breaker",
+        "failed requests within the breaker window that may open a key's breaker (the minimum volume)",
         env="CHATGATE_BREAKER_FAILURES",
         file="upstream.breaker_failures",
     )
     breaker_cooldown: float = option(
         30.0,
         number(0, inclusive=False),
-        "seconds an open breaker fails fast before one probe call",
+        "seconds an open breaker fails fast before one probe call (the last key: one call every 0.25 s)",
         env="CHATGATE_BREAKER_COOLDOWN",
         file="upstream.breaker_cooldown",
+    )
+    breaker_window: float = option(
+        30.0,
+        number(0, inclusive=False),
+        "seconds of history a key's breaker judges the failure rate over",
+        env="CHATGATE_BREAKER_WINDOW",
+        file="upstream.breaker_window",
+    )
+    breaker_ratio: float = option(
+        0.5,
+        share,
+        "share of a key's requests in the window that must have failed (from more than one caller) to open it",
+        env="CHATGATE_BREAKER_RATIO",
+        file="upstream.breaker_ratio",
     )
     retry_attempts: int = option(
         3,
@@ -649,6 +678,8 @@ class Settings:
             first_byte_timeout=self.first_byte_timeout,
             breaker_failures=self.breaker_failures,
             breaker_cooldown=self.breaker_cooldown,
+            breaker_window=self.breaker_window,
+            breaker_ratio=self.breaker_ratio,
             client=self.upstream_client,
             max_connections=self.max_connections,
             trust_env=self.trust_env,
