@@ -183,9 +183,7 @@ def test_a_replay_cut_short_is_done_again_at_the_next_start(tmp_path: Path) -> N
     """A kill -9 mid-replay leaves the claimed file behind: the next start writes it (idempotently)."""
     spill = tmp_path / "spill.jsonl"
     records = [record() for _ in range(9)]
-    spill.with_name(spill.name + ".replaying").write_bytes(
-        b"".join(orjson.dumps(r.to_json()) + b"\n" for r in records)
-    )
+    spill.with_name(spill.name + ".replaying").write_bytes(b"".join(orjson.dumps(r.to_json()) + b"\n" for r in records))
     spill.write_bytes(orjson.dumps(record().to_json()) + b"\n")  # spilled after the claim
 
     async def scenario() -> int:
