@@ -73,3 +73,14 @@ def test_dual_stack_accepts_ipv4() -> None:
 )
 def test_grpc_addresses_bracket_ipv6(host: str, address: str) -> None:
     assert grpc_address(host, 5) == address
+
+
+def test_each_worker_spills_to_its_own_ledger_file() -> None:
+    """Two workers appending to (and replaying) one spill file would lose records."""
+    from service.app.config import load_settings
+    from service.app.workers import of_worker
+
+    settings = load_settings({}, {"CHATGATE_LEDGER_SPILL": "/var/lib/chatgate/ledger.spill.jsonl"})
+    spills = {of_worker(settings, i).ledger_spill for i in range(3)}
+    assert spills == {f"/var/lib/chatgate/ledger.spill.w{i}.jsonl" for i in range(3)}
+    assert of_worker(settings, 1).ledger_spill == of_worker(settings, 1).ledger_spill  # kept across restarts
