@@ -57,7 +57,6 @@ class ByModel:
 
     failing: set[str] = field(default_factory=set)
     served: list[str] = field(default_factory=list)
-    ready: bool = True
 
     async def complete(self, call: ProviderCall) -> chat_pb2.ChatCompletion:
         self.served.append(call.model.upstream_id)
@@ -189,7 +188,6 @@ class FanOut:
     started: int = 0
     cancelled: int = 0
     running: int = 0
-    ready: bool = True
 
     async def complete(self, call: ProviderCall) -> chat_pb2.ChatCompletion:
         self.started += 1
@@ -314,6 +312,19 @@ def counted_upstream(replies: int) -> FakeUpstreamClient:
     return upstream
 
 
+def counting_chat(upstream: FakeUpstreamClient) -> ChatService:
+    """The Anthropic provider on a fake upstream, under an in-process limiter."""
+    from service.providers.anthropic import CLAUDE_MODELS
+
+    return ChatService(
+        ModelCatalog(CLAUDE_MODELS),
+        {"anthropic": anthropic_provider(upstream)},
+        strict_by_default=False,
+        limits=limits(),
+        limiter=LocalLimiter(),
+    )
+
+
 def limited_keys() -> tuple[KeyChecker, str]:
     caller = Caller("one-a-minute", quota=Quota(rpm=1))
     return KeyChecker([CallerKey(hash_key(KEY), caller)]), KEY
@@ -321,16 +332,8 @@ def limited_keys() -> tuple[KeyChecker, str]:
 
 @pytest.mark.parametrize(("path", "body"), COUNT_ROUTES, ids=["native", "responses"])
 def test_counting_tokens_over_http_spends_the_callers_limits(path: str, body: dict[str, object]) -> None:
-    from service.providers.anthropic import CLAUDE_MODELS
-
     upstream = counted_upstream(2)
-    chat = ChatService(
-        ModelCatalog(CLAUDE_MODELS),
-        {"anthropic": anthropic_provider(upstream)},
-        strict_by_default=False,
-        limits=limits(),
-        limiter=LocalLimiter(),
-    )
+    chat = counting_chat(upstream)
     keys, key = limited_keys()
     lifecycle = Lifecycle()
     lifecycle.started = True
@@ -347,16 +350,8 @@ def test_counting_tokens_over_http_spends_the_callers_limits(path: str, body: di
 
 
 def test_counting_tokens_over_grpc_spends_the_callers_limits() -> None:
-    from service.providers.anthropic import CLAUDE_MODELS
-
     upstream = counted_upstream(2)
-    chat = ChatService(
-        ModelCatalog(CLAUDE_MODELS),
-        {"anthropic": anthropic_provider(upstream)},
-        strict_by_default=False,
-        limits=limits(),
-        limiter=LocalLimiter(),
-    )
+    chat = counting_chat(upstream)
     keys, key = limited_keys()
 
     async def scenario() -> tuple[int, grpc.StatusCode]:
