@@ -70,7 +70,9 @@ async def start_upstream(settings: Settings) -> Upstream:
     return Upstream(replace(config, base_url=f"http://127.0.0.1:{port}", api_keys=(SIMULATOR_KEY,)), server, task)
 
 
-def build_chat(settings: Settings, catalog: ModelCatalog, upstream: Upstream) -> ChatService:
+def build_chat(
+    settings: Settings, catalog: ModelCatalog, upstream: Upstream, archive: StoredResponses | None = None
+) -> ChatService:
     configs = [upstream.config, *settings.upstream_configs()[1:]]
     retry = RetryPolicy(
         attempts=settings.retry_attempts,
@@ -88,6 +90,7 @@ def build_chat(settings: Settings, catalog: ModelCatalog, upstream: Upstream) ->
         trace_attempt=tracer.attempt if (tracer := observability.active_tracing()) is not None else None,
         limiter=build_limiter(settings),
         default_quota=default_quota(settings),
+        archive=archive,
     )
 
 
@@ -225,7 +228,8 @@ async def serve(
     listeners = bind_listeners(settings, shared)
     setup_observability(settings)
     upstream = await start_upstream(settings)
-    chat = build_chat(settings, catalog, upstream)
+    ledger, archive = make_ledger(settings), make_archive(settings)
+    chat = build_chat(settings, catalog, upstream, archive)
     lifecycle = Lifecycle()
     try:
         grpc_server = build_grpc_server(
@@ -239,7 +243,6 @@ async def serve(
         listeners.close()
         await upstream.stop()
         raise StartupError(f"port {settings.grpc_port} is in use on {settings.host} (gRPC)") from None
-    ledger, archive = make_ledger(settings), make_archive(settings)
     usage = usage_reader(settings, ledger.store) if ledger is not None else None
     http_settings = HttpSettings(
         settings.max_body_bytes,
@@ -247,7 +250,6 @@ async def serve(
         log_content=settings.log_content,
         metrics_route=listeners.admin is None,
         usage=usage,
-        responses=archive,
     )
     http_server = uvicorn_server(
         create_app(chat, keys, lifecycle, http_settings), settings.log_level, settings.shutdown_grace

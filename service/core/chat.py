@@ -7,7 +7,7 @@ bytes) and what the answer reports on the way out.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from chatgate.v1 import chat_pb2, chat_service_pb2
@@ -22,6 +22,7 @@ from .limits import Limiter, Quota
 from .models import ModelCatalog, ModelInfo
 from .pipeline import AttemptHook, AttemptSpan, Limits, Pipeline, Plan
 from .provider import ChatProvider, NativeProvider, NativeRequest, ProviderCall, TokenCounter, UpstreamInfo
+from .responses import Json, ResponseArchive, Turn
 from .streams import ChatStream, RelayStream, first_of, own_time_ms
 from .validation import is_strict, validate
 
@@ -75,11 +76,13 @@ class ChatService:
         trace_attempt: AttemptSpan | None = None,
         limiter: Limiter | None = None,
         default_quota: Quota | None = None,
+        archive: ResponseArchive | None = None,
     ) -> None:
         missing = sorted({m.provider for m in catalog} - set(providers))
         if missing:
             raise ValueError(f"models name providers that are not configured: {', '.join(missing)}")
         self.strict_by_default = strict_by_default
+        self.archive = archive  # stored responses (`store: true`); None: none are kept
         self.pipeline = Pipeline(
             catalog,
             providers,
@@ -198,6 +201,37 @@ class ChatService:
 
     async def _open(self, attempt: ProviderCall) -> tuple[AsyncIterator[Batch], Batch | None]:
         return await first_of(self.providers[attempt.model.provider].stream(attempt))
+
+    # --- a Responses turn: a chat call between the stored-conversation steps ------------
+
+    async def recall(self, turn: Turn, caller: Caller) -> Request:
+        """The step before planning: the stored conversation the turn continues, in front of its items."""
+        history: list[Json] = []
+        if turn.previous_response_id and self.archive is not None:
+            history = await self.archive.history(turn.previous_response_id, caller.name)
+        return turn.chat_request(history, strict=self.strict(turn.request))
+
+    async def keep(self, turn: Turn, caller: Caller, response: Json) -> None:
+        """The step after the answer: the finished response kept, when the turn asked for it (before the
+        client hears the answer is complete, so a continuation at once finds it)."""
+        if turn.store and self.archive is not None:
+            await self.archive.save(caller.name, turn.previous_response_id, turn.input_items, response)
+
+    async def respond(
+        self,
+        turn: Turn,
+        render: Callable[[ChatResult], Json],
+        *,
+        deadline: float | None = None,
+        exchange: Exchange | None = None,
+    ) -> tuple[ChatResult, Json]:
+        """A whole Responses turn: recall, the chat pipeline, the surface's rendering, keep."""
+        exchange = exchange or internal()
+        request = await self.recall(turn, exchange.caller)
+        result = await self.complete(request, deadline=deadline, exchange=exchange)
+        response = render(result)
+        await self.keep(turn, exchange.caller, response)
+        return result, response
 
     # --- token counting ------------------------------------------------------------------
 

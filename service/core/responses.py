@@ -6,9 +6,36 @@ PostgreSQL (``service.store.responses``), so any replica can continue any respon
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Protocol
 
+from chatgate.v1 import chat_service_pb2
+
 Json = dict[str, Any]
+
+
+class Turn(Protocol):
+    """One Responses request as the pipeline's conversation steps see it (the codec makes it)."""
+
+    @property
+    def request(self) -> chat_service_pb2.ChatCompletionRequest:
+        """The core request without its messages (they come with the history): its compatibility mode."""
+        ...
+
+    @property
+    def store(self) -> bool: ...
+
+    @property
+    def previous_response_id(self) -> str | None: ...
+
+    @property
+    def input_items(self) -> list[Json]: ...
+
+    def chat_request(
+        self, history: Iterable[Json] = (), *, strict: bool = False
+    ) -> chat_service_pb2.ChatCompletionRequest:
+        """The core request: the stored conversation (``history``) in front of this turn's items."""
+        ...
 
 
 class ResponseArchive(Protocol):

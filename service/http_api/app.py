@@ -97,8 +97,8 @@ def other_route(path: str) -> str:
 def create_app(chat: ChatService, keys: KeyChecker, lifecycle: Lifecycle, settings: HttpSettings) -> ChatFastPath:
     surfaces: dict[str, Surface] = {
         **SURFACES,
-        openai_responses.PATH: openai_responses.OpenAIResponses(settings.responses),
-        openai_responses.COUNT_PATH: openai_responses.ResponsesInputTokens(settings.responses),
+        openai_responses.PATH: openai_responses.OpenAIResponses(chat.archive),
+        openai_responses.COUNT_PATH: openai_responses.ResponsesInputTokens(chat.archive),
     }
     endpoints = {path: ChatEndpoint(surface, chat, keys, settings) for path, surface in surfaces.items()}
 
@@ -133,7 +133,7 @@ def create_app(chat: ChatService, keys: KeyChecker, lifecycle: Lifecycle, settin
     routes = [Route(path, endpoint, methods=["POST"]) for path, endpoint in endpoints.items()]
     if settings.usage is not None:
         routes.append(usage_route(settings.usage))
-    routes += openai_responses.stored_routes(settings.responses, caller)
+    routes += openai_responses.stored_routes(chat.archive, caller)
     routes += [
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),

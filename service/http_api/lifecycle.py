@@ -29,7 +29,6 @@ from service.core.compat import Adjustment, describe
 from service.core.errors import GatewayError, InternalError, InvalidRequest, ShuttingDown
 from service.core.exchange import Exchange, request_id_from
 from service.core.provider import UpstreamInfo
-from service.core.responses import ResponseArchive
 from service.observability import Observed
 
 from .asgi import ClientGone, DisconnectWatcher, Receive, Scope, Send, TrackedSend, header, read_body, send_json
@@ -51,7 +50,6 @@ class HttpSettings:
     # Answers `GET /admin/usage` (the ledger's totals) from the Authorization header and the query;
     # raises GatewayError (a missing or wrong admin key, a bad query). None: no such route.
     usage: Callable[[str | None, Mapping[str, str]], Awaitable[list[dict[str, Any]]]] | None = None
-    responses: ResponseArchive | None = None  # stored responses (`store: true`); None: none are kept
 
 
 @dataclass(slots=True)

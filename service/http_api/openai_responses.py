@@ -18,10 +18,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from chatgate.v1 import chat_service_pb2
 from service.codecs.openai_responses import ResponsesRequest, request_from_json
 from service.codecs.responses_output import Envelope, OutputBuilder, event
-from service.core import ChatService, ChatStream
+from service.core import ChatResult, ChatService, ChatStream
 from service.core.chunks import as_chunk
 from service.core.compat import Adjustment
 from service.core.errors import GatewayError, InvalidRequest, NotFound
@@ -87,28 +86,16 @@ class OpenAIResponses:
                 request.report.drop("store", "this gateway keeps no responses (responses.url = off)")
         return ChatCall(request, request.stream, request.ignored)
 
-    async def prepared(
-        self, chat: ChatService, request: ResponsesRequest, caller: Caller
-    ) -> chat_service_pb2.ChatCompletionRequest:
-        """The core request, with the stored conversation it continues (if any) in front."""
-        history: list[Json] = []
-        if request.previous_response_id and self.archive is not None:
-            history = await self.archive.history(request.previous_response_id, caller.name)
-        return request.chat_request(history, strict=chat.strict(request.request))
-
-    async def keep(self, request: ResponsesRequest, caller: Caller, response: Json) -> None:
-        if request.store and self.archive is not None:
-            await self.archive.save(caller.name, request.previous_response_id, request.input_items, response)
-
     async def run(self, chat: ChatService, call: ChatCall, exchange: Exchange) -> ResponsesResult:
         request = responses_request(call)
-        core_request = await self.prepared(chat, request, exchange.caller)
-        result = await chat.complete(core_request, deadline=call.deadline, exchange=exchange)
-        envelope = Envelope.new(result.completion.model or request.model, request.echo)
-        builder = OutputBuilder(envelope, request.custom_tools, request.summaries, events=False)
-        builder.whole(result.completion)
-        response = builder.finished()
-        await self.keep(request, exchange.caller, response)
+
+        def render(result: ChatResult) -> Json:
+            envelope = Envelope.new(result.completion.model or request.model, request.echo)
+            builder = OutputBuilder(envelope, request.custom_tools, request.summaries, events=False)
+            builder.whole(result.completion)
+            return builder.finished()
+
+        result, response = await chat.respond(request, render, deadline=call.deadline, exchange=exchange)
         return ResponsesResult(
             orjson.dumps(response), request.report.items + result.adjustments, result.upstream, result.overhead_ms
         )
@@ -146,7 +133,7 @@ class ResponsesInputTokens(OpenAIResponses):
 
     async def run(self, chat: ChatService, call: ChatCall, exchange: Exchange) -> ResponsesResult:
         request = responses_request(call)
-        core_request = await self.prepared(chat, request, exchange.caller)
+        core_request = await chat.recall(request, exchange.caller)
         tokens, _ = await chat.count_tokens(core_request, deadline=call.deadline, exchange=exchange)
         body = orjson.dumps({"object": "response.input_tokens", "input_tokens": tokens})
         return ResponsesResult(body, request.report.items, UpstreamInfo(), lambda: 0.0)
@@ -194,7 +181,7 @@ class ResponsesStream:
             if builder is None:  # an upstream that sent nothing at all
                 builder = self._begin("")
             response = builder.finished()
-            await self._surface.keep(self._request, self._exchange.caller, response)
+            await self._chat.keep(self._request, self._exchange.caller, response)
             return builder.take()
         if builder is None:
             builder = self._begin(as_chunk(batch[0]).model if batch else "")
@@ -203,7 +190,7 @@ class ResponsesStream:
         return builder.take() or KEEP_ALIVE  # an upstream keep-alive stays one
 
     async def _open(self) -> ChatStream:
-        request = await self._surface.prepared(self._chat, self._request, self._exchange.caller)
+        request = await self._chat.recall(self._request, self._exchange.caller)
         self._inner = self._chat.stream(request, deadline=self._call.deadline, exchange=self._exchange)
         return self._inner
 

@@ -455,3 +455,45 @@ def test_the_request_type_is_what_a_provider_is_called_with() -> None:
     provider.complete = complete  # type: ignore[method-assign]
     asyncio.run(house_chat(provider).complete(grpc_request("Hi", model="dear")))
     assert isinstance(captured[0], chat_service_pb2.ChatCompletionRequest)
+
+
+# --- a Responses turn: the stored-conversation steps are the core's ---------------------------
+
+
+@dataclass
+class Archive:
+    """A ResponseArchive in memory that records the order of its reads and writes."""
+
+    saved: list[tuple[str, str | None, object]] = field(default_factory=list)
+    asked: list[str] = field(default_factory=list)
+
+    async def history(self, response_id: str, caller: str) -> list[dict[str, object]]:
+        self.asked.append(response_id)
+        return [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "earlier"}]}]
+
+    async def save(
+        self, caller: str, previous_id: str | None, input_items: list[dict[str, object]], response: dict[str, object]
+    ) -> bool:
+        self.saved.append((caller, previous_id, response["id"]))
+        return True
+
+
+@pytest.mark.parametrize("store", [True, False])
+def test_a_responses_turn_recalls_then_answers_then_keeps(store: bool) -> None:
+    from service.codecs.openai_responses import request_from_json
+
+    archive = Archive()
+    provider = ByModel()
+    chat = house_chat(provider, archive=archive)
+    turn = request_from_json({"model": "dear", "input": "now", "store": store, "previous_response_id": "resp_1"})
+    seen: list[int] = []
+
+    def render(result: object) -> dict[str, object]:
+        seen.append(len(archive.saved))  # rendered before it is kept
+        return {"id": "resp_2"}
+
+    exchange = internal()
+    exchange.caller = Caller("team")
+    _, response = asyncio.run(chat.respond(turn, render, exchange=exchange))
+    assert archive.asked == ["resp_1"] and seen == [0] and response == {"id": "resp_2"}
+    assert archive.saved == ([("team", "resp_1", "resp_2")] if store else [])
