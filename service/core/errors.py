@@ -69,6 +69,9 @@ class GatewayError(Exception):
         # The gateway already retried this request as a client would: the edges tell the client
         # not to retry again (a retry each at the SDK and the gateway multiplies the attempts).
         self.retries_spent = False
+        # The upstream's own error answer (a body, or a stream's error event data), credentials
+        # redacted, for a surface that speaks the upstream's dialect and passes it through as sent.
+        self.upstream_body: bytes | None = None
 
     @property
     def retryable(self) -> bool:

@@ -39,6 +39,8 @@ class NativeRequest:
     stream: bool = False
     # Protocol headers the client sent for the upstream (its API version, betas).
     headers: tuple[tuple[str, str], ...] = ()
+    # The query string the client sent (`beta=true`, as Claude Code sends), forwarded as is.
+    query: str = ""
 
 
 # What a call carries: a chat request to translate, or a native one to relay bytes through.

@@ -105,7 +105,8 @@ class AnthropicMessages:
         headers = tuple(
             (name.decode(), value.decode("latin-1")) for name, value in scope["headers"] if name in FORWARDED
         )
-        native = NativeRequest(self.operation, model, body, stream, headers)
+        query = scope.get("query_string", b"").decode("latin-1")  # `?beta=true` and the like go upstream too
+        native = NativeRequest(self.operation, model, body, stream, headers, query)
         strict = (header(scope, b"x-chatgate-compatibility") or "").lower()
         return ChatCall(native, stream, strict=strict == "strict" if strict else None)
 
@@ -129,14 +130,22 @@ class AnthropicMessages:
         return b""  # the upstream's `message_stop` has been passed on already
 
     def error_status(self, error: e.GatewayError) -> int:
+        if error.upstream_body is not None and error.upstream_status:
+            return error.upstream_status  # the upstream's own answer: its status too
         return OVERLOADED if error_type(error) == "overloaded_error" else http_status(error)
 
     def error_body(self, error: e.GatewayError) -> bytes:
+        """The upstream's error answer byte for byte (Claude Code's retry logic reads its wording; only a
+        credential it quotes is redacted), else the gateway's own in Anthropic's shape."""
+        if error.upstream_body is not None:
+            return error.upstream_body
         return error_json(error, REQUEST_ID.get())  # the request's own id, set as it was opened
 
     def error_frame(self, error: e.GatewayError, stream: object = None) -> bytes:
-        """An `event: error` frame: the Anthropic SDKs raise it as the matching error class."""
-        return b"event: error\ndata: " + error_json(error) + b"\n\n"
+        """An `event: error` frame (the upstream's own event data when it sent one): the Anthropic SDKs
+        raise it as the matching error class."""
+        data = error.upstream_body if error.upstream_body is not None else error_json(error)
+        return b"event: error\ndata: " + data + b"\n\n"
 
 
 def model_entry(model: chat_pb2.Model) -> dict[str, Any]:

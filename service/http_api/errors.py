@@ -58,4 +58,6 @@ def error_headers(error: errors.GatewayError, status: int | None = None) -> dict
         headers["x-should-retry"] = "false"
     if error.upstream_request_id:
         headers["x-upstream-request-id"] = error.upstream_request_id
+        if error.upstream_body is not None:  # the upstream's answer, passed through: its id, as the SDKs read it
+            headers["request-id"] = error.upstream_request_id
     return headers

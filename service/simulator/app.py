@@ -201,7 +201,7 @@ class Simulator:
         self.stats["requests"] += 1
         headers = dict(scope["headers"])
         raw = await read_body(receive)
-        self.received.append(received_entry(headers, raw))
+        self.received.append(received_entry(headers, raw, scope.get("query_string", b"").decode("latin-1")))
         request_id = "req_sim_" + hashlib.sha256(raw).hexdigest()[:20]
         key = headers.get(b"x-api-key", b"").decode("latin-1")
         self.by_key[key[-4:]] = self.by_key.get(key[-4:], 0) + 1
@@ -432,7 +432,7 @@ def without_faults(flags: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in flags.items() if k not in FAULT_FLAGS and k not in ("html", "echo_key", "spend_limit")}
 
 
-def received_entry(headers: dict[bytes, bytes], raw: bytes) -> dict[str, Any]:
+def received_entry(headers: dict[bytes, bytes], raw: bytes, query: str = "") -> dict[str, Any]:
     """What a test may check about a request: its body and the protocol headers (never the key)."""
     try:
         body: Any = orjson.loads(raw)
@@ -441,6 +441,7 @@ def received_entry(headers: dict[bytes, bytes], raw: bytes) -> dict[str, Any]:
     names = (b"anthropic-version", b"anthropic-beta", b"content-type", b"x-request-id")
     return {
         "body": body,
+        "query": query,
         "headers": {n.decode(): headers[n].decode() for n in names if n in headers},
         "has_api_key": bool(headers.get(b"x-api-key")),
     }

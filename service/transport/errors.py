@@ -94,6 +94,22 @@ _SCRUB = (
 MAX_UPSTREAM_TEXT = 500  # characters of upstream error text passed on
 
 
+_CREDENTIALS = _SCRUB[:3]  # bearer tokens, `api-key=...` and the like, `sk-...` keys: not addresses
+
+
+def redact_credentials(body: bytes, secrets: tuple[str, ...] = ()) -> bytes:
+    """An upstream answer passed through as sent, but for any credential it quotes (the gateway's own
+    keys, tokens, `sk-...`): nothing else is touched, and a body that quotes none is returned as is."""
+    text = body.decode("utf-8", "surrogateescape")
+    redacted = text
+    for secret in secrets:
+        if secret:
+            redacted = redacted.replace(secret, "[redacted]")
+    for pattern, replacement in _CREDENTIALS:
+        redacted = pattern.sub(replacement, redacted)
+    return body if redacted == text else redacted.encode("utf-8", "surrogateescape")
+
+
 def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
     """Upstream text made safe to show: known secrets, credential-like strings and internal addresses removed."""
     for secret in secrets:

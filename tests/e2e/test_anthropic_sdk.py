@@ -16,6 +16,7 @@ from typing import Any
 import anthropic
 import grpc
 import httpx
+import orjson
 import pytest
 
 from chatgate.v1 import chat_service_pb2_grpc
@@ -36,6 +37,7 @@ GATEWAY_KEY = "cgk-native-test-key-42"
 SESSION = FIXTURES.parent / "sessions" / "claude_code.json"
 MODEL = "claude-sonnet-4-5"
 THINKER = "claude-opus-4-7"
+UPSTREAM_MODEL = "claude-sonnet-4-5-20250929"  # what MODEL resolves to upstream
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2OUAAAAABJRU5ErkJggg=="
 PDF = base64.b64encode(b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n").decode()
 TOOLS: list[dict[str, Any]] = [
@@ -216,6 +218,7 @@ def test_models_list_with_paging(claude: anthropic.Anthropic, native: Gateway) -
     assert (one.id, one.max_tokens, one.type) == (THINKER, 128_000, "model")
 
 
+# The upstream's own error answers pass through, status and body (Claude Code's retry logic reads them).
 ERRORS = [
     (400, anthropic.BadRequestError, 400, "invalid_request_error"),
     (402, anthropic.APIStatusError, 402, "billing_error"),
@@ -223,7 +226,7 @@ ERRORS = [
     (404, anthropic.NotFoundError, 404, "not_found_error"),
     (413, anthropic.RequestTooLargeError, 413, "request_too_large"),
     (429, anthropic.RateLimitError, 429, "rate_limit_error"),
-    (500, anthropic.InternalServerError, 502, "api_error"),
+    (500, anthropic.InternalServerError, 500, "api_error"),
     (529, anthropic.OverloadedError, 529, "overloaded_error"),
 ]
 
@@ -245,16 +248,70 @@ def test_every_upstream_error_class(
         assert UPSTREAM_KEY not in json.dumps(caught.value.body)
 
 
-def test_an_upstream_401_is_the_gateways_problem_not_the_callers(simulator: Simulator, tmp_path: Path) -> None:
-    """Its own gateway: a 401 takes the gateway's only key out of service."""
+PASSED_THROUGH = [400, 401, 403, 404, 413, 429, 500, 529]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("status", PASSED_THROUGH)
+def test_upstream_error_answers_pass_through_byte_for_byte(
+    status: int, stream: bool, native: Gateway, simulator: Simulator
+) -> None:
+    """The body the gateway answers is the one the upstream gives for the same request, to the byte,
+    with the upstream's status (the request names the upstream's model id, so the bytes sent upstream
+    are the client's own and a direct call is the same request)."""
+    body = orjson.dumps(ask(f"sim:status={status} {marker()}", model=UPSTREAM_MODEL, stream=stream))
+    headers = {"content-type": "application/json", "anthropic-version": "2023-06-01"}
+    through = httpx.post(
+        native.http_url + "/v1/messages?beta=true",
+        content=body,
+        headers={**headers, "x-api-key": GATEWAY_KEY},
+        timeout=30,
+    )
+    direct = httpx.post(
+        simulator.url + "/v1/messages", content=body, headers={**headers, "x-api-key": UPSTREAM_KEY}, timeout=30
+    )
+    assert (through.status_code, through.content) == (direct.status_code, direct.content)
+    assert through.headers["request-id"] == direct.headers["request-id"]  # the SDKs' `_request_id`
+
+
+def test_a_mid_stream_error_event_passes_through_byte_for_byte(native: Gateway, simulator: Simulator) -> None:
+    body = orjson.dumps(ask(f"sim:error_after=2 {marker()}", model=UPSTREAM_MODEL, stream=True))
+    headers = {"content-type": "application/json", "anthropic-version": "2023-06-01"}
+    through = httpx.post(
+        native.http_url + "/v1/messages", content=body, headers={**headers, "x-api-key": GATEWAY_KEY}, timeout=30
+    )
+    direct = httpx.post(
+        simulator.url + "/v1/messages", content=body, headers={**headers, "x-api-key": UPSTREAM_KEY}, timeout=30
+    )
+    last = direct.content.rstrip(b"\n").rsplit(b"\n\n", 1)[-1]
+    assert last.startswith(b"event: error") and through.content.rstrip(b"\n").endswith(last)
+
+
+def test_a_query_string_is_forwarded(native: Gateway, simulator: Simulator) -> None:
+    """Claude Code posts to `/v1/messages?beta=true`: accepted, and the upstream gets it too."""
+    tag = marker()
+    reply = httpx.post(
+        native.http_url + "/v1/messages?beta=true",
+        json=ask(tag),
+        headers={"x-api-key": GATEWAY_KEY, "anthropic-version": "2023-06-01"},
+        timeout=30,
+    )
+    assert reply.status_code == 200
+    seen = [r for r in httpx.get(simulator.url + "/_sim/requests").json() if tag in json.dumps(r["body"])]
+    assert seen and seen[-1]["query"] == "beta=true"
+
+
+def test_an_upstream_401_is_passed_through_and_the_key_quarantined(simulator: Simulator, tmp_path: Path) -> None:
+    """The upstream's 401 answer reaches the caller as sent; the gateway's key is quarantined and verified."""
     gateway = start_gateway(
         tmp_path, env={**MAPPING_ONLY, "ANTHROPIC_API_KEY": UPSTREAM_KEY, "ANTHROPIC_BASE_URL": simulator.url}
     )
     try:
         client = anthropic.Anthropic(base_url=gateway.http_url, api_key="unused", max_retries=0)
-        with pytest.raises(anthropic.InternalServerError) as caught:
+        with pytest.raises(anthropic.AuthenticationError) as caught:
             client.messages.create(**ask(f"sim:status=401 {marker()}"))
-        assert caught.value.status_code == 502 and caught.value.body["error"]["type"] == "api_error"  # type: ignore[index]
+        assert caught.value.status_code == 401 and caught.value.body["error"]["type"] == "authentication_error"  # type: ignore[index]
+        assert UPSTREAM_KEY not in json.dumps(caught.value.body)
     finally:
         gateway.stop()
 

@@ -17,6 +17,7 @@ import orjson
 from service.core.chunks import FINISH_NAMES
 from service.core.exchange import Exchange
 from service.transport import Malformed, SSEDecoder, json_object, object_field
+from service.transport.errors import redact_credentials
 
 from .errors import error_from_event
 from .response import finish_reason, usage_from
@@ -87,7 +88,10 @@ class StreamWatcher:
             elif name == "message_stop":
                 self.finished = True
             elif name == "error":
-                self.error = error_from_event(event.data, self.request_id, self._secrets)
+                error = error_from_event(event.data, self.request_id, self._secrets)
+                data = event.data.encode() if isinstance(event.data, str) else event.data
+                error.upstream_body = redact_credentials(data, self._secrets)  # passed on as the upstream sent it
+                self.error = error
 
 
 __all__ = ["Malformed", "StreamWatcher", "record_answer", "upstream_headers", "with_model"]

@@ -44,7 +44,7 @@ from service.transport import (
     error_from_transport,
     json_object,
 )
-from service.transport.errors import malformed_event
+from service.transport.errors import malformed_event, redact_credentials
 from service.transport.keys import BreakerSettings, KeyEvent, KeyPool, UpstreamKey
 
 from .errors import error_from_response
@@ -158,6 +158,10 @@ class AnthropicProvider:
     ) -> GatewayError:
         """A non-200 answer: what it means for the key, and the error for the core."""
         error = error_from_response(status, headers, body, secrets=self._secrets)
+        if isinstance(call.request, NativeRequest) and is_error_answer(body):
+            # The native surface passes the upstream's own answer on as sent: Claude Code's retry
+            # logic reads its wording. Only a credential it quotes is redacted.
+            error.upstream_body = redact_credentials(body, self._secrets)
         if status == 429 or (isinstance(error, RateLimited) and not isinstance(error, QuotaExceeded)):
             self.keys.rate_limited(key, error.retry_after)
             if self.keys.usable():
@@ -246,6 +250,8 @@ class AnthropicProvider:
         native = call.request
         assert isinstance(native, NativeRequest)  # the use case relays only native calls
         url = self._count_url if native.operation == "count_tokens" else self._url
+        if native.query:
+            url = f"{url}?{native.query}"
         return url, with_model(native.body, native.model, call.model.upstream_id), upstream_headers(native.headers)
 
     async def relay(self, call: ProviderCall) -> bytes:
@@ -446,6 +452,15 @@ async def passed_through(
             if watcher.finished:
                 return
     raise IncompleteStream("The upstream stream ended before `message_stop`.", upstream_request_id=watcher.request_id)
+
+
+def is_error_answer(body: bytes) -> bool:
+    """Whether a body is an Anthropic error answer (`{"type": "error", "error": {...}}`), not a proxy's page."""
+    try:
+        parsed = json_object(body)
+    except Malformed:
+        return False
+    return parsed.get("type") == "error" and isinstance(parsed.get("error"), dict)
 
 
 def error_start(raw: bytes) -> int:
