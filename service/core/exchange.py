@@ -40,6 +40,18 @@ def new_request_id() -> str:
     return f"req_{random.getrandbits(96):024x}"
 
 
+ATTRIBUTION_HEADERS = {
+    "x-claude-code-session-id": "session",
+    "x-claude-code-agent-id": "agent",
+    "x-claude-code-parent-agent-id": "parent_agent",
+}
+
+
+def attribution_value(value: str) -> str:
+    """An attribution header as it may be recorded: well-formed and bounded, else left out."""
+    return value if _WELL_FORMED.fullmatch(value) else ""
+
+
 def request_id_from(value: str | None) -> str:
     """The client's id when it is well-formed, else a new one."""
     if value and _WELL_FORMED.fullmatch(value):
@@ -87,6 +99,11 @@ class Exchange:
     adjusted: str = ""
     content: str = ""  # the request body, only when content logging is on
     traceparent: str = ""  # the caller's W3C trace context, if it sent one
+    # Who inside the caller asked, when the client says (Claude Code's `x-claude-code-session-id`,
+    # `-agent-id` and `-parent-agent-id`): cost attributed in the ledger, the access log and the trace.
+    session: str = ""
+    agent: str = ""
+    parent_agent: str = ""
     span: Any = None  # the tracer's server span, when tracing is on
 
 

@@ -26,7 +26,7 @@ import grpc
 
 from service.core.auth import KeyChecker
 from service.core.errors import GatewayError, InternalError, ShuttingDown
-from service.core.exchange import Exchange, request_id_from
+from service.core.exchange import ATTRIBUTION_HEADERS, Exchange, attribution_value, request_id_from
 from service.core.lifecycle import Lifecycle
 from service.observability import Observed
 
@@ -61,14 +61,19 @@ async def abort(
 def open_exchange(context: Context, method: str) -> Exchange:
     """The call's exchange: its id (the caller's `x-request-id` metadata if well-formed) and trace parent."""
     request_id = traceparent = None
+    attributed: list[tuple[str, str]] = []
     for key, value in context.invocation_metadata() or ():
         if key == REQUEST_ID_KEY:
             request_id = str(value)
         elif key == "traceparent":
             traceparent = str(value)
+        elif key in ATTRIBUTION_HEADERS:
+            attributed.append((key, str(value)))
     exchange = Exchange(request_id_from(request_id), "grpc", SERVICE + method)
     if traceparent:
         exchange.traceparent = traceparent
+    for name, value in attributed:
+        setattr(exchange, ATTRIBUTION_HEADERS[name], attribution_value(value))
     return exchange
 
 

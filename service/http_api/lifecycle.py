@@ -27,7 +27,7 @@ from service.core import ChatService
 from service.core.auth import KeyChecker
 from service.core.compat import Adjustment, describe
 from service.core.errors import GatewayError, InternalError, InvalidRequest, ShuttingDown
-from service.core.exchange import Exchange, request_id_from
+from service.core.exchange import ATTRIBUTION_HEADERS, Exchange, attribution_value, request_id_from
 from service.core.provider import UpstreamInfo
 from service.observability import Observed
 
@@ -329,14 +329,21 @@ class Heartbeat:
 def open_exchange(scope: Scope) -> Exchange:
     """The request's exchange: its id (the client's `x-request-id` if well-formed) and trace parent."""
     request_id = traceparent = None
+    attributed: list[tuple[str, str]] = []
     for key, value in scope["headers"]:
         if key == b"x-request-id":
             request_id = value.decode("latin-1")
         elif key == b"traceparent":
             traceparent = value.decode("latin-1")
+        elif key.startswith(b"x-claude-code-"):
+            attributed.append((key.decode("latin-1"), value.decode("latin-1")))
     exchange = Exchange(request_id_from(request_id), "http", scope["path"])
     if traceparent:
         exchange.traceparent = traceparent
+    for name, value in attributed:
+        field_name = ATTRIBUTION_HEADERS.get(name)
+        if field_name is not None:
+            setattr(exchange, field_name, attribution_value(value))
     return exchange
 
 

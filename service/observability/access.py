@@ -52,6 +52,10 @@ def fields(exchange: Exchange, duration: float) -> dict[str, Any]:
         line["adjusted"] = exchange.adjusted
     if exchange.upstream_request_id:
         line["upstream_request_id"] = exchange.upstream_request_id
+    if exchange.session or exchange.agent:  # Claude Code's attribution (never a metric label: unbounded)
+        line["session"] = exchange.session or None
+        line["agent"] = exchange.agent or None
+        line["parent_agent"] = exchange.parent_agent or None
     if exchange.span is not None:
         line["trace_id"] = exchange.span.trace_id_hex
     if exchange.content:

@@ -302,6 +302,12 @@ class Tracing:
         attributes.update(genai_attributes(exchange))
         attributes["chatgate.caller"] = exchange.caller.name
         attributes["chatgate.attempts"] = exchange.attempts
+        if exchange.session:
+            attributes["session.id"] = exchange.session  # OpenTelemetry's semantic name
+        if exchange.agent:
+            attributes["gen_ai.agent.id"] = exchange.agent
+        if exchange.parent_agent:
+            attributes["chatgate.parent_agent_id"] = exchange.parent_agent
         if exchange.outcome != "ok":
             span.fail(exchange.outcome)
         span.end_ns = time.time_ns()

@@ -8,7 +8,7 @@ from operator import attrgetter
 from typing import Any, Protocol
 
 # What usage can be grouped by, and how each store spells it is its own business.
-GROUPS = ("caller", "model", "day")
+GROUPS = ("caller", "model", "day", "session", "agent")
 SUMS = (
     "requests",
     "errors",
@@ -47,6 +47,10 @@ class UsageRecord:
     outcome: str  # ok, or the error code
     attempts: int
     duration_ms: float
+    # Who inside the caller asked (Claude Code's session and agent headers); "" when not said.
+    session: str = ""
+    agent: str = ""
+    parent_agent: str = ""
 
     def to_json(self) -> dict[str, Any]:
         values = asdict(self)
@@ -113,6 +117,12 @@ RESPONSES_TABLE = """
         response TEXT NOT NULL
     );
     CREATE INDEX stored_responses_expires ON stored_responses (expires_at);
+"""
+# Migration 3: who inside a caller asked (Claude Code's session and agent headers).
+ATTRIBUTION_COLUMNS = """
+    ALTER TABLE usage_ledger ADD COLUMN session TEXT NOT NULL DEFAULT '';
+    ALTER TABLE usage_ledger ADD COLUMN agent TEXT NOT NULL DEFAULT '';
+    ALTER TABLE usage_ledger ADD COLUMN parent_agent TEXT NOT NULL DEFAULT '';
 """
 MAX_CHAIN = 10_000  # links followed from one response (a guard; ids are random, so chains never loop)
 

@@ -232,4 +232,7 @@ def record_of(exchange: Exchange, duration: float, prices: Prices | None) -> Usa
         outcome=exchange.outcome,
         attempts=exchange.attempts,
         duration_ms=round(duration * 1000, 3),
+        session=exchange.session,
+        agent=exchange.agent,
+        parent_agent=exchange.parent_agent,
     )

@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg  # type: ignore[import-untyped]
 
 from .base import (
+    ATTRIBUTION_COLUMNS,
     CHAIN_SQL,
     COLUMNS,
     DELETE_SQL,
@@ -52,8 +53,15 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX usage_ledger_ts ON usage_ledger (ts);
     """,
     RESPONSES_TABLE,
+    ATTRIBUTION_COLUMNS,
 )
-GROUP_SQL = {"caller": "caller", "model": "model_served", "day": "to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD')"}
+GROUP_SQL = {
+    "caller": "caller",
+    "model": "model_served",
+    "session": "session",
+    "agent": "agent",
+    "day": "to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+}
 MIGRATION_LOCK = 0x63686174  # "chat": one advisory lock id for chatgate's migrations
 FAILURES = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .base import (
+    ATTRIBUTION_COLUMNS,
     CHAIN_SQL,
     COLUMNS,
     DELETE_SQL,
@@ -54,8 +55,15 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX usage_ledger_ts ON usage_ledger (ts);
     """,
     RESPONSES_TABLE,
+    ATTRIBUTION_COLUMNS,
 )
-GROUP_SQL = {"caller": "caller", "model": "model_served", "day": "substr(ts, 1, 10)"}
+GROUP_SQL = {
+    "caller": "caller",
+    "model": "model_served",
+    "session": "session",
+    "agent": "agent",
+    "day": "substr(ts, 1, 10)",
+}
 
 
 def sqlite_row(record: UsageRecord) -> tuple[Any, ...]:

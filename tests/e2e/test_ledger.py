@@ -234,3 +234,60 @@ async def stored_ids(schema: str) -> set[str]:
         return set()
     finally:
         await connection.close()
+
+
+def test_claude_code_sessions_and_agents_are_attributed(simulator: Simulator, tmp_path: Path) -> None:
+    """Claude Code's session and agent headers land in the ledger, the access log and the usage totals
+    (`chatgate usage --by session|agent`), over the native surface and gRPC metadata alike."""
+    env = {
+        **MAPPING_ONLY,
+        "ANTHROPIC_API_KEY": UPSTREAM_KEY,
+        "ANTHROPIC_BASE_URL": simulator.url,
+        "CHATGATE_LOG_LEVEL": "info",
+    }
+    gateway = start_gateway(tmp_path, env=env)
+    turns = [("session-a", "main", ""), ("session-a", "sub-1", "main"), ("session-b", "main", "")]
+    try:
+        client = anthropic.Anthropic(base_url=gateway.http_url, api_key="x", max_retries=0)
+        for session, agent, parent in turns:
+            headers = {"x-claude-code-session-id": session, "x-claude-code-agent-id": agent}
+            if parent:
+                headers["x-claude-code-parent-agent-id"] = parent
+            client.messages.create(
+                model="claude-sonnet-4-5",
+                max_tokens=64,
+                messages=[{"role": "user", "content": marker()}],
+                extra_headers=headers,
+            )
+        stub = chat_service_pb2_grpc.ChatCompletionServiceStub(grpc.insecure_channel(gateway.grpc_target))
+        metadata = (("x-claude-code-session-id", "session-b"), ("x-claude-code-agent-id", "grpc-agent"))
+        stub.CreateChatCompletion(grpc_request(marker()), metadata=metadata, timeout=30)
+    finally:
+        gateway.stop()
+    recorded = rows(tmp_path / "ledger.sqlite3")
+    assert sorted((r["session"], r["agent"], r["parent_agent"]) for r in recorded) == sorted(
+        [*turns, ("session-b", "grpc-agent", "")]
+    )
+    access = [json.loads(line) for line in gateway.log().splitlines() if '"msg":"request"' in line]
+    assert {(a.get("session"), a.get("agent")) for a in access} >= {("session-a", "sub-1"), ("session-b", "grpc-agent")}
+    ledger = tmp_path / "ledger.sqlite3"
+    env = {"CHATGATE_LEDGER_URL": f"sqlite:{ledger}", "PYTHONPATH": f"{ROOT}:{ROOT / 'gen'}"}
+    by_session = subprocess.run(
+        [sys.executable, "-m", "service", "usage", "--by", "session", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=True,
+    )
+    sessions = {r["session"]: r["requests"] for r in json.loads(by_session.stdout)}
+    assert sessions == {"session-a": 2, "session-b": 2}
+    by_agent = subprocess.run(
+        [sys.executable, "-m", "service", "usage", "--by", "agent", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=True,
+    )
+    assert {r["agent"]: r["requests"] for r in json.loads(by_agent.stdout)} == {"main": 2, "sub-1": 1, "grpc-agent": 1}
