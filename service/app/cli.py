@@ -111,7 +111,9 @@ def parser() -> argparse.ArgumentParser:
         description="Totals from the usage ledger the settings name (ledger.url: SQLite or PostgreSQL).",
     )
     usage.add_argument("--config", help="the TOML file with the ledger settings (default: CHATGATE_CONFIG)")
-    usage.add_argument("--by", default="caller,model,day", help="comma-separated groups: caller, model, day, session, agent")
+    usage.add_argument(
+        "--by", default="caller,model,day", help="comma-separated groups: caller, model, day, session, agent"
+    )
     usage.add_argument("--since", help="only requests from this day on (YYYY-MM-DD, UTC)")
     usage.add_argument("--json", action="store_true", help="JSON instead of a table")
     keys = commands.add_parser(

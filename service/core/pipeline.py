@@ -131,7 +131,8 @@ class Pipeline:
                 raise ModelNotFound(
                     f"The model `{model.id}` is not served by an upstream that speaks this API.", param="model"
                 )
-            chain = tuple(m for m in chain if serves(m))
+            if len(chain) > 1:
+                chain = tuple(m for m in chain if serves(m))
         return Plan(request, exchange, catalog, chain, report, deadline)
 
     # --- admit, settle ----------------------------------------------------------------

@@ -61,19 +61,20 @@ async def abort(
 def open_exchange(context: Context, method: str) -> Exchange:
     """The call's exchange: its id (the caller's `x-request-id` metadata if well-formed) and trace parent."""
     request_id = traceparent = None
-    attributed: list[tuple[str, str]] = []
+    attributed: list[tuple[str, str]] | None = None  # made only when a client attributes (most do not)
     for key, value in context.invocation_metadata() or ():
         if key == REQUEST_ID_KEY:
             request_id = str(value)
         elif key == "traceparent":
             traceparent = str(value)
         elif key in ATTRIBUTION_HEADERS:
-            attributed.append((key, str(value)))
+            attributed = [*(attributed or ()), (key, str(value))]
     exchange = Exchange(request_id_from(request_id), "grpc", SERVICE + method)
     if traceparent:
         exchange.traceparent = traceparent
-    for name, value in attributed:
-        setattr(exchange, ATTRIBUTION_HEADERS[name], attribution_value(value))
+    if attributed is not None:
+        for name, value in attributed:
+            setattr(exchange, ATTRIBUTION_HEADERS[name], attribution_value(value))
     return exchange
 
 

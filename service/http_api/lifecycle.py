@@ -329,22 +329,24 @@ class Heartbeat:
 def open_exchange(scope: Scope) -> Exchange:
     """The request's exchange: its id (the client's `x-request-id` if well-formed) and trace parent."""
     request_id = traceparent = None
-    attributed: list[tuple[str, str]] = []
+    attributed: list[tuple[bytes, bytes]] | None = None  # made only when a client attributes (most do not)
     for key, value in scope["headers"]:
         if key == b"x-request-id":
             request_id = value.decode("latin-1")
         elif key == b"traceparent":
             traceparent = value.decode("latin-1")
-        elif key.startswith(b"x-claude-code-"):
-            attributed.append((key.decode("latin-1"), value.decode("latin-1")))
+        elif key in ATTRIBUTION_KEYS:
+            attributed = [*(attributed or ()), (key, value)]
     exchange = Exchange(request_id_from(request_id), "http", scope["path"])
     if traceparent:
         exchange.traceparent = traceparent
-    for name, value in attributed:
-        field_name = ATTRIBUTION_HEADERS.get(name)
-        if field_name is not None:
-            setattr(exchange, field_name, attribution_value(value))
+    if attributed is not None:
+        for key, value in attributed:
+            setattr(exchange, ATTRIBUTION_KEYS[key], attribution_value(value.decode("latin-1")))
     return exchange
+
+
+ATTRIBUTION_KEYS = {name.encode(): field_name for name, field_name in ATTRIBUTION_HEADERS.items()}
 
 
 def deadline_of(scope: Scope) -> float | None:

@@ -18,7 +18,16 @@ import pytest
 
 from chatgate.v1 import chat_pb2, chat_service_pb2_grpc
 from tests.store.test_limits import redis_answers
-from tests.support import MAPPING_ONLY, UPSTREAM_KEY, Gateway, Simulator, eventually, grpc_request, start_gateway
+from tests.support import (
+    MAPPING_ONLY,
+    UPSTREAM_KEY,
+    Gateway,
+    Simulator,
+    eventually,
+    grpc_request,
+    missing_service,
+    start_gateway,
+)
 
 
 def key_entry(name: str, key: str, **limits: Any) -> str:
@@ -45,7 +54,7 @@ def gateway_with(tmp: Path, simulator: Simulator, keys: list[str], **env: str) -
 @pytest.fixture
 def redis_url() -> Iterator[str]:
     if not redis_answers():
-        pytest.skip("Redis is not answering on 127.0.0.1:6379: the shared-limits tests were not run")
+        missing_service("Redis is not answering on 127.0.0.1:6379: the shared-limits tests were not run")
     yield "redis://127.0.0.1:6379/0"
 
 

@@ -29,6 +29,7 @@ from tests.support import (
     eventually,
     grpc_request,
     marker,
+    missing_service,
     start_gateway,
 )
 from tests.tcp_proxy import Proxy
@@ -182,7 +183,7 @@ def test_a_postgresql_outage_loses_nothing_acknowledged(simulator: Simulator, tm
     """The ledger on PostgreSQL behind a proxy the test cuts: records of requests answered during the
     outage reach the database once it returns; a SIGTERM during an outage leaves them in the spill file."""
     if not postgres_answers():
-        pytest.skip("PostgreSQL is not answering on 127.0.0.1:5432: the PostgreSQL ledger was not tested")
+        missing_service("PostgreSQL is not answering on 127.0.0.1:5432: the PostgreSQL ledger was not tested")
     schema = f"t_{marker()}"
     proxy = Proxy(("127.0.0.1", 5432))
     url = f"postgresql://postgres@127.0.0.1:{proxy.port}/test?schema={schema}"

@@ -19,7 +19,7 @@ import openai
 import pytest
 
 from tests.store.test_battery import POSTGRES, drop_schema, postgres_answers
-from tests.support import MODEL, UPSTREAM_KEY, Gateway, Simulator, eventually, marker, start_gateway
+from tests.support import MODEL, UPSTREAM_KEY, Gateway, Simulator, eventually, marker, missing_service, start_gateway
 from tests.tcp_proxy import Proxy
 
 WEATHER = {
@@ -333,7 +333,9 @@ def test_a_caller_sees_only_its_own_responses(keyed_gateway: Gateway) -> None:
 
 def test_replicas_sharing_postgresql_continue_each_others_responses(simulator: Simulator, tmp_path: Path) -> None:
     if not postgres_answers():
-        pytest.skip("PostgreSQL is not answering on 127.0.0.1:5432: stored responses across replicas were not tested")
+        missing_service(
+            "PostgreSQL is not answering on 127.0.0.1:5432: stored responses across replicas were not tested"
+        )
     schema = f"t_{uuid.uuid4().hex[:12]}"
     env = {
         "ANTHROPIC_API_KEY": UPSTREAM_KEY,
@@ -400,7 +402,7 @@ def test_a_store_outage_never_fails_an_answer_and_says_so_on_reads(simulator: Si
     on their path to the client), a continuation that needs the store is a 503 `store_unavailable`, and
     everything works again once the database is back."""
     if not postgres_answers():
-        pytest.skip("PostgreSQL is not answering on 127.0.0.1:5432: a stored-responses outage was not tested")
+        missing_service("PostgreSQL is not answering on 127.0.0.1:5432: a stored-responses outage was not tested")
     schema = f"t_{uuid.uuid4().hex[:12]}"
     proxy = Proxy(("127.0.0.1", 5432))
     env = {

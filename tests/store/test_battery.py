@@ -13,6 +13,7 @@ import pytest
 
 from service.store import Store, StoreUnavailable, UsageRecord, open_store
 from service.store.base import ResponseStore, StoredResponse
+from tests.support import missing_service
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -29,7 +30,7 @@ def postgres_answers() -> bool:
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "postgresql":
         if not postgres_answers():
-            pytest.skip("PostgreSQL is not answering on 127.0.0.1:5432: the PostgreSQL store was not tested")
+            missing_service("PostgreSQL is not answering on 127.0.0.1:5432: the PostgreSQL store was not tested")
         schema = f"t_{uuid.uuid4().hex[:12]}"  # a schema of its own per test, dropped after it
         yield open_store(f"{POSTGRES}?schema={schema}")
         asyncio.run(drop_schema(schema))

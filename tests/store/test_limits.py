@@ -13,6 +13,7 @@ import pytest
 
 from service.core.errors import QuotaExceeded, RateLimited
 from service.core.limits import Limiter, LocalLimiter, Quota
+from tests.support import missing_service
 
 T = TypeVar("T")
 
@@ -33,7 +34,7 @@ def limiter(request: pytest.FixtureRequest) -> Iterator[Make]:
     """Makes the limiter inside a test's event loop (a Redis client belongs to the loop that made it)."""
     if request.param == "redis":
         if not redis_answers():
-            pytest.skip("Redis is not answering on 127.0.0.1:6379: the Redis limiter was not tested")
+            missing_service("Redis is not answering on 127.0.0.1:6379: the Redis limiter was not tested")
         from service.store.limits_redis import RedisLimiter
 
         yield lambda: RedisLimiter("redis://127.0.0.1:6379/0")
