@@ -108,6 +108,7 @@ class Simulator:
         self.models = ModelTable()
         self.stats = {"requests": 0, "active": 0, "aborted": 0, "completed": 0, "model_listings": 0}
         self.outage_until = 0.0  # `sim:outage=S` or `POST /_sim/outage`: every message request answers 529
+        self.overloaded_next = 0  # `POST /_sim/outage {"requests": N}`: the next N message requests answer 529
         self._cache: OrderedDict[bytes, tuple[int, list[tuple[bytes, bytes]], list[bytes]]] = OrderedDict()
         self._cache_size = cache_size
         # The most recent requests as received, for tests that check what the upstream saw.
@@ -126,9 +127,11 @@ class Simulator:
             await self.list_models(scope, send)
         elif path == "/_sim/models" and method == "POST":
             await self.change_models(receive, send)
-        elif path == "/_sim/outage" and method == "POST":  # {"seconds": S}; 0 ends an outage
-            seconds = float(orjson.loads(await read_body(receive) or b"{}").get("seconds", 0))
+        elif path == "/_sim/outage" and method == "POST":  # {"seconds": S} or {"requests": N}; 0 ends it
+            asked = orjson.loads(await read_body(receive) or b"{}")
+            seconds = float(asked.get("seconds", 0))
             self.outage_until = time.monotonic() + seconds if seconds > 0 else 0.0
+            self.overloaded_next = int(asked.get("requests", 0))
             await send_body(send, 200, [(b"content-type", b"application/json")], [b"{}"])
         elif path == "/_sim/requests" and method == "GET":
             await send_body(send, 200, [(b"content-type", b"application/json")], [orjson.dumps(list(self.received))])
@@ -208,7 +211,8 @@ class Simulator:
         if key in self.key_faults:
             await self.key_fault(key, request_id, send)
             return
-        if time.monotonic() < self.outage_until:
+        if self.overloaded_next > 0 or time.monotonic() < self.outage_until:
+            self.overloaded_next = max(0, self.overloaded_next - 1)
             await self.error(send, ApiError(529, "overloaded_error", "Overloaded (simulated outage)"), request_id)
             return
         cache_key = raw + b"\0" + headers.get(b"x-sim", b"") + b"\0" + headers.get(b"x-api-key", b"")

@@ -39,7 +39,8 @@ header), so that clients of the gateway can reach every path end to end:
     sim:reset            answer the status line, then break the connection before the body is whole
                          (with sim:times=N, only the first N attempts of this body: one caller's poison)
     sim:outage=S         start an outage: this and every message request for S seconds answers 529
-                         (also `POST /_sim/outage {"seconds": S}`, 0 ending it); a one-off 401 is
+                         (also `POST /_sim/outage {"seconds": S}`, 0 ending it; `{"requests": N}`: the
+                         next N message requests, whoever sends them: a burst); a one-off 401 is
                          `sim:status=401 sim:times=1`
 """
 
