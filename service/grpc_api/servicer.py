@@ -2,7 +2,7 @@
 
 Translation only. What every call needs before and after (its exchange, the caller, the
 deadline, the one boundary where a failure becomes a status) is ``boundary.CallPrologue``'s,
-the server interceptor that wraps each method; a method reads it with ``current()``.
+the server interceptor that wraps each method; a method reads it with ``current(context)``.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class ChatCompletionServicer(chat_service_pb2_grpc.ChatCompletionServiceServicer
     async def CreateChatCompletion(
         self, request: chat_service_pb2.ChatCompletionRequest, context: Context
     ) -> chat_pb2.ChatCompletion:
-        call = current()
+        call = current(context)
         exchange = call.exchange
         exchange.bytes_in = request.ByteSize()
         check_enums(request)
@@ -70,7 +70,7 @@ class ChatCompletionServicer(chat_service_pb2_grpc.ChatCompletionServiceServicer
     async def StreamChatCompletion(
         self, request: chat_service_pb2.ChatCompletionRequest, context: Context
     ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
-        call = current()
+        call = current(context)
         exchange, boundary = call.exchange, call.boundary
         exchange.bytes_in = request.ByteSize()
         check_enums(request)
@@ -106,7 +106,7 @@ class ChatCompletionServicer(chat_service_pb2_grpc.ChatCompletionServiceServicer
     async def CountTokens(
         self, request: chat_service_pb2.ChatCompletionRequest, context: Context
     ) -> chat_service_pb2.CountTokensResponse:
-        call = current()
+        call = current(context)
         call.exchange.bytes_in = request.ByteSize()
         check_enums(request)
         tokens, model = await self.chat.count_tokens(request, deadline=call.deadline, exchange=call.exchange)
@@ -116,7 +116,7 @@ class ChatCompletionServicer(chat_service_pb2_grpc.ChatCompletionServiceServicer
     async def ListModels(
         self, request: chat_service_pb2.ListModelsRequest, context: Context
     ) -> chat_service_pb2.ListModelsResponse:
-        exchange = current().exchange
+        exchange = current(context).exchange
         context.set_trailing_metadata(((REQUEST_ID_KEY, exchange.request_id),))
         models = self.chat.list_models(exchange.caller)
         return chat_service_pb2.ListModelsResponse(models=[m.to_proto() for m in models])
