@@ -9,6 +9,8 @@ from typing import Any, Protocol
 
 # What usage can be grouped by, and how each store spells it is its own business.
 GROUPS = ("caller", "model", "day", "session", "agent")
+# The groups that are a column as they are; each store spells `day` its own way.
+COLUMN_GROUPS = {"caller": "caller", "model": "model_served", "session": "session", "agent": "agent"}
 SUMS = (
     "requests",
     "errors",

@@ -12,6 +12,7 @@ import asyncpg  # type: ignore[import-untyped]
 from .base import (
     ATTRIBUTION_COLUMNS,
     CHAIN_SQL,
+    COLUMN_GROUPS,
     COLUMNS,
     DELETE_SQL,
     GET_SQL,
@@ -55,13 +56,7 @@ MIGRATIONS: tuple[str, ...] = (
     RESPONSES_TABLE,
     ATTRIBUTION_COLUMNS,
 )
-GROUP_SQL = {
-    "caller": "caller",
-    "model": "model_served",
-    "session": "session",
-    "agent": "agent",
-    "day": "to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
-}
+GROUP_SQL = {**COLUMN_GROUPS, "day": "to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD')"}
 MIGRATION_LOCK = 0x63686174  # "chat": one advisory lock id for chatgate's migrations
 FAILURES = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 

@@ -13,6 +13,7 @@ from typing import Any
 from .base import (
     ATTRIBUTION_COLUMNS,
     CHAIN_SQL,
+    COLUMN_GROUPS,
     COLUMNS,
     DELETE_SQL,
     GET_SQL,
@@ -57,13 +58,7 @@ MIGRATIONS: tuple[str, ...] = (
     RESPONSES_TABLE,
     ATTRIBUTION_COLUMNS,
 )
-GROUP_SQL = {
-    "caller": "caller",
-    "model": "model_served",
-    "session": "session",
-    "agent": "agent",
-    "day": "substr(ts, 1, 10)",
-}
+GROUP_SQL = {**COLUMN_GROUPS, "day": "substr(ts, 1, 10)"}
 
 
 def sqlite_row(record: UsageRecord) -> tuple[Any, ...]:

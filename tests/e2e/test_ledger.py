@@ -271,24 +271,13 @@ def test_claude_code_sessions_and_agents_are_attributed(simulator: Simulator, tm
     )
     access = [json.loads(line) for line in gateway.log().splitlines() if '"msg":"request"' in line]
     assert {(a.get("session"), a.get("agent")) for a in access} >= {("session-a", "sub-1"), ("session-b", "grpc-agent")}
-    ledger = tmp_path / "ledger.sqlite3"
+    assert usage_by(tmp_path / "ledger.sqlite3", "session") == {"session-a": 2, "session-b": 2}
+    assert usage_by(tmp_path / "ledger.sqlite3", "agent") == {"main": 2, "sub-1": 1, "grpc-agent": 1}
+
+
+def usage_by(ledger: Path, group: str) -> dict[str, int]:
+    """`chatgate usage --by GROUP --json` over a ledger file: requests per value of the group."""
     env = {"CHATGATE_LEDGER_URL": f"sqlite:{ledger}", "PYTHONPATH": f"{ROOT}:{ROOT / 'gen'}"}
-    by_session = subprocess.run(
-        [sys.executable, "-m", "service", "usage", "--by", "session", "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        check=True,
-    )
-    sessions = {r["session"]: r["requests"] for r in json.loads(by_session.stdout)}
-    assert sessions == {"session-a": 2, "session-b": 2}
-    by_agent = subprocess.run(
-        [sys.executable, "-m", "service", "usage", "--by", "agent", "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        check=True,
-    )
-    assert {r["agent"]: r["requests"] for r in json.loads(by_agent.stdout)} == {"main": 2, "sub-1": 1, "grpc-agent": 1}
+    command = [sys.executable, "-m", "service", "usage", "--by", group, "--json"]
+    answer = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, check=True)
+    return {row[group]: row["requests"] for row in json.loads(answer.stdout)}
