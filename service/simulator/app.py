@@ -215,7 +215,10 @@ class Simulator:
             self.overloaded_next = max(0, self.overloaded_next - 1)
             await self.error(send, ApiError(529, "overloaded_error", "Overloaded (simulated outage)"), request_id)
             return
-        cache_key = raw + b"\0" + headers.get(b"x-sim", b"") + b"\0" + headers.get(b"x-api-key", b"")
+        # Betas change what is valid and what an answer holds: they are part of the replay key.
+        cache_key = b"\0".join(
+            (raw, headers.get(b"x-sim", b""), headers.get(b"x-api-key", b""), headers.get(b"anthropic-beta", b""))
+        )
         cached = self._cache.get(cache_key)
         if cached is not None:
             await send_body(send, *cached)
@@ -243,9 +246,9 @@ class Simulator:
         watcher = asyncio.create_task(self.watch_disconnect(receive, asyncio.current_task(), gone, complete))
         try:
             if scope["path"].endswith("/count_tokens"):
-                await self.count(body, request_id, tracked_send)
+                await self.count(body, request_id, tracked_send, betas_of(headers))
             else:
-                await self.answer(body, flags, request_id, cache_key, tracked_send)
+                await self.answer(body, flags, request_id, cache_key, tracked_send, betas_of(headers))
         except asyncio.CancelledError:
             if not gone.is_set():
                 raise
@@ -330,7 +333,15 @@ class Simulator:
         if len(raw) > MAX_BODY:
             raise ApiError(413, "request_too_large", "Request exceeds the maximum allowed number of bytes.")
 
-    async def answer(self, body: Any, flags: dict[str, str], request_id: str, cache_key: bytes, send: Send) -> None:
+    async def answer(
+        self,
+        body: Any,
+        flags: dict[str, str],
+        request_id: str,
+        cache_key: bytes,
+        send: Send,
+        betas: frozenset[str] = frozenset(),
+    ) -> None:
         if "stall" in flags:
             await asyncio.sleep(float(flags["stall"] or 1))
         if "status" in flags:
@@ -342,7 +353,7 @@ class Simulator:
             await self.replay(flags["replay"], bool(body.get("stream")), send)
             return
         try:
-            model = validate(body, self.models)
+            model = validate(body, self.models, betas)
         except ApiError as error:
             await self.error(send, error, request_id)
             return
@@ -361,10 +372,10 @@ class Simulator:
         await send_body(send, 200, headers, chunks)
         self.stats["completed"] += 1
 
-    async def count(self, body: Any, request_id: str, send: Send) -> None:
+    async def count(self, body: Any, request_id: str, send: Send, betas: frozenset[str] = frozenset()) -> None:
         """`POST /v1/messages/count_tokens`: the input tokens the same request would use."""
         try:
-            validate_count(body, self.models)
+            validate_count(body, self.models, betas)
         except ApiError as error:
             await self.error(send, error, request_id)
             return
@@ -430,6 +441,12 @@ class Simulator:
             (b"x-chatgate-simulator", b"replay"),
         ]
         await send_body(send, 200, headers, [path.read_bytes()])
+
+
+def betas_of(headers: dict[bytes, bytes]) -> frozenset[str]:
+    """The betas a request turned on (`anthropic-beta`, comma-separated)."""
+    raw = headers.get(b"anthropic-beta", b"").decode("latin-1")
+    return frozenset(b.strip() for b in raw.split(",") if b.strip())
 
 
 def without_faults(flags: dict[str, str]) -> dict[str, str]:

@@ -25,6 +25,8 @@ def invalid(message: str) -> ApiError:
 
 # Body fields that exist only behind a beta header: without it, the API calls them extra inputs.
 BETA_FIELDS = {"context_management": "context-management-2025-06-27", "mcp_servers": "mcp-client-2025-04-04"}
+# With this beta, `system`-role messages may stand inside `messages` (Claude Code's default model sends them).
+MID_CONVERSATION_SYSTEM = "mid-conversation-system-2026-04-07"
 
 
 def check_betas(body: Any, betas: str) -> None:
@@ -34,7 +36,7 @@ def check_betas(body: Any, betas: str) -> None:
             raise invalid(f"{name}: Extra inputs are not permitted")
 
 
-def validate(body: Any, models: ModelTable) -> SimModel:
+def validate(body: Any, models: ModelTable, betas: frozenset[str] = frozenset()) -> SimModel:
     """Raises the error the Messages API would give; returns the model that answers."""
     if not isinstance(body, dict):
         raise invalid("Request body must be a JSON object.")
@@ -54,7 +56,7 @@ def validate(body: Any, models: ModelTable) -> SimModel:
         )
     check_sampling(body, model)
     check_system(body.get("system"))
-    check_messages(body["messages"])
+    check_messages(body["messages"], system_allowed=MID_CONVERSATION_SYSTEM in betas)
     check_tools(body)
     check_thinking(body, model)
     check_cache_controls(body)
@@ -66,7 +68,7 @@ def validate(body: Any, models: ModelTable) -> SimModel:
     return model
 
 
-def validate_count(body: Any, models: ModelTable) -> SimModel:
+def validate_count(body: Any, models: ModelTable, betas: frozenset[str] = frozenset()) -> SimModel:
     """The checks `count_tokens` applies: the model and the prompt, no output settings."""
     if not isinstance(body, dict):
         raise invalid("Request body must be a JSON object.")
@@ -77,7 +79,7 @@ def validate_count(body: Any, models: ModelTable) -> SimModel:
     if model is None:
         raise ApiError(404, "not_found_error", f"model: {body['model']}")
     check_system(body.get("system"))
-    check_messages(body["messages"])
+    check_messages(body["messages"], system_allowed=MID_CONVERSATION_SYSTEM in betas)
     check_tools(body)
     return model
 
@@ -108,14 +110,18 @@ def check_system(system: Any) -> None:
             raise invalid("system: text content blocks must be non-empty")
 
 
-def check_messages(messages: Any) -> None:
+def check_messages(messages: Any, *, system_allowed: bool = False) -> None:
     if not isinstance(messages, list) or not messages:
         raise invalid("messages: at least one message is required")
     pending_tool_ids: set[str] = set()
     for i, message in enumerate(messages):
         role = message.get("role")
+        if role == "system" and system_allowed:
+            check_system_message(message, i)
+            continue  # instructions between turns: no part of the user/assistant alternation or tool pairing
         if role not in ("user", "assistant"):
-            raise invalid(f"messages.{i}.role: Input should be 'user' or 'assistant'")
+            expected = "'user', 'assistant' or 'system'" if system_allowed else "'user' or 'assistant'"
+            raise invalid(f"messages.{i}.role: Input should be {expected}")
         content = message.get("content")
         if isinstance(content, str):
             if not content and not (role == "assistant" and i == len(messages) - 1):
@@ -137,6 +143,17 @@ def check_messages(messages: Any) -> None:
             check_block(block, f"messages.{i}.content.{j}", role)
             if block.get("type") == "tool_use":
                 pending_tool_ids.add(block.get("id", ""))
+
+
+def check_system_message(message: Json, i: int) -> None:
+    """A `system` message under the mid-conversation beta: text only, never empty."""
+    content = message.get("content")
+    if isinstance(content, str):
+        if not content:
+            raise invalid(f"messages.{i}: all messages must have non-empty content")
+        return
+    if not content or any(not isinstance(b, dict) or b.get("type") != "text" or not b.get("text") for b in content):
+        raise invalid(f"messages.{i}.content: system messages take non-empty text blocks only")
 
 
 def check_block(block: Json, where: str, role: str) -> None:

@@ -500,3 +500,27 @@ def test_silent_streams_get_anthropic_pings(simulator: Simulator, tmp_path: Path
         )
     finally:
         gateway.stop()
+
+
+SYSTEM_MID_CONVERSATION = [
+    {"role": "user", "content": "Hi"},
+    {"role": "assistant", "content": "Hello."},
+    {"role": "system", "content": "The user's local time is 09:00."},
+    {"role": "user", "content": "What now?"},
+]
+
+
+@pytest.mark.parametrize(("beta", "status"), [("mid-conversation-system-2026-04-07", 200), (None, 400)])
+def test_system_messages_inside_messages_follow_the_beta(native: Gateway, beta: str | None, status: int) -> None:
+    """Claude Code's current default model sends `system`-role messages inside `messages` with the
+    mid-conversation beta; the simulator accepts them then, as the API does, and refuses them without."""
+    headers = {"x-api-key": GATEWAY_KEY, "anthropic-version": "2023-06-01"}
+    if beta:
+        headers["anthropic-beta"] = f"claude-code-20250219,{beta}"
+    body = {"model": MODEL, "max_tokens": 64, "messages": SYSTEM_MID_CONVERSATION}
+    reply = httpx.post(native.http_url + "/v1/messages?beta=true", json=body, headers=headers, timeout=30)
+    assert reply.status_code == status, reply.text
+    if status == 200:
+        assert reply.json()["content"][0]["text"]
+    else:
+        assert reply.json()["error"]["message"].startswith("messages.2.role")
