@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
-
-import grpc
 
 from chatgate.v1 import chat_pb2, chat_service_pb2, chat_service_pb2_grpc
 from service.core import Adjustment, ChatService
@@ -19,9 +16,8 @@ from service.core.chunks import as_chunk
 from service.core.compat import describe
 from service.core.validation import check_enums
 
-from .boundary import REQUEST_ID_KEY, Metadata, current
+from .boundary import REQUEST_ID_KEY, Context, Metadata, current
 
-Context = grpc.aio.ServicerContext[Any, Any]
 ADJUSTED_KEY = "x-chatgate-adjusted"
 OVERHEAD_KEY = "x-chatgate-overhead-ms"
 ACTIONS = {"dropped": chat_pb2.ADJUSTMENT_ACTION_DROPPED, "adjusted": chat_pb2.ADJUSTMENT_ACTION_ADJUSTED}

@@ -114,11 +114,6 @@ class KeyPool:
         self._verify = verify
         self._verifying: dict[str, asyncio.Task[None]] = {}
 
-    @property
-    def ready(self) -> bool:
-        """False while every key is verified invalid: the only state no call can get past."""
-        return any(not k.rejected for k in self.keys)
-
     def status(self) -> list[dict[str, object]]:
         """Each key's state by alias (never the key), for the admin status endpoint."""
         now = self._clock()
