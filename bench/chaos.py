@@ -49,7 +49,7 @@ from tests.tcp_proxy import Proxy
 
 from .processes import ROOT, env, free_port, spawn, wait_http
 
-MODEL = "claude-sonnet-4-5"
+MODEL = "claude-haiku-4-5"
 POSTGRES = ("127.0.0.1", 5432)
 GOAL = 0.999
 RECOVERY_GOAL = 1.0  # seconds from the upstream's recovery to the first healthy success

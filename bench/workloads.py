@@ -13,7 +13,7 @@ from service.providers.anthropic.request import to_anthropic
 
 from .processes import KEY
 
-MODEL = "claude-sonnet-4-5"
+MODEL = "claude-haiku-4-5"
 GATEWAY_PATH = "/v1/chat/completions"
 RESPONSES_PATH = "/v1/responses"
 DIRECT_PATH = "/v1/messages"

@@ -135,7 +135,7 @@ def asgi_client(chat: ChatService, keys: Sequence[str] = ()) -> httpx.AsyncClien
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway.test")
 
 
-def text_chunks(text: str, *, model: str = "claude-sonnet-4-5") -> list[chat_pb2.ChatCompletionChunk]:
+def text_chunks(text: str, *, model: str = "claude-haiku-4-5") -> list[chat_pb2.ChatCompletionChunk]:
     """What a provider streams for a plain text reply: role, one chunk per word, finish with usage."""
 
     def chunk(delta: chat_pb2.Delta, reason: int = 0) -> chat_pb2.ChatCompletionChunk:
@@ -155,7 +155,7 @@ def words(text: str) -> Iterator[str]:
         yield part if i == len(parts) - 1 else part + " "
 
 
-def text_completion(text: str, *, model: str = "claude-sonnet-4-5") -> chat_pb2.ChatCompletion:
+def text_completion(text: str, *, model: str = "claude-haiku-4-5") -> chat_pb2.ChatCompletion:
     message = chat_pb2.ChatMessage(role=chat_pb2.ROLE_ASSISTANT, content=[chat_pb2.ContentPart(text=text)])
     return chat_pb2.ChatCompletion(
         id="chatcmpl-s",

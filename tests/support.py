@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "anthropic"
 GOLDEN = ROOT / "tests" / "golden"
 UPSTREAM_KEY = "sk-ant-test-upstream-key-0123456789"
-MODEL = "claude-sonnet-4-5"
+MODEL = "claude-haiku-4-5"
 # For the shared gateway whose tests check how each single upstream answer maps to the
 # client: one attempt per request and a breaker that never opens. The resilience tests
 # start gateways of their own with the real defaults.

@@ -65,12 +65,12 @@ def test_both_protocol_floor_answers_on_each_port(tmp_path: Path) -> None:
     try:
         floor, http_port = start_floor("both", None, upstream, tmp_path / "floor.log", grpc_port=grpc_port)
         try:
-            body = {"model": "claude-sonnet-4-5", "max_tokens": 16, "messages": [{"role": "user", "content": "Hi"}]}
+            body = {"model": "claude-haiku-4-5", "max_tokens": 16, "messages": [{"role": "user", "content": "Hi"}]}
             answer = httpx.post(f"http://127.0.0.1:{http_port}/v1/chat/completions", json=body, timeout=10).json()
             assert answer["choices"][0]["message"]["content"]
             with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
                 request = chat_service_pb2.ChatCompletionRequest(
-                    model="claude-sonnet-4-5",
+                    model="claude-haiku-4-5",
                     max_tokens=16,
                     messages=[chat_pb2.ChatMessage(role=chat_pb2.ROLE_USER, content=[chat_pb2.ContentPart(text="Hi")])],
                 )

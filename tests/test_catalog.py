@@ -34,11 +34,12 @@ def settings(tmp_path: Path, toml: str = "") -> Any:
 
 def test_listed_models_update_their_built_in_entries(tmp_path: Path) -> None:
     catalog = build_catalog(settings(tmp_path), LISTING)
-    sonnet = catalog.resolve("claude-sonnet-4-5")  # listed by its snapshot id
-    assert (sonnet.source, sonnet.upstream_id, sonnet.aliases) == (
+    haiku = catalog.resolve("claude-haiku-4-5")  # listed by its snapshot id
+    assert (haiku.source, haiku.upstream_id, haiku.aliases, haiku.listed) == (
         "upstream",
-        "claude-sonnet-4-5-20250929",
-        ("claude-sonnet-4-5-20250929",),
+        "claude-haiku-4-5-20251001",
+        ("claude-haiku-4-5-20251001",),
+        True,
     )
     opus = catalog.resolve("claude-opus-4-7")
     traits = traits_of(opus)
@@ -81,25 +82,26 @@ def test_listing_entries_without_an_id_or_limits_are_skipped(entry: dict[str, An
 
 def test_config_overrides_win_pinned_entries_ignore_the_upstream_and_hidden_ones_go(tmp_path: Path) -> None:
     toml = (
-        '[[models]]\nid = "claude-sonnet-4-5"\nmax_output_tokens = 1000\n\n'
+        '[[models]]\nid = "claude-sonnet-4-6"\nmax_output_tokens = 1000\n\n'
         '[[models]]\nid = "claude-opus-4-6"\npinned = true\n\n'
         '[[models]]\nid = "claude-lyric-1"\nhidden = true\n\n'
         '[[models]]\nid = "claude-haiku-4-5"\nhidden = true\n'
     )
     pinned = {**NEWCOMER, "id": "claude-opus-4-6", "max_tokens": 5}
     catalog = build_catalog(settings(tmp_path, toml), [*LISTING, NEWCOMER, pinned])
-    assert catalog.resolve("claude-sonnet-4-5").max_output_tokens == 1000
+    assert catalog.resolve("claude-sonnet-4-6").max_output_tokens == 1000
     assert catalog.resolve("claude-opus-4-6").max_output_tokens == 128_000
     ids = {m.id for m in catalog}
     assert "claude-lyric-1" not in ids and "claude-haiku-4-5" not in ids
 
 
 SUCCESSORS = {
-    "claude-sonnet-4-20250514": "claude-sonnet-5",
-    "claude-opus-4-20250514": "claude-opus-5",
-    "claude-3.5-sonnet": "claude-sonnet-5",
-    "claude-3.5-haiku": "claude-haiku-4-5",
-    "claude-opus-4-1": "claude-opus-5",
+    "claude-sonnet-4-20250514": "claude-sonnet-5-5",
+    "claude-opus-4-20250514": "claude-opus-5-5",
+    "claude-3.5-sonnet": "claude-sonnet-5-5",
+    "claude-3.5-haiku": "claude-haiku-5-5",
+    "claude-opus-4-1": "claude-opus-5-5",
+    "claude-sonnet-4-5": "claude-sonnet-5-5",  # retired 2026-11-30
 }
 
 
@@ -127,7 +129,7 @@ def test_a_successor_that_is_itself_retired_is_followed(tmp_path: Path) -> None:
     toml = '[[models]]\nid = "claude-3.5-sonnet"\nsuccessor = "claude-sonnet-4-20250514"\n'
     catalog = build_catalog(settings(tmp_path, toml))
     served = catalog.successor_of(catalog.resolve("claude-3.5-sonnet"))
-    assert served is not None and served.id == "claude-sonnet-5"
+    assert served is not None and served.id == "claude-sonnet-5-5"
 
 
 def test_a_model_the_family_has_no_current_member_for_has_no_successor(tmp_path: Path) -> None:
@@ -155,3 +157,49 @@ def test_prices_come_from_the_table_and_config_changes_them(tmp_path: Path) -> N
         1,
         12.5,
     )
+
+
+# --- the upstream's word wins over the built-in table ---------------------------------------------
+
+SEED = "claude-sonnet-4-20250514"  # retired in the built-in table
+
+
+def listed(*ids: str) -> list[dict[str, Any]]:
+    """A listing of the simulator's entries for ``ids``, and a plain entry for any it lacks."""
+    known = {entry["id"]: entry for entry in LISTING}
+    return [known.get(i, {**NEWCOMER, "id": i, "display_name": i}) for i in ids]
+
+
+def test_a_model_the_upstream_lists_is_served_as_asked_whatever_the_table_says(tmp_path: Path) -> None:
+    catalog = build_catalog(settings(tmp_path), [*LISTING, *listed(SEED)])
+    seed = catalog.resolve(SEED)
+    assert seed.listed and not seed.is_retired() and seed.upstream_id == SEED
+
+
+def test_a_successor_is_chosen_only_among_the_models_the_upstream_lists(tmp_path: Path) -> None:
+    # The upstream lists Sonnet 5 but not Sonnet 5.5, the table's newest Sonnet.
+    catalog = build_catalog(settings(tmp_path), listed("claude-sonnet-5", "claude-haiku-4-5-20251001"))
+    served = catalog.successor_of(catalog.resolve(SEED))
+    assert served is not None and served.id == "claude-sonnet-5"
+    # With no Sonnet listed at all, nothing the upstream does not offer is chosen.
+    catalog = build_catalog(settings(tmp_path), listed("claude-haiku-4-5-20251001"))
+    assert catalog.resolve(SEED).successor == "" and catalog.successor_of(catalog.resolve(SEED)) is None
+    # Before any listing arrives, the built-in table decides.
+    table = build_catalog(settings(tmp_path))
+    served = table.successor_of(table.resolve(SEED))
+    assert served is not None and served.id == "claude-sonnet-5-5"
+
+
+def test_a_configured_successor_still_has_the_last_word(tmp_path: Path) -> None:
+    toml = f'[[models]]\nid = "{SEED}"\nsuccessor = "claude-sonnet-4-6"\n'
+    catalog = build_catalog(settings(tmp_path, toml), listed("claude-sonnet-5-5"))
+    served = catalog.successor_of(catalog.resolve(SEED))
+    assert served is not None and served.id == "claude-sonnet-4-6"
+
+
+def test_every_name_is_described_under_itself(tmp_path: Path) -> None:
+    haiku = build_catalog(settings(tmp_path), LISTING).resolve("claude-haiku-4-5-20251001")
+    assert haiku.names == ("claude-haiku-4-5", "claude-haiku-4-5-20251001")
+    dated = haiku.to_proto("claude-haiku-4-5-20251001")
+    assert (dated.id, list(dated.aliases)) == ("claude-haiku-4-5-20251001", ["claude-haiku-4-5"])
+    assert haiku.to_proto().id == "claude-haiku-4-5"

@@ -78,13 +78,13 @@ def test_unknown_keys_in_the_file_are_errors(tmp_path: Path) -> None:
 def test_models_in_the_file_override_and_extend_the_catalog(tmp_path: Path) -> None:
     config = write(
         tmp_path,
-        '[[models]]\nid = "claude-sonnet-4-5"\nmax_output_tokens = 1000\n\n'
+        '[[models]]\nid = "claude-haiku-4-5"\nmax_output_tokens = 1000\n\n'
         '[[models]]\nid = "house-model"\nupstream_id = "claude-haiku-4-5-20251001"\n'
         'max_output_tokens = 2000\naliases = ["cheap"]\n',
     )
     settings = load_settings({"config": config}, {})
     catalog = build_catalog(settings)
-    assert catalog.resolve("claude-sonnet-4-5").max_output_tokens == 1000
+    assert catalog.resolve("claude-haiku-4-5").max_output_tokens == 1000
     assert catalog.resolve("cheap").upstream_id == "claude-haiku-4-5-20251001"
     assert catalog.resolve("claude-3.5-haiku").id == "claude-3.5-haiku"
 
@@ -107,7 +107,7 @@ BAD_SETTINGS = [
     ([], {"ANTHROPIC_BASE_URL": "api.anthropic.com"}, "", "ANTHROPIC_BASE_URL"),
     ([], {}, '[[models]]\nid = "new-model"\n', "models[0] needs `max_output_tokens`"),
     ([], {}, '[[models]]\nid = "m"\nmax_output_tokens = "lots"\n', "models[0].max_output_tokens"),
-    ([], {}, '[[models]]\nid = "claude-sonnet-4-5"\nthinking = "deep"\n', "thinking must be one of"),
+    ([], {}, '[[models]]\nid = "claude-haiku-4-5"\nthinking = "deep"\n', "thinking must be one of"),
     ([], {}, '[[models]]\nid = "m"\nmax_output_tokens = 5\nprovider = "nowhere"\n', "models[0].provider"),
     ([], {}, '[[models]]\nid = "m"\nmax_output_tokens = 5\ncolour = "red"\n', "unknown key `colour`"),
     ([], {"CHATGATE_MODELS": "not json"}, "", "CHATGATE_MODELS"),
@@ -205,7 +205,7 @@ def test_named_upstreams_from_file_and_environment(tmp_path: Path) -> None:
     config = write(
         tmp_path,
         '[upstreams.backup]\nkind = "anthropic"\nbase_url = "http://127.0.0.1:9"\nread_timeout = 30\n\n'
-        '[[models]]\nid = "backup-sonnet"\nupstream_id = "claude-sonnet-4-5"\nmax_output_tokens = 64000\n'
+        '[[models]]\nid = "backup-sonnet"\nupstream_id = "claude-haiku-4-5"\nmax_output_tokens = 64000\n'
         'provider = "backup"\n',
     )
     env = {"CHATGATE_UPSTREAMS__BACKUP__API_KEY": "sk-ant-backup"}
@@ -259,12 +259,12 @@ def test_every_configured_upstream_becomes_a_provider(tmp_path: Path) -> None:
     config = write(
         tmp_path,
         '[upstreams.backup]\nkind = "anthropic"\napi_key = "sk-ant-b"\n\n'
-        '[[models]]\nid = "b"\nupstream_id = "claude-sonnet-4-5"\nmax_output_tokens = 100\nprovider = "backup"\n',
+        '[[models]]\nid = "b"\nupstream_id = "claude-haiku-4-5"\nmax_output_tokens = 100\nprovider = "backup"\n',
     )
     settings = load_settings({"config": config}, {"ANTHROPIC_API_KEY": "sk-ant-a"})
     chat = build_chat(settings, build_catalog(settings), Upstream(settings.default_upstream()))
     assert sorted(chat.providers) == ["anthropic", "backup"]
-    assert chat.get_model("b").provider == "backup" and chat.get_model("claude-sonnet-4-5").provider == "anthropic"
+    assert chat.get_model("b").provider == "backup" and chat.get_model("claude-haiku-4-5").provider == "anthropic"
     asyncio.run(chat.aclose())
 
 

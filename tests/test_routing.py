@@ -28,7 +28,7 @@ from tests.inprocess import (
 )
 from tests.support import grpc_request
 
-CASES = [("house-model", "house"), ("claude-sonnet-4-5", "anthropic")]
+CASES = [("house-model", "house"), ("claude-haiku-4-5", "anthropic")]
 
 
 def setup() -> tuple[FakeUpstreamClient, ScriptedProvider]:
@@ -46,7 +46,7 @@ def expect_route(upstream: FakeUpstreamClient, house: ScriptedProvider, served_b
         assert {c.model.upstream_id for c in house.calls} == {"house-model-v1"}
     else:
         assert len(upstream.sent) == calls and not house.calls
-        assert {orjson.loads(body)["model"] for _, body, _ in upstream.sent} == {"claude-sonnet-4-5-20250929"}
+        assert {orjson.loads(body)["model"] for _, body, _ in upstream.sent} == {"claude-haiku-4-5-20251001"}
 
 
 @pytest.mark.parametrize(("model", "served_by"), CASES)

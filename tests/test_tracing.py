@@ -53,7 +53,7 @@ def test_spans_encode_to_what_the_official_otlp_classes_read() -> None:
     ok = finished("/v1/chat/completions", route="/v1/chat/completions", count=3, negative=-2, ratio=0.25, cached=True)
     ok.attributes["gen_ai.response.finish_reasons"] = ["stop", "length"]
     ok.attributes["unicode"] = "żółw ✓"
-    failed = Span(TRACE, ok.span_id, 0x101, "chat claude-sonnet-4-5", otlp.KIND_CLIENT, {"long": "x" * 20_000})
+    failed = Span(TRACE, ok.span_id, 0x101, "chat claude-haiku-4-5", otlp.KIND_CLIENT, {"long": "x" * 20_000})
     failed.fail("upstream_timeout")
     failed.end_ns = failed.start_ns + 7
     body = otlp.export_request(
@@ -154,13 +154,13 @@ def test_spans_of_a_request_follow_the_callers_trace_and_skip_unsampled_ones() -
     exchange = Exchange("req-1", "http", "/v1/chat/completions")
     exchange.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
     tracing.start(exchange)
-    exchange.model_asked = exchange.model_served = "claude-sonnet-4-5"
+    exchange.model_asked = exchange.model_served = "claude-haiku-4-5"
     exchange.outcome = "upstream_timeout"
     tracing.end(exchange, 0.1)
     (span,) = recorder.spans
     assert (span.trace_id, span.parent_id, span.flags) == (TRACE, PARENT, 0x301)
     assert span.error == "upstream_timeout" and span.attributes["error.type"] == "upstream_timeout"
-    assert span.attributes["gen_ai.request.model"] == "claude-sonnet-4-5" and span.end_ns >= span.start_ns
+    assert span.attributes["gen_ai.request.model"] == "claude-haiku-4-5" and span.end_ns >= span.start_ns
     assert exchange.span.trace_id_hex == "4bf92f3577b34da6a3ce929d0e0e4736"  # what the access log prints
 
     unsampled = Exchange("req-2", "grpc", "/chatgate.v1.ChatService/CreateChatCompletion")

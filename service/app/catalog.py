@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import observability
@@ -57,6 +57,7 @@ def create_anthropic(config: UpstreamConfig) -> ChatProvider:
             max_connections=config.max_connections,
             client="httpx" if config.client == "httpx" else "aiohttp",
             trust_env=config.trust_env,
+            api_version=config.anthropic_version,
         ),
         on_key_event=observability.key_event,
     )
@@ -93,7 +94,10 @@ def build_catalog(settings: Settings, listed: Listing = ()) -> ModelCatalog:
 def merge_listed(
     defaults: Sequence[ModelInfo], listed: Listing, from_upstream: FromUpstream, provider: str, pinned: set[str]
 ) -> list[ModelInfo]:
-    """Each listed model updates the entry it names (by upstream id, id or alias) or is added."""
+    """Each listed model updates the entry it names (by upstream id, id or alias) or is added.
+
+    The upstream's word wins over the built-in table: a model it lists is served as asked, even
+    one the table calls retired (a private deployment or a cloud route may retire later)."""
     models = list(defaults)
     index: dict[str, int] = {}
     for i, model in enumerate(models):
@@ -108,6 +112,7 @@ def merge_listed(
         merged = from_upstream(entry, base, provider)
         if merged is None:
             continue
+        merged = replace(merged, listed=True, retired=None)
         if at is None:
             index[merged.id] = len(models)
             models.append(merged)

@@ -192,6 +192,7 @@ class UpstreamConfig:
     client: str
     max_connections: int
     trust_env: bool = False
+    anthropic_version: str = "2023-06-01"
 
 
 UPSTREAM_KEYS: dict[str, Parse] = {
@@ -210,6 +211,7 @@ UPSTREAM_KEYS: dict[str, Parse] = {
     "client": choice("aiohttp", "httpx"),
     "max_connections": integer(1),
     "trust_env": boolean,
+    "anthropic_version": choice("2023-06-01", "2026-10-21"),
 }
 UPSTREAM_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
@@ -336,6 +338,14 @@ class Settings:
         "upstream calls honour HTTPS_PROXY, HTTP_PROXY and NO_PROXY",
         env="CHATGATE_UPSTREAM_TRUST_ENV",
         file="upstream.trust_env",
+    )
+    anthropic_version: str = option(
+        "2023-06-01",
+        choice("2023-06-01", "2026-10-21"),
+        "the anthropic-version sent with translated requests (and native ones that name none); "
+        "2026-10-21 drops temperature, top_p and top_k",
+        env="CHATGATE_ANTHROPIC_VERSION",
+        file="upstream.anthropic_version",
     )
     upstream_client: str = option(
         "aiohttp",
@@ -683,6 +693,7 @@ class Settings:
             client=self.upstream_client,
             max_connections=self.max_connections,
             trust_env=self.trust_env,
+            anthropic_version=self.anthropic_version,
         )
 
     def upstream_configs(self) -> list[UpstreamConfig]:

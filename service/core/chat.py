@@ -140,9 +140,11 @@ class ChatService:
         if close_limiter is not None:
             await close_limiter()
 
-    def list_models(self, caller: Caller = ANONYMOUS) -> list[ModelInfo]:
-        """The models this caller may use."""
-        return [model for model in self.catalog if caller.may_use(model.id)]
+    def list_models(self, caller: Caller = ANONYMOUS) -> list[chat_pb2.Model]:
+        """Every name this caller may use, one entry each: ids, aliases and the upstream's dated
+        ids alike, as OpenAI's list carries aliases beside snapshots (clients validate a
+        configured name against the list)."""
+        return [model.to_proto(name) for model in self.catalog if caller.may_use(model.id) for name in model.names]
 
     def get_model(self, name: str, caller: Caller = ANONYMOUS) -> ModelInfo:
         model = self.catalog.resolve(name)

@@ -67,6 +67,8 @@ class ModelInfo:
     pinned: bool = False
     # Where the entry's facts come from: built-in, upstream (its Models API) or config.
     source: str = "built-in"
+    # The upstream's Models API lists it: served as asked, whatever the built-in table says.
+    listed: bool = False
     # The configured upstream (`[upstreams.NAME]`) whose provider serves this model.
     provider: str = "anthropic"
     owned_by: str = ""
@@ -86,13 +88,21 @@ class ModelInfo:
         words = [w for w in self.id.replace(".", "-").split("-") if w.isalpha()]
         return words[1] if len(words) > 1 else (words[0] if words else self.id)
 
-    def to_proto(self) -> chat_pb2.Model:
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every name the model is served under: its id, then its aliases (dated ids among them)."""
+        return (self.id, *self.aliases)
+
+    def to_proto(self, name: str = "") -> chat_pb2.Model:
+        """The public description, under ``name`` (one of ``names``; the id when empty), its
+        other names as aliases: a client that asked for a dated id gets that id back."""
+        name = name or self.id
         out = chat_pb2.Model(
-            id=self.id,
+            id=name,
             created=self.created,
             owned_by=self.owned_by,
             display_name=self.display_name,
-            aliases=self.aliases,
+            aliases=[n for n in self.names if n != name],
             max_output_tokens=self.max_output_tokens,
             context_window=self.context_window,
             retired=self.retired.isoformat() if self.retired is not None else "",
@@ -187,14 +197,14 @@ class ModelCatalog:
 
 def with_successor(model: ModelInfo, models: Sequence[ModelInfo]) -> ModelInfo:
     """A retired model without a configured successor gets the newest current model of its
-    family from the same upstream (none when the family has no current model)."""
+    family from the same upstream (none when the family has no current model). Once that
+    upstream's Models API has been read, only a model it lists can be the successor: the
+    built-in table must never send requests to a model the upstream does not offer."""
     if model.retired is None or model.successor:
         return model
-    current = [
-        m
-        for m in models
-        if m.family == model.family and m.provider == model.provider and m.retired is None and m.id != model.id
-    ]
+    peers = [m for m in models if m.provider == model.provider and m.id != model.id]
+    listing = any(m.listed for m in peers)
+    current = [m for m in peers if m.family == model.family and m.retired is None and (m.listed or not listing)]
     if not current:
         return model
     return replace(model, successor=max(current, key=lambda m: m.created).id)

@@ -69,6 +69,7 @@ class Plan:
     report: CompatReport
     deadline: float | None
     started: float = field(default_factory=time.monotonic)
+    replaces: ModelInfo | None = None  # the retired model asked for, when its successor serves
 
     @property
     def model(self) -> ModelInfo:
@@ -77,7 +78,15 @@ class Plan:
     def calls(self, count: int = 1) -> list[ProviderCall]:
         """The upstream calls this request makes (one per choice); they share one report."""
         return [
-            ProviderCall(self.request, self.model, self.report, self.deadline, exchange=self.exchange, chain=self.chain)
+            ProviderCall(
+                self.request,
+                self.model,
+                self.report,
+                self.deadline,
+                exchange=self.exchange,
+                chain=self.chain,
+                replaces=self.replaces,
+            )
             for _ in range(count)
         ]
 
@@ -124,7 +133,8 @@ class Pipeline:
             raise DeadlineExceeded("The request's deadline passed (or is too close) before it reached the upstream.")
         catalog = self.catalog  # one snapshot: a refresh mid-request must not mix two tables
         report = CompatReport(strict=strict)
-        model = serving(catalog, catalog.resolve(model_name), report)
+        asked = catalog.resolve(model_name)
+        model = serving(catalog, asked, report)
         chain = authorized(catalog, model, exchange.caller)
         if serves is not None:
             if not serves(model):
@@ -133,7 +143,7 @@ class Pipeline:
                 )
             if len(chain) > 1:
                 chain = tuple(m for m in chain if serves(m))
-        return Plan(request, exchange, catalog, chain, report, deadline)
+        return Plan(request, exchange, catalog, chain, report, deadline, replaces=asked if model is not asked else None)
 
     # --- admit, settle ----------------------------------------------------------------
 
@@ -296,6 +306,8 @@ class Pipeline:
                     raise
                 if end_span is not None:
                     end_span("ok")
+                if index == 0 and call.replaces is not None:
+                    retired_answered(call.replaces, model, call.report)
                 call.exchange.model_served = model.id
                 return result
         raise AssertionError("unreachable: the last model's last attempt returns or raises")  # pragma: no cover
@@ -326,8 +338,8 @@ def authorized(catalog: ModelCatalog, model: ModelInfo, caller: Caller) -> tuple
 
 
 def serving(catalog: ModelCatalog, model: ModelInfo, report: CompatReport) -> ModelInfo:
-    """A retired model is served by its successor (lenient, reported as `model=OLD->NEW`) or
-    refused with `model_retired` naming the successor (strict)."""
+    """A retired model is served by its successor (lenient, reported as `model=OLD->NEW` once
+    the successor answered) or refused with `model_retired` naming the successor (strict)."""
     if not model.is_retired():
         return model
     successor = catalog.successor_of(model)
@@ -342,9 +354,12 @@ def serving(catalog: ModelCatalog, model: ModelInfo, report: CompatReport) -> Mo
             param="model",
             code="model_retired",
         )
+    return successor  # reported once it answered (``retired_answered``): a failure is not a stand-in
+
+
+def retired_answered(retired: ModelInfo, successor: ModelInfo, report: CompatReport) -> None:
     report.note(
         "model",
-        f"{model.id} was retired on {model.retired}; {successor.id} answered instead",
-        shown=f"{model.id}->{successor.id}",
+        f"{retired.id} was retired on {retired.retired}; {successor.id} answered instead",
+        shown=f"{retired.id}->{successor.id}",
     )
-    return successor

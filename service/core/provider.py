@@ -67,6 +67,8 @@ class ProviderCall:
     probe: bool = False
     # The models that may serve the request, in order (this one first); the use case falls back along it.
     chain: tuple[ModelInfo, ...] = ()
+    # The retired model the chain's first model stands in for: reported once that model answered.
+    replaces: ModelInfo | None = None
 
 
 class ChatProvider(Protocol):

@@ -115,4 +115,4 @@ class ChatCompletionServicer(chat_service_pb2_grpc.ChatCompletionServiceServicer
         exchange = current(context).exchange
         context.set_trailing_metadata(((REQUEST_ID_KEY, exchange.request_id),))
         models = self.chat.list_models(exchange.caller)
-        return chat_service_pb2.ListModelsResponse(models=[m.to_proto() for m in models])
+        return chat_service_pb2.ListModelsResponse(models=models)

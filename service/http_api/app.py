@@ -110,13 +110,14 @@ def create_app(chat: ChatService, keys: KeyChecker, lifecycle: Lifecycle, settin
         return found
 
     async def list_models(request: Request) -> Response:
-        models = [m.to_proto() for m in chat.list_models(caller(request))]
+        models = chat.list_models(caller(request))
         if "anthropic-version" in request.headers:  # an Anthropic SDK: its own shape, paged
             return json_response(anthropic_messages.models_page(models, request.query_params))
         return json_response({"object": "list", "data": [model_json(m) for m in models]})
 
     async def get_model(request: Request) -> Response:
-        model = chat.get_model(request.path_params["model_id"], caller(request)).to_proto()
+        name = request.path_params["model_id"]
+        model = chat.get_model(name, caller(request)).to_proto(name)  # answers under the name asked
         if "anthropic-version" in request.headers:
             return json_response(anthropic_messages.model_entry(model))
         return json_response(model_json(model))

@@ -23,7 +23,7 @@ import orjson
 
 from .models import ModelTable
 from .models import from_json as model_from_json
-from .scenario import directives, plan_reply, stream_events, usage
+from .scenario import account_of, directives, plan_reply, stream_events, usage
 from .validation import ApiError, check_betas, validate, validate_count
 
 log = logging.getLogger("chatgate.simulator")
@@ -178,10 +178,12 @@ class Simulator:
         await send_body(send, 200, json, [orjson.dumps(page)])
 
     async def change_models(self, receive: Receive, send: Send) -> None:
-        """Test hook: `{"add": [Models API entries], "listing_fails": bool}`."""
+        """Test hook: `{"add": [Models API entries], "remove": [ids], "listing_fails": bool}`."""
         change = orjson.loads(await read_body(receive) or b"{}")
         for entry in change.get("add") or ():
             self.models.add(model_from_json(entry))
+        for name in change.get("remove") or ():
+            self.models.remove(str(name))
         if "listing_fails" in change:
             self.models.listing_fails = bool(change["listing_fails"])
         self._cache.clear()
@@ -217,7 +219,13 @@ class Simulator:
             return
         # Betas change what is valid and what an answer holds: they are part of the replay key.
         cache_key = b"\0".join(
-            (raw, headers.get(b"x-sim", b""), headers.get(b"x-api-key", b""), headers.get(b"anthropic-beta", b""))
+            (
+                raw,
+                headers.get(b"x-sim", b""),
+                headers.get(b"x-api-key", b""),
+                headers.get(b"anthropic-beta", b""),
+                headers.get(b"anthropic-version", b""),
+            )
         )
         cached = self._cache.get(cache_key)
         if cached is not None:
@@ -248,7 +256,16 @@ class Simulator:
             if scope["path"].endswith("/count_tokens"):
                 await self.count(body, request_id, tracked_send, betas_of(headers))
             else:
-                await self.answer(body, flags, request_id, cache_key, tracked_send, betas_of(headers))
+                await self.answer(
+                    body,
+                    flags,
+                    request_id,
+                    cache_key,
+                    tracked_send,
+                    betas_of(headers),
+                    version=headers.get(b"anthropic-version", b"").decode("latin-1"),
+                    account=account_of(key),
+                )
         except asyncio.CancelledError:
             if not gone.is_set():
                 raise
@@ -341,6 +358,9 @@ class Simulator:
         cache_key: bytes,
         send: Send,
         betas: frozenset[str] = frozenset(),
+        *,
+        version: str = "2023-06-01",
+        account: str = "default",
     ) -> None:
         if "stall" in flags:
             await asyncio.sleep(float(flags["stall"] or 1))
@@ -353,11 +373,14 @@ class Simulator:
             await self.replay(flags["replay"], bool(body.get("stream")), send)
             return
         try:
-            model = validate(body, self.models, betas)
+            model = validate(body, self.models, betas, version=version, account=account)
         except ApiError as error:
             await self.error(send, error, request_id)
             return
-        reply = plan_reply(body, flags, always_thinks=model.rules.always_thinks, display=model.rules.display)
+        signer = account if model.rules.account_bound else ""
+        reply = plan_reply(
+            body, flags, always_thinks=model.rules.always_thinks, display=model.rules.display, signer=signer
+        )
         headers = [(b"request-id", request_id.encode()), (b"x-chatgate-simulator", b"true"), *rate_limit_headers()]
         if body.get("stream"):
             headers.append((b"content-type", b"text/event-stream; charset=utf-8"))

@@ -26,6 +26,8 @@ class Rules:
     sampling: str = "any"  # any | exclusive | none
     display: str = "summarized"  # the default when `thinking.display` is not sent
     always_thinks: bool = False  # `disabled` is refused; thinking happens unasked
+    forced_tools: bool = True  # `tool_choice` any / tool accepted (Opus 5.5 and Fable 5.1 on refuse it)
+    account_bound: bool = False  # thinking blocks verify only under the account that produced them
     fast_mode: bool = False
     aliases: tuple[str, ...] = ()
 
@@ -88,9 +90,19 @@ def _newest(max_tokens: int, efforts: tuple[str, ...] = EFFORTS, **extra: Any) -
 BUDGET_ONLY = ("enabled",)
 BOTH = ("enabled", "adaptive")
 
-# What Anthropic offers in November 2026 (newest first); retired models are absent, so
-# the API answers 404 for them, as the real one does.
+# What Anthropic offers in December 2026 (newest first); retired models are absent (Sonnet 4.5
+# since 2026-11-30), so the API answers 404 for them, as the real one does.
+ALWAYS = Rules(
+    128_000, ("adaptive",), EFFORTS, sampling="none", display="omitted", always_thinks=True, forced_tools=False
+)
 MODELS: tuple[SimModel, ...] = (
+    SimModel("claude-fable-5-2", "Claude Fable 5.2", "2026-11-09T00:00:00Z", 1_000_000,
+             ALWAYS),
+    SimModel("claude-haiku-5-5", "Claude Haiku 5.5", "2026-10-07T00:00:00Z", 1_000_000,
+             _newest(128_000, account_bound=True)),
+    SimModel("claude-sonnet-5-5", "Claude Sonnet 5.5", "2026-10-21T00:00:00Z", 1_000_000, _newest(128_000)),
+    SimModel("claude-opus-5-5", "Claude Opus 5.5", "2026-09-24T00:00:00Z", 1_000_000, ALWAYS),
+    SimModel("claude-fable-5-1", "Claude Fable 5.1", "2026-09-24T00:00:00Z", 1_000_000, ALWAYS),
     SimModel("claude-fable-5", "Claude Fable 5", "2026-06-09T00:00:00Z", 1_000_000,
              _newest(128_000, always_thinks=True)),
     SimModel("claude-opus-5", "Claude Opus 5", "2026-07-24T00:00:00Z", 1_000_000, _newest(128_000, fast_mode=True)),
@@ -108,8 +120,6 @@ MODELS: tuple[SimModel, ...] = (
              Rules(64_000, BUDGET_ONLY, sampling="exclusive", aliases=("claude-opus-4-5",))),
     SimModel("claude-haiku-4-5-20251001", "Claude Haiku 4.5", "2025-10-15T00:00:00Z", 200_000,
              Rules(64_000, BUDGET_ONLY, sampling="exclusive", aliases=("claude-haiku-4-5",))),
-    SimModel("claude-sonnet-4-5-20250929", "Claude Sonnet 4.5", "2025-09-29T00:00:00Z", 200_000,
-             Rules(64_000, BUDGET_ONLY, sampling="exclusive", aliases=("claude-sonnet-4-5",))),
 )  # fmt: skip
 
 
@@ -148,6 +158,10 @@ class ModelTable:
     def add(self, model: SimModel) -> None:
         self.models = [m for m in self.models if m.id != model.id]
         self.models.insert(0, model)
+
+    def remove(self, name: str) -> None:
+        """The model leaves the listing and its name answers 404 (as a retired model does)."""
+        self.models = [m for m in self.models if m.id != name and name not in m.rules.aliases]
 
     def page(self, limit: int, after_id: str | None, before_id: str | None) -> Json:
         """One page of `GET /v1/models`, newest first, as the real API pages it."""

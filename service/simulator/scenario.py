@@ -135,9 +135,16 @@ def last_user_text(body: Json) -> str:
     return ""
 
 
-def signature_for(thinking: str) -> str:
-    """A stand-in signature the simulator can verify when the block comes back."""
-    return base64.b64encode(hashlib.sha256(b"chatgate-sim:" + thinking.encode()).digest()).decode()
+def signature_for(thinking: str, account: str = "") -> str:
+    """A stand-in signature the simulator can verify when the block comes back; a model whose
+    thinking is bound to its account signs with the account too, so another account's fails."""
+    seed = b"chatgate-sim:" + (f"account={account}:" if account else "").encode()
+    return base64.b64encode(hashlib.sha256(seed + thinking.encode()).digest()).decode()
+
+
+def account_of(key: str) -> str:
+    """The simulated account a key belongs to: what follows its last `@` (`sk-test-1@acme`), else `default`."""
+    return key.rsplit("@", 1)[1] if "@" in key else "default"
 
 
 def count_tokens(value: Any) -> int:
@@ -145,8 +152,11 @@ def count_tokens(value: Any) -> int:
     return max(1, len(orjson.dumps(value)) // 4)
 
 
-def plan_reply(body: Json, flags: dict[str, str], *, always_thinks: bool = False, display: str = "summarized") -> Reply:
-    """The reply; ``always_thinks`` and ``display`` are the model's thinking rules."""
+def plan_reply(
+    body: Json, flags: dict[str, str], *, always_thinks: bool = False, display: str = "summarized", signer: str = ""
+) -> Reply:
+    """The reply; ``always_thinks`` and ``display`` are the model's thinking rules, ``signer`` the
+    account its thinking signatures are bound to (empty: not bound)."""
     digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
     blocks: list[Block] = []
     thinking = body.get("thinking") or {}
@@ -156,7 +166,7 @@ def plan_reply(body: Json, flags: dict[str, str], *, always_thinks: bool = False
         thought = len(text.split())
         if thinking.get("display", display) == "omitted":
             text = ""  # the thinking happened (and is billed); its text is not returned
-        blocks.append(Block("thinking", text=text, signature=signature_for(text)))
+        blocks.append(Block("thinking", text=text, signature=signature_for(text, signer)))
         if "redacted" in flags:
             blocks.append(Block("redacted_thinking", data=base64.b64encode(digest.encode()).decode()))
     tool_blocks = plan_tools(body, flags, digest)
@@ -315,10 +325,22 @@ def plan_tools(body: Json, flags: dict[str, str], digest: str) -> list[Block]:
     ]
 
 
-def sample(schema: Json, depth: int = 0) -> Any:
-    """A deterministic value that satisfies simple JSON Schemas."""
-    if depth > 6:
+def sample(schema: Json, depth: int = 0, defs: Json | None = None) -> Any:
+    """A deterministic value that satisfies simple JSON Schemas, `$ref`s into `$defs` (or the
+    older `definitions`) followed as the real model's constrained decoding follows them."""
+    if depth > 12:  # deep enough for real schemas; bounds a `$ref` that refers to itself
         return None
+    if defs is None:
+        defs = {**(schema.get("definitions") or {}), **(schema.get("$defs") or {})}
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        target = defs.get(ref.rsplit("/", 1)[-1]) if ref.startswith(("#/$defs/", "#/definitions/")) else None
+        return sample(target or {}, depth + 1, defs)
+    for combined in ("anyOf", "oneOf", "allOf"):
+        options = schema.get(combined)
+        if isinstance(options, list) and options:
+            chosen = next((o for o in options if o.get("type") != "null"), options[0])
+            return sample(chosen, depth + 1, defs)
     if "const" in schema:
         return schema["const"]
     if schema.get("enum"):
@@ -329,9 +351,9 @@ def sample(schema: Json, depth: int = 0) -> Any:
     if kind == "object" or (kind is None and "properties" in schema):
         properties = schema.get("properties") or {}
         required = schema.get("required") or list(properties)
-        return {name: sample(properties.get(name) or {}, depth + 1) for name in required}
+        return {name: sample(properties.get(name) or {}, depth + 1, defs) for name in required}
     if kind == "array":
-        return [sample(schema.get("items") or {}, depth + 1) for _ in range(max(1, schema.get("minItems", 1)))]
+        return [sample(schema.get("items") or {}, depth + 1, defs) for _ in range(max(1, schema.get("minItems", 1)))]
     return {"string": "sample", "integer": 1, "number": 1.5, "boolean": True, "null": None}.get(kind or "", "sample")
 
 

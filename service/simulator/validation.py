@@ -27,6 +27,9 @@ def invalid(message: str) -> ApiError:
 BETA_FIELDS = {"context_management": "context-management-2025-06-27", "mcp_servers": "mcp-client-2025-04-04"}
 # With this beta, `system`-role messages may stand inside `messages` (Claude Code's default model sends them).
 MID_CONVERSATION_SYSTEM = "mid-conversation-system-2026-04-07"
+# The API version that removed the sampling parameters and some block placements.
+VERSION_2026_10_21 = "2026-10-21"
+SAMPLING = ("temperature", "top_p", "top_k")
 
 
 def check_betas(body: Any, betas: str) -> None:
@@ -36,8 +39,17 @@ def check_betas(body: Any, betas: str) -> None:
             raise invalid(f"{name}: Extra inputs are not permitted")
 
 
-def validate(body: Any, models: ModelTable, betas: frozenset[str] = frozenset()) -> SimModel:
-    """Raises the error the Messages API would give; returns the model that answers."""
+def validate(
+    body: Any,
+    models: ModelTable,
+    betas: frozenset[str] = frozenset(),
+    *,
+    version: str = "2023-06-01",
+    account: str = "default",
+) -> SimModel:
+    """Raises the error the Messages API would give; returns the model that answers.
+
+    ``version`` is the request's `anthropic-version`; ``account`` the account of its key."""
     if not isinstance(body, dict):
         raise invalid("Request body must be a JSON object.")
     for required in ("model", "max_tokens", "messages"):
@@ -54,10 +66,13 @@ def validate(body: Any, models: ModelTable, betas: frozenset[str] = frozenset())
         raise invalid(
             f"max_tokens: {max_tokens} > {limit}, which is the maximum allowed number of output tokens for {model.id}"
         )
-    check_sampling(body, model)
+    newer = version >= VERSION_2026_10_21
+    check_sampling(body, model, newer=newer)
     check_system(body.get("system"))
-    check_messages(body["messages"], system_allowed=MID_CONVERSATION_SYSTEM in betas)
+    signer = account if model.rules.account_bound else ""
+    check_messages(body["messages"], system_allowed=MID_CONVERSATION_SYSTEM in betas, signer=signer, newer=newer)
     check_tools(body)
+    check_forced_tools(body, model)
     check_thinking(body, model)
     check_cache_controls(body)
     if body.get("speed") == "fast" and not model.rules.fast_mode:
@@ -84,7 +99,11 @@ def validate_count(body: Any, models: ModelTable, betas: frozenset[str] = frozen
     return model
 
 
-def check_sampling(body: Json, model: SimModel) -> None:
+def check_sampling(body: Json, model: SimModel, *, newer: bool = False) -> None:
+    if newer:  # 2026-10-21 removed them from the API, whatever the model and the value
+        for name in SAMPLING:
+            if name in body:
+                raise invalid(f"{name}: Extra inputs are not permitted")
     rules = model.rules
     if rules.sampling == "none":
         for name in ("temperature", "top_p", "top_k"):
@@ -110,7 +129,9 @@ def check_system(system: Any) -> None:
             raise invalid("system: text content blocks must be non-empty")
 
 
-def check_messages(messages: Any, *, system_allowed: bool = False) -> None:
+def check_messages(messages: Any, *, system_allowed: bool = False, signer: str = "", newer: bool = False) -> None:
+    """``signer``: the account thinking signatures must verify under (empty: any); ``newer``:
+    the 2026-10-21 rules on where documents and citations may stand."""
     if not isinstance(messages, list) or not messages:
         raise invalid("messages: at least one message is required")
     pending_tool_ids: set[str] = set()
@@ -140,7 +161,9 @@ def check_messages(messages: Any, *, system_allowed: bool = False) -> None:
                 )
         pending_tool_ids = set()
         for j, block in enumerate(blocks):
-            check_block(block, f"messages.{i}.content.{j}", role)
+            check_block(block, f"messages.{i}.content.{j}", role, signer)
+            if newer:
+                check_placement(block, f"messages.{i}.content.{j}", role)
             if block.get("type") == "tool_use":
                 pending_tool_ids.add(block.get("id", ""))
 
@@ -156,7 +179,16 @@ def check_system_message(message: Json, i: int) -> None:
         raise invalid(f"messages.{i}.content: system messages take non-empty text blocks only")
 
 
-def check_block(block: Json, where: str, role: str) -> None:
+def check_placement(block: Json, where: str, role: str) -> None:
+    """API version 2026-10-21: no documents in assistant turns, no citations on a user's text."""
+    kind = block.get("type")
+    if kind == "document" and role == "assistant":
+        raise invalid(f"{where}: `document` blocks are not allowed in assistant messages")
+    if kind == "text" and role == "user" and block.get("citations"):
+        raise invalid(f"{where}.citations: Extra inputs are not permitted")
+
+
+def check_block(block: Json, where: str, role: str, signer: str = "") -> None:
     kind = block.get("type")
     if kind == "text" and not block.get("text"):
         raise invalid("messages: text content blocks must be non-empty")
@@ -169,7 +201,7 @@ def check_block(block: Json, where: str, role: str) -> None:
     if kind == "thinking":
         if role != "assistant":
             raise invalid(f"{where}: thinking blocks may only appear in assistant messages")
-        if block.get("signature") != signature_for(block.get("thinking", "")):
+        if block.get("signature") != signature_for(block.get("thinking", ""), signer):
             raise invalid(f"{where}: Invalid `signature` in `thinking` block")
     if kind in ("tool_use", "tool_result") and role != ("assistant" if kind == "tool_use" else "user"):
         raise invalid(f"{where}: `{kind}` blocks are not allowed in {role} messages")
@@ -216,6 +248,15 @@ def check_tools(body: Json) -> None:
             raise invalid(f"tool_choice: Tool '{choice.get('name')}' not found in provided tools")
 
 
+def check_forced_tools(body: Json, model: SimModel) -> None:
+    """Opus 5.5 and Fable 5.1 on refuse forced tool use, with or without thinking."""
+    if not model.rules.forced_tools and (body.get("tool_choice") or {}).get("type") in ("any", "tool"):
+        raise invalid(
+            "tool_choice: forced tool use is not supported for this model. "
+            'Use `tool_choice: {"type": "auto"}` and describe in the prompt when a tool should be used.'
+        )
+
+
 def check_thinking(body: Json, model: SimModel) -> None:
     rules = model.rules
     effort = (body.get("output_config") or {}).get("effort")
@@ -224,7 +265,10 @@ def check_thinking(body: Json, model: SimModel) -> None:
     thinking = body.get("thinking")
     kind = thinking.get("type") if thinking else None
     if kind == "disabled" and rules.always_thinks:
-        raise invalid("thinking.type.disabled is not supported for this model: it always thinks.")
+        raise invalid(
+            '"thinking.type.disabled" is not supported for this model. '
+            'Use "thinking.type.adaptive" and "output_config.effort" to control thinking behavior.'
+        )
     if kind in ("enabled", "adaptive") and kind not in rules.thinking:
         if kind == "enabled" and "adaptive" in rules.thinking:
             raise invalid(

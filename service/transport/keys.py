@@ -26,6 +26,10 @@ The rules (docs/resilience.md states them as principles, with the settings that 
   breaker at a bounded rate (one call every ``PANIC_INTERVAL`` seconds), rather than
   refusing everyone. Only keys verified as invalid are never used.
 
+- **Accounts.** A key may be tagged with the account it belongs to (``acme=sk-...``):
+  ``acquire_in`` takes a usable key of one account, for requests that must stay there
+  (thinking bound to the account that produced it).
+
 Keys appear only as aliases (``anthropic#1``) in logs, errors and metrics.
 """
 
@@ -34,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -49,6 +54,16 @@ PANIC_INTERVAL = 0.25  # seconds between calls let through to a key behind an op
 VERIFY_FIRST = 1.0  # seconds before the first verification of a quarantined key
 VERIFY_MAX = 300.0  # the longest wait between verifications (an exiled key is still checked this often)
 KeyEvent = Callable[[str, str, str], None]  # upstream, key alias, event
+# `account=key`: a lower-case name, then the key (which never starts that way: keys are long and mixed-case).
+ACCOUNT_PREFIX = re.compile(r"^([a-z][a-z0-9_-]{0,31})=(.+)$", re.DOTALL)
+
+
+def split_account(entry: str) -> tuple[str, str]:
+    """(account, key) of a configured key entry; the account is '' for a plain key."""
+    match = ACCOUNT_PREFIX.match(entry)
+    return (match.group(1), match.group(2)) if match else ("", entry)
+
+
 # Checks one key out of band: the upstream's HTTP status for a cheap call with it, None when unreachable.
 Verify = Callable[["UpstreamKey"], Awaitable[int | None]]
 
@@ -65,6 +80,7 @@ class BreakerSettings:
 class UpstreamKey:
     alias: str
     value: str = field(repr=False)
+    account: str = ""  # the upstream account the key belongs to, when configured
     rest_until: float = 0.0
     quarantined: bool = False  # a 401 seen; out of rotation while verified
     rejected: bool = False  # verified invalid: never used
@@ -106,7 +122,11 @@ class KeyPool:
         if not keys:
             raise ValueError(f"upstream {upstream} has no key")
         self.upstream = upstream
-        self.keys = [UpstreamKey(f"{upstream}#{i + 1}", key) for i, key in enumerate(keys)]
+        self.keys = [
+            UpstreamKey(f"{upstream}#{i + 1}", key, account)
+            for i, (account, key) in enumerate(split_account(entry) for entry in keys)
+        ]
+        self.accounts = frozenset(k.account for k in self.keys if k.account)
         self.settings = breaker
         self._next = 0
         self._on_event = on_event
@@ -120,6 +140,7 @@ class KeyPool:
         return [
             {
                 "key": k.alias,
+                "account": k.account,
                 "state": "rejected" if k.rejected else "quarantined" if k.quarantined else "in_rotation",
                 "breaker": k.breaker(now),
                 "resting_s": round(max(0.0, k.rest_until - now), 3),
@@ -146,6 +167,30 @@ class KeyPool:
             self._next = (self._next + step + 1) % count
             return self._taken(key, state, now)
         return self._least_bad(now)
+
+    def acquire_in(self, account: str) -> UpstreamKey | None:
+        """A usable key of ``account``, in turn among them; None when it has none usable now."""
+        now = self._clock()
+        count = len(self.keys)
+        for step in range(count):
+            index = (self._next + step) % count
+            key = self.keys[index]
+            if key.account != account or not key.in_rotation or key.rest_until > now:
+                continue
+            state = key.breaker(now)
+            if state == "open":
+                continue
+            self._next = (index + 1) % count
+            return self._taken(key, state, now)
+        return None
+
+    def usable_in(self, account: str) -> bool:
+        """Whether ``account`` has a key that could serve a call right now."""
+        now = self._clock()
+        return any(
+            k.account == account and k.in_rotation and k.rest_until <= now and k.breaker(now) != "open"
+            for k in self.keys
+        )
 
     def _least_bad(self, now: float) -> UpstreamKey:
         """No key is usable: the one least likely to fail, so the last route is never black-holed."""

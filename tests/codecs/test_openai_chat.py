@@ -15,7 +15,7 @@ from tests.codecs.openai_upstream import chunk_from_json, completion_from_json, 
 from tests.support import FIXTURES
 
 RICH_REQUEST: dict[str, Any] = {
-    "model": "claude-sonnet-4-5",
+    "model": "claude-haiku-4-5",
     "messages": [
         {"role": "system", "content": "Be brief."},
         {
@@ -150,7 +150,7 @@ def test_a_usage_only_chunk_reads_back() -> None:
 def test_the_text_delta_frame_is_exactly_the_general_one(text: str) -> None:
     from service.http_api.openai_chat import frame
 
-    identity = chat_pb2.ChatCompletionChunk(id='chatcmpl-"x"', created=1700000000, model="claude-sonnet-4-5")
+    identity = chat_pb2.ChatCompletionChunk(id='chatcmpl-"x"', created=1700000000, model="claude-haiku-4-5")
     identity.choices.add()
     delta = TextDelta(identity, text, index=2)
     chunk = delta.to_chunk()

@@ -23,7 +23,7 @@ from service.providers.anthropic.request import to_anthropic
 Outcome = Literal["mapped", "dropped", "core"]
 MAPPING_DOC = Path(__file__).resolve().parents[2] / "docs/mapping.md"
 CATALOG = ModelCatalog(CLAUDE_MODELS)
-MODEL = "claude-sonnet-4-5"
+MODEL = "claude-haiku-4-5"
 TOOL = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}
 BASE: dict[str, Any] = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}]}
 

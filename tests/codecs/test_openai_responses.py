@@ -20,7 +20,7 @@ from service.codecs.responses_output import CustomInput, Envelope, OutputBuilder
 from service.core.compat import CompatReport
 from service.core.errors import InvalidRequest
 
-MODEL = "claude-sonnet-4-5"
+MODEL = "claude-haiku-4-5"
 
 
 def parse(**body: Any) -> ResponsesRequest:

@@ -61,9 +61,9 @@ async def collect(stream: object) -> list[chat_pb2.ChatCompletionChunk]:
     ("request_", "param"),
     [
         (chat_service_pb2.ChatCompletionRequest(messages=[user("x")]), "model"),
-        (chat_service_pb2.ChatCompletionRequest(model="claude-sonnet-4-5"), "messages"),
+        (chat_service_pb2.ChatCompletionRequest(model="claude-haiku-4-5"), "messages"),
         (
-            chat_service_pb2.ChatCompletionRequest(model="claude-sonnet-4-5", messages=[chat_pb2.ChatMessage()]),
+            chat_service_pb2.ChatCompletionRequest(model="claude-haiku-4-5", messages=[chat_pb2.ChatMessage()]),
             "messages[0].role",
         ),
         (grpc_request("x", n=0), "n"),
@@ -92,8 +92,8 @@ def test_unknown_model_is_model_not_found() -> None:
 
 def test_aliases_resolve_to_one_catalog_entry() -> None:
     provider = ScriptedProvider(completion=COMPLETION)
-    asyncio.run(service(provider).complete(grpc_request("x", model="claude-sonnet-4-5-20250929")))
-    assert provider.calls[0].model.id == "claude-sonnet-4-5"
+    asyncio.run(service(provider).complete(grpc_request("x", model="claude-haiku-4-5-20251001")))
+    assert provider.calls[0].model.id == "claude-haiku-4-5"
 
 
 def test_seed_names_are_in_the_default_catalog() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
+from datetime import date
 
 import grpc
 import httpx
@@ -300,8 +301,8 @@ def test_counting_tokens_is_timed_out_by_the_request_timeout() -> None:
 
 
 COUNT_ROUTES = [
-    ("/v1/messages/count_tokens", {"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "Hi"}]}),
-    ("/v1/responses/input_tokens", {"model": "claude-sonnet-4-5", "input": "Hi"}),
+    ("/v1/messages/count_tokens", {"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "Hi"}]}),
+    ("/v1/responses/input_tokens", {"model": "claude-haiku-4-5", "input": "Hi"}),
 ]
 
 
@@ -497,3 +498,38 @@ def test_a_responses_turn_recalls_then_answers_then_keeps(store: bool) -> None:
     _, response = asyncio.run(chat.respond(turn, render, exchange=exchange))
     assert archive.asked == ["resp_1"] and seen == [0] and response == {"id": "resp_2"}
     assert archive.saved == ([("team", "resp_1", "resp_2")] if store else [])
+
+
+# --- retirement is reported only for an answer the successor gave ---------------------------------
+
+OLD = ModelInfo(
+    "old", "old-v1", "Old", 1000, provider="house", owned_by="us", retired=date(2025, 1, 1), successor="dear"
+)
+
+
+def retiring_chat(provider: object) -> ChatService:
+    return ChatService(
+        ModelCatalog([OLD, CHEAP, DEAR]),
+        {"house": provider},
+        strict_by_default=False,
+        limits=limits(),  # type: ignore[dict-item]
+    )
+
+
+def test_a_retired_model_is_reported_as_served_by_its_successor_once_it_answered() -> None:
+    provider = ByModel()
+    result = asyncio.run(retiring_chat(provider).complete(grpc_request("Hi", model="old")))
+    assert provider.served == ["dear-v1"]
+    assert [str(a) for a in result.adjustments] == [
+        "model=old->dear: old was retired on 2025-01-01; dear answered instead"
+    ]
+
+
+def test_a_successor_that_failed_is_not_reported_as_having_answered() -> None:
+    provider = ByModel(failing={"dear-v1"})
+    chat = retiring_chat(provider)
+    plan = chat.pipeline.plan(grpc_request("Hi", model="old"), "old", internal(), strict=False, deadline=None)
+    (call,) = plan.calls()
+    with pytest.raises(UpstreamOverloaded):
+        asyncio.run(chat.pipeline.attempt(call, provider.complete))
+    assert provider.served == ["dear-v1"] and plan.report.items == []

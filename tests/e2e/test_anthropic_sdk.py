@@ -35,9 +35,9 @@ from tests.support import (
 
 GATEWAY_KEY = "cgk-native-test-key-42"
 SESSION = FIXTURES.parent / "sessions" / "claude_code.json"
-MODEL = "claude-sonnet-4-5"
+MODEL = "claude-haiku-4-5"
 THINKER = "claude-opus-4-7"
-UPSTREAM_MODEL = "claude-sonnet-4-5-20250929"  # what MODEL resolves to upstream
+UPSTREAM_MODEL = "claude-haiku-4-5-20251001"  # what MODEL resolves to upstream
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2OUAAAAABJRU5ErkJggg=="
 PDF = base64.b64encode(b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n").decode()
 TOOLS: list[dict[str, Any]] = [
@@ -93,10 +93,10 @@ def test_text_whole_and_streamed_with_the_callers_key_swapped(
     tag = marker()
     message = claude.messages.create(**ask(tag))
     assert message.content[0].type == "text" and tag in message.content[0].text
-    assert message.model == "claude-sonnet-4-5-20250929" and message.stop_reason == "end_turn"
+    assert message.model == "claude-haiku-4-5-20251001" and message.stop_reason == "end_turn"
     assert message._request_id and message._request_id.startswith("req_sim_")  # the upstream's id, passed on
     received = simulator.find(tag)
-    assert received["body"]["model"] == "claude-sonnet-4-5-20250929"  # resolved through the catalog
+    assert received["body"]["model"] == "claude-haiku-4-5-20251001"  # resolved through the catalog
     assert received["has_api_key"] and GATEWAY_KEY not in json.dumps(received)
     with claude.messages.stream(**ask(tag)) as stream:
         streamed = stream.get_final_message()
@@ -341,13 +341,13 @@ def test_retired_names_are_served_by_their_successor(claude: anthropic.Anthropic
     tag = marker()
     with pytest.warns(DeprecationWarning):  # the SDK knows the name is retired; the gateway serves it anyway
         raw = claude.messages.with_raw_response.create(**ask(tag, model="claude-sonnet-4-20250514"))
-    assert raw.headers["x-chatgate-adjusted"] == "model=claude-sonnet-4-20250514->claude-sonnet-5"
-    assert simulator.find(tag)["body"]["model"] == "claude-sonnet-5"
+    assert raw.headers["x-chatgate-adjusted"] == "model=claude-sonnet-4-20250514->claude-sonnet-5-5"
+    assert simulator.find(tag)["body"]["model"] == "claude-sonnet-5-5"
     with pytest.raises(anthropic.NotFoundError) as caught:
         claude.messages.create(
             **ask("x", model="claude-3.5-haiku"), extra_headers={"x-chatgate-compatibility": "strict"}
         )
-    assert "claude-haiku-4-5" in caught.value.body["error"]["message"]  # type: ignore[index]
+    assert "claude-haiku-5-5" in caught.value.body["error"]["message"]  # type: ignore[index]
 
 
 def test_a_claude_code_session_streams_the_simulators_bytes(
@@ -466,7 +466,7 @@ def test_grpc_count_tokens_counts_the_request_as_it_would_be_sent(native: Gatewa
         reply = stub.CreateChatCompletion(grpc_request(tag, max_tokens=50), metadata=key, timeout=10)
         assert counted.input_tokens == reply.usage.prompt_tokens > 0 and counted.model == MODEL
         retired = stub.CountTokens(grpc_request(tag, model="claude-3.5-haiku"), metadata=key, timeout=10)
-        assert retired.model == "claude-haiku-4-5" and retired.input_tokens == counted.input_tokens
+        assert retired.model == "claude-haiku-5-5" and retired.input_tokens == counted.input_tokens
         with pytest.raises(grpc.RpcError) as failed:
             stub.CountTokens(grpc_request(tag, model="claude-nope"), metadata=key, timeout=10)
         assert failed.value.code() == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]

@@ -66,7 +66,7 @@ def test_two_replicas_enforce_one_requests_per_minute_limit(
     replicas = [gateway_with(tmp_path / n, simulator, keys, CHATGATE_LIMITS_REDIS_URL=redis_url) for n in "ab"]
     try:
         outcomes: list[httpx.Response] = []
-        body = {"model": "claude-sonnet-4-5", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
+        body = {"model": "claude-haiku-4-5", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
         for i in range(200):
             target = replicas[i % 2].http_url
             outcomes.append(
@@ -96,7 +96,7 @@ def test_a_killed_replica_frees_its_stream_lease_within_the_ttl(
     doomed, survivor = (gateway_with(tmp_path / n, simulator, keys, **env) for n in "ab")
     auth = {"authorization": f"Bearer {key}"}
     slow = {
-        "model": "claude-sonnet-4-5",
+        "model": "claude-haiku-4-5",
         "stream": True,
         "messages": [{"role": "user", "content": "sim:words=200 sim:pace_ms=100"}],
     }
@@ -132,7 +132,7 @@ def test_tokens_and_spend_are_charged_with_the_real_usage_over_both_protocols(
     try:
         client = openai.OpenAI(base_url=gateway.http_url + "/v1", api_key=key, max_retries=0)
         first = client.chat.completions.with_raw_response.create(
-            model="claude-sonnet-4-5", messages=[{"role": "user", "content": "sim:words=100 a long answer"}]
+            model="claude-haiku-4-5", messages=[{"role": "user", "content": "sim:words=100 a long answer"}]
         )
         usage = first.parse().usage
         assert usage is not None and first.headers["x-ratelimit-limit-tokens"] == "400"
@@ -145,7 +145,7 @@ def test_tokens_and_spend_are_charged_with_the_real_usage_over_both_protocols(
         streamed = chunks[-1].usage
         assert usage.total_tokens + streamed.total_tokens > 400  # together, past the minute's tokens
         with pytest.raises(openai.RateLimitError) as caught:
-            client.chat.completions.create(model="claude-sonnet-4-5", messages=[{"role": "user", "content": "again"}])
+            client.chat.completions.create(model="claude-haiku-4-5", messages=[{"role": "user", "content": "again"}])
         assert caught.value.code in ("rate_limit_exceeded", "insufficient_quota")
     finally:
         gateway.stop()

@@ -22,7 +22,7 @@ from chatgate.v1 import chat_service_pb2_grpc
 from tests.e2e.test_resilience import FAST_RETRIES, attempts
 from tests.support import UPSTREAM_KEY, Gateway, Simulator, grpc_request, marker, start_gateway, start_simulator
 
-MODEL = "claude-sonnet-4-5"
+MODEL = "claude-haiku-4-5"
 OK = grpc.StatusCode
 
 

@@ -15,7 +15,7 @@ from tests.support import Gateway, Simulator, marker, start_gateway, start_simul
 
 UPSTREAM_KEY = "sk-ant-semantics-upstream-0001"
 HEALTHY, POISON = "sk-gw-healthy-0123456789", "sk-gw-poison-0123456789"
-MODEL = "claude-sonnet-4-5"
+MODEL = "claude-haiku-4-5"
 
 
 @pytest.fixture(scope="module")

@@ -93,7 +93,7 @@ def test_adaptive_only_models_get_adaptive_thinking_with_an_effort(
     assert raw.headers["x-chatgate-adjusted"] == "thinking=adjusted"
     assert upstream_body(simulator, tag)["thinking"]["type"] == "adaptive"
     tag = marker()  # a budget model still gets a budget
-    chat(client, tag, model="claude-sonnet-4-5", reasoning_effort="medium")
+    chat(client, tag, model="claude-haiku-4-5", reasoning_effort="medium")
     assert upstream_body(simulator, tag)["thinking"] == {"type": "enabled", "budget_tokens": 8192}
     reply, _ = grpc_adjusted(
         stub, grpc_request(marker(), model=NEWEST, reasoning_effort=chat_pb2.REASONING_EFFORT_XHIGH)
@@ -135,7 +135,7 @@ def test_reasoning_text_comes_back_from_models_that_hide_it_by_default(
 
 def cached_request(tag: str) -> dict[str, Any]:
     return {
-        "model": "claude-sonnet-4-5",
+        "model": "claude-haiku-4-5",
         "messages": [
             {
                 "role": "system",
@@ -179,7 +179,7 @@ def test_cache_reads_and_hour_long_writes_are_counted_the_same_streamed_and_not(
 def test_cache_breakpoints_reach_the_upstream(client: openai.OpenAI, simulator: Simulator, stub: Stub) -> None:
     tag = marker()
     client.chat.completions.create(
-        model="claude-sonnet-4-5",
+        model="claude-haiku-4-5",
         messages=[
             {
                 "role": "system",
@@ -213,7 +213,7 @@ def test_cache_breakpoints_reach_the_upstream(client: openai.OpenAI, simulator: 
 
 def test_output_limits_follow_the_model(client: openai.OpenAI, simulator: Simulator, stub: Stub) -> None:
     tag = marker()
-    raw = chat(client, tag, model="claude-sonnet-4-5", max_completion_tokens=200_000)
+    raw = chat(client, tag, model="claude-haiku-4-5", max_completion_tokens=200_000)
     assert raw.headers["x-chatgate-adjusted"] == "max_completion_tokens=adjusted"
     assert upstream_body(simulator, tag)["max_tokens"] == 64_000
     tag = marker()  # no limit asked: the model's whole output, never a small default that truncates
@@ -237,7 +237,7 @@ TOOLS = [
 def test_tool_call_indices_count_tool_calls_only_in_order(client: openai.OpenAI, stub: Stub) -> None:
     indices: list[int] = []
     stream = client.chat.completions.create(
-        model="claude-sonnet-4-5",
+        model="claude-haiku-4-5",
         messages=[{"role": "user", "content": "sim:parallel sim:preamble go"}],
         tools=TOOLS,  # type: ignore[arg-type]
         reasoning_effort="low",
@@ -267,7 +267,7 @@ def test_web_search_results_come_back_as_citations_not_tool_calls(
 ) -> None:
     tag = marker()
     options = {"user_location": {"type": "approximate", "approximate": {"city": "Lyon", "country": "FR"}}}
-    whole = chat(client, tag, model="claude-sonnet-4-5", web_search_options=options).parse()
+    whole = chat(client, tag, model="claude-haiku-4-5", web_search_options=options).parse()
     tool = upstream_body(simulator, tag)["tools"][0]
     assert tool["type"].startswith("web_search_") and tool["user_location"]["city"] == "Lyon"
     message = whole.choices[0].message
@@ -277,7 +277,7 @@ def test_web_search_results_come_back_as_citations_not_tool_calls(
     cited = annotation.url_citation
     assert message.content[cited.start_index : cited.end_index] == "Gateways translate between APIs."
     assert cited.url.startswith("https://") and cited.title
-    final, _ = streamed(client, tag, model="claude-sonnet-4-5", web_search_options=options)
+    final, _ = streamed(client, tag, model="claude-haiku-4-5", web_search_options=options)
     streamed_message = final.choices[0].message
     assert streamed_message.tool_calls in (None, []) and streamed_message.content == message.content
     assert [a.model_dump(exclude={"index"}) for a in streamed_message.annotations or []] == [annotation.model_dump()]
@@ -308,10 +308,10 @@ def test_reasoning_tokens_are_reported_streamed_and_not(client: openai.OpenAI, s
 
 
 def test_a_refusal_says_why(client: openai.OpenAI, stub: Stub) -> None:
-    whole = chat(client, "sim:refusal", model="claude-sonnet-4-5").parse()
+    whole = chat(client, "sim:refusal", model="claude-haiku-4-5").parse()
     assert whole.choices[0].finish_reason == "content_filter" and whole.choices[0].message.refusal
     stream = client.chat.completions.create(
-        model="claude-sonnet-4-5", messages=[{"role": "user", "content": "sim:refusal"}], stream=True
+        model="claude-haiku-4-5", messages=[{"role": "user", "content": "sim:refusal"}], stream=True
     )
     refusal = "".join(c.choices[0].delta.refusal or "" for c in stream if c.choices)
     assert refusal == whole.choices[0].message.refusal
@@ -322,10 +322,10 @@ def test_a_refusal_says_why(client: openai.OpenAI, stub: Stub) -> None:
 # The seed's four names --------------------------------------------------------------------------
 
 SEED_NAMES = {
-    "claude-sonnet-4-20250514": "claude-sonnet-5",
-    "claude-opus-4-20250514": "claude-opus-5",
-    "claude-3.5-sonnet": "claude-sonnet-5",
-    "claude-3.5-haiku": "claude-haiku-4-5",
+    "claude-sonnet-4-20250514": "claude-sonnet-5-5",
+    "claude-opus-4-20250514": "claude-opus-5-5",
+    "claude-3.5-sonnet": "claude-sonnet-5-5",
+    "claude-3.5-haiku": "claude-haiku-5-5",
 }
 
 
@@ -364,7 +364,7 @@ def test_the_models_list_shows_what_the_gateway_does_with_each_model(client: ope
     assert models[NEWEST] is not None and models[NEWEST]["thinking"] == "adaptive_only"
     assert models[NEWEST]["sampling"] is False and "xhigh" in models[NEWEST]["efforts"]
     seed = models["claude-3.5-haiku"]
-    assert seed is not None and seed["retired"] and seed["successor"] == "claude-haiku-4-5"
+    assert seed is not None and seed["retired"] and seed["successor"] == "claude-haiku-5-5"
     listed = {m.id: m for m in stub.ListModels(chat_service_pb2.ListModelsRequest(), timeout=10).models}
     assert listed[NEWEST].thinking == chat_pb2.MODEL_THINKING_ADAPTIVE_ONLY and not listed[NEWEST].sampling
-    assert listed["claude-sonnet-4-20250514"].successor == "claude-sonnet-5"
+    assert listed["claude-sonnet-4-20250514"].successor == "claude-sonnet-5-5"

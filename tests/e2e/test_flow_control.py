@@ -38,7 +38,7 @@ def test_a_slow_reader_holds_the_stream_back_instead_of_filling_memory(gateway: 
     bounded by socket buffers (measured: about 25 MiB of RSS with aiohttp, 8 with httpx, whatever
     the stream's length), never the stream."""
     body = (
-        b'{"model": "claude-sonnet-4-5", "stream": true, "max_tokens": 64000, '
+        b'{"model": "claude-haiku-4-5", "stream": true, "max_tokens": 64000, '
         b'"messages": [{"role": "user", "content": "sim:words=200000"}]}'
     )
     request = (

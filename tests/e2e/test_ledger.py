@@ -52,7 +52,7 @@ def openai_calls(client: openai.OpenAI, seen: dict[str, tuple[int, int]]) -> Non
     for stream in (False, True):
         rid = marker()
         fields: dict[str, Any] = {
-            "model": "claude-sonnet-4-5",
+            "model": "claude-haiku-4-5",
             "messages": [{"role": "user", "content": f"sim:cache {rid}"}],
             "extra_headers": {"x-request-id": rid},
         }
@@ -108,12 +108,12 @@ def refuse_and_cancel(gateway: Gateway) -> tuple[str, str]:
         pytest.raises(openai.RateLimitError),
     ):
         client.chat.completions.create(
-            model="claude-sonnet-4-5",
+            model="claude-haiku-4-5",
             messages=[{"role": "user", "content": "sim:status=429"}],
             extra_headers={"x-request-id": refused},
         )
     paced = {
-        "model": "claude-sonnet-4-5",
+        "model": "claude-haiku-4-5",
         "stream": True,
         "messages": [{"role": "user", "content": "sim:words=50 sim:pace_ms=100"}],
     }
@@ -201,7 +201,7 @@ def test_a_postgresql_outage_loses_nothing_acknowledged(simulator: Simulator, tm
         for _ in range(count):
             rid = marker()
             client.chat.completions.create(
-                model="claude-sonnet-4-5",
+                model="claude-haiku-4-5",
                 messages=[{"role": "user", "content": rid}],
                 extra_headers={"x-request-id": rid},
             )
@@ -255,7 +255,7 @@ def test_claude_code_sessions_and_agents_are_attributed(simulator: Simulator, tm
             if parent:
                 headers["x-claude-code-parent-agent-id"] = parent
             client.messages.create(
-                model="claude-sonnet-4-5",
+                model="claude-haiku-4-5",
                 max_tokens=64,
                 messages=[{"role": "user", "content": marker()}],
                 extra_headers=headers,

@@ -48,6 +48,34 @@ def test_without_a_key_it_serves_from_the_simulator_and_says_so(embedded: Gatewa
     )
 
 
+def test_claude_codes_default_model_request_answers_from_make_run(embedded: Gateway) -> None:
+    """Claude Code's current default model sends `system`-role messages between turns under the
+    mid-conversation beta, with `?beta=true`; what `make run` serves must accept that out of the box."""
+    headers = {
+        "anthropic-version": "2023-06-01",
+        "anthropic-beta": "claude-code-20250219,mid-conversation-system-2026-04-07",
+        "x-api-key": "unused",
+    }
+    body = {
+        "model": "claude-opus-5-5",
+        "max_tokens": 256,
+        "system": [{"type": "text", "text": "You are Claude Code."}],
+        "messages": [
+            {"role": "user", "content": "List the files."},
+            {"role": "assistant", "content": "I will look."},
+            {"role": "system", "content": "The working directory changed to /repo."},
+            {"role": "user", "content": "Go on."},
+        ],
+        "stream": True,
+    }
+    with httpx.stream(
+        "POST", embedded.http_url + "/v1/messages?beta=true", json=body, headers=headers, timeout=30
+    ) as reply:
+        events = reply.read().decode()
+    assert reply.status_code == 200, events
+    assert "event: message_stop" in events and '"type":"thinking"' in events.replace(" ", "")  # always thinks
+
+
 def test_probes(embedded: Gateway) -> None:
     assert httpx.get(embedded.http_url + "/livez").json() == {"status": "ok"}
     assert httpx.get(embedded.http_url + "/readyz").json() == {"status": "ready"}

@@ -15,7 +15,7 @@ from chatgate.v1 import chat_service_pb2_grpc
 from tests.e2e.test_resilience import FAST_RETRIES, ask, attempts, sdk
 from tests.support import UPSTREAM_KEY, Gateway, Simulator, eventually, grpc_request, marker, start_gateway
 
-MODEL = "claude-sonnet-4-5"
+MODEL = "claude-haiku-4-5"
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ def test_unary_text(client: openai.OpenAI) -> None:
     assert reply.object == "chat.completion" and reply.id.startswith("chatcmpl-msg_sim_")
     assert reply.choices[0].message.content == "[chatgate simulator] You said: Hello there."
     assert reply.choices[0].finish_reason == "stop"
-    assert reply.model == "claude-sonnet-4-5-20250929"
+    assert reply.model == "claude-haiku-4-5-20251001"
     assert reply.usage is not None and reply.usage.total_tokens == reply.usage.prompt_tokens + 6
 
 
@@ -84,7 +84,9 @@ def test_streamed_parallel_tool_calls_accumulate_in_the_sdk(client: openai.OpenA
 def test_models_list_and_retrieve(client: openai.OpenAI) -> None:
     ids = {m.id for m in client.models.list()}
     assert {"claude-sonnet-4-20250514", "claude-opus-4-20250514", "claude-3.5-sonnet", "claude-3.5-haiku"} <= ids
-    assert client.models.retrieve("claude-sonnet-4-5-20250929").id == "claude-sonnet-4-5"
+    assert {"claude-haiku-4-5", "claude-haiku-4-5-20251001"} <= ids  # aliases and the upstream's dated ids
+    for name in ("claude-haiku-4-5-20251001", "claude-haiku-4-5"):  # retrieve answers under the name asked
+        assert client.models.retrieve(name).id == name
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("gpt-4o")
 

@@ -45,6 +45,9 @@ KEY_OLD = "cgk-test-expired-0123456789abcdefghijklmno"
 KEY_NEW = "cgk-test-added-later-0123456789abcdefghijk"
 ALL_KEYS = (KEY_A, KEY_HAIKU, KEY_OLD, KEY_NEW, UPSTREAM_KEY)
 HAIKU = "claude-haiku-4-5"
+NOT_HAIKU = "claude-sonnet-4-6"
+# Every name a `claude-haiku-*` key may use, dated ids beside aliases, newest model first.
+HAIKU_NAMES = ["claude-haiku-5-5", HAIKU, "claude-haiku-4-5-20251001"]
 CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 # Every response body and header the tests saw, for the final no-secrets check.
@@ -202,7 +205,7 @@ def test_errors_the_gateway_makes_carry_the_request_id(ops: Gateway) -> None:
 def test_the_access_line_says_who_what_and_how_it_went(ops: Gateway) -> None:
     tag = marker()
     stream = openai_client(ops, **{"x-request-id": f"line-{tag}"}).chat.completions.create(
-        model="claude-sonnet-4-5",
+        model="claude-haiku-4-5",
         messages=[{"role": "user", "content": f"{tag} sim:cache"}],
         stream=True,
         temperature=1.5,
@@ -215,8 +218,8 @@ def test_the_access_line_says_who_what_and_how_it_went(ops: Gateway) -> None:
         "route": "/v1/chat/completions",
         "mode": "stream",
         "caller": "team-a",
-        "model": "claude-sonnet-4-5",
-        "served_model": "claude-sonnet-4-5",
+        "model": "claude-haiku-4-5",
+        "served_model": "claude-haiku-4-5",
         "status": "200",
         "outcome": "ok",
         "attempts": 1,
@@ -255,19 +258,21 @@ def test_callers_keys_allow_lists_and_expiry(ops: Gateway, simulator: Simulator)
     assert access_line(ops, by_header.headers["x-request-id"])["caller"] == "team-haiku"
 
     denied_tag = marker()
-    denied = chat(ops, KEY_HAIKU, denied_tag, model=MODEL)
+    denied = chat(ops, KEY_HAIKU, denied_tag, model=NOT_HAIKU)
     assert denied.status_code == 403
     assert denied.json()["error"]["code"] == "model_access_denied" and denied.json()["error"]["param"] == "model"
     with pytest.raises(AssertionError):
         simulator.find(denied_tag)  # no upstream call
     with pytest.raises(grpc.RpcError) as caught:
         grpc_stub(ops).CreateChatCompletion(
-            grpc_request(denied_tag), metadata=(("authorization", f"Bearer {KEY_HAIKU}"),), timeout=10
+            grpc_request(denied_tag, model=NOT_HAIKU),
+            metadata=(("authorization", f"Bearer {KEY_HAIKU}"),),
+            timeout=10,
         )
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]
 
     models = openai_client(ops, KEY_HAIKU).models.list()
-    assert [m.id for m in models.data] == [HAIKU]
+    assert [m.id for m in models.data] == HAIKU_NAMES
 
     expired = chat(ops, KEY_OLD, marker())
     assert expired.status_code == 401 and "expired" in expired.json()["error"]["message"]
@@ -278,7 +283,7 @@ def test_grpc_list_models_follows_the_callers_allow_list(ops: Gateway) -> None:
     reply = grpc_stub(ops).ListModels(
         chat_service_pb2.ListModelsRequest(), metadata=(("authorization", f"Bearer {KEY_HAIKU}"),), timeout=10
     )
-    assert [m.id for m in reply.models] == [HAIKU]
+    assert [m.id for m in reply.models] == HAIKU_NAMES
 
 
 def test_keys_reload_without_a_restart(ops: Gateway) -> None:

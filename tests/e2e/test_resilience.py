@@ -30,7 +30,7 @@ from tests.support import (
     start_simulator,
 )
 
-MODEL = "claude-sonnet-4-5"
+MODEL = "claude-haiku-4-5"
 FAST_RETRIES = {
     "CHATGATE_RETRY_ATTEMPTS": "3",
     "CHATGATE_RETRY_BASE_DELAY": "0.01",
@@ -157,10 +157,10 @@ def test_a_failing_model_falls_back_before_the_first_byte(resilient: Gateway, fa
         model="primary", messages=[{"role": "user", "content": f"{tag} sim:status=529 sim:only_model=claude-opus-4-7"}]
     )
     reply = raw.parse()
-    assert reply.model == "claude-sonnet-4-5-20250929"  # the model that really answered
+    assert reply.model == "claude-haiku-4-5-20251001"  # the model that really answered
     assert "model=adjusted" in raw.headers["x-chatgate-adjusted"]
     models = [e["body"]["model"] for e in faulty.received() if tag in str(e["body"])]
-    assert models == ["claude-opus-4-7"] * 3 + ["claude-sonnet-4-5-20250929"]
+    assert models == ["claude-opus-4-7"] * 3 + ["claude-haiku-4-5-20251001"]
 
 
 def test_client_errors_never_fall_back(resilient: Gateway, faulty: Simulator) -> None:
@@ -259,7 +259,7 @@ def test_a_schema_nested_too_deep_is_a_400_naming_the_param(resilient: Gateway) 
     # 400 levels of properties (800 JSON levels): within orjson's parse limit, past Python's recursion limit.
     schema = '{"type":"object","properties":{"x":' * 400 + "{}" + "}}" * 400
     body = (
-        '{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"x"}],'
+        '{"model":"claude-haiku-4-5","messages":[{"role":"user","content":"x"}],'
         f'"tools":[{{"type":"function","function":{{"name":"f","parameters":{schema}}}}}]}}'
     )
     response = httpx.post(

@@ -47,7 +47,7 @@ def test_seed_parameter_rows(client: openai.OpenAI, simulator: Simulator) -> Non
         stop=["END", "STOP"],
         user="u-1",
     )["body"]
-    assert body["model"] == "claude-sonnet-4-5-20250929"
+    assert body["model"] == "claude-haiku-4-5-20251001"
     assert body["system"] == [{"type": "text", "text": "Rule one."}, {"type": "text", "text": "Rule two."}]
     assert body["messages"] == [{"role": "user", "content": [{"type": "text", "text": tag}]}]
     assert (body["max_tokens"], body["temperature"]) == (300, 0.4)

@@ -18,7 +18,7 @@ MESSAGE = {
     "id": "msg_empty",
     "type": "message",
     "role": "assistant",
-    "model": "claude-sonnet-4-5-20250929",
+    "model": "claude-haiku-4-5-20251001",
     "content": [],
     "stop_reason": "end_turn",
     "stop_sequence": None,
@@ -33,8 +33,8 @@ STREAM = b"".join(
         b'event: message_stop\ndata: {"type":"message_stop"}\n\n',
     ]
 )
-CHAT = {"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "Hi"}]}
-RESPONSES = {"model": "claude-sonnet-4-5", "input": "Hi"}
+CHAT = {"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "Hi"}]}
+RESPONSES = {"model": "claude-haiku-4-5", "input": "Hi"}
 
 
 def test_an_empty_message_maps_to_an_empty_stop() -> None:

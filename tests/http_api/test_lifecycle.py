@@ -14,7 +14,7 @@ from service.core.errors import UpstreamOverloaded
 from service.providers.scripted import ScriptedProvider
 from tests.inprocess import asgi_client, scripted_chat, text_chunks, text_completion
 
-BODY = {"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "Hi"}]}
+BODY = {"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "Hi"}]}
 
 
 def post(provider: ScriptedProvider, body: dict[str, Any], **headers: str) -> tuple[int, dict[str, str], str]:
@@ -90,7 +90,7 @@ def test_an_upstream_failure_before_any_byte_keeps_its_status() -> None:
 @pytest.mark.parametrize(
     ("body", "param"),
     [
-        ({"model": "claude-sonnet-4-5"}, "messages"),
+        ({"model": "claude-haiku-4-5"}, "messages"),
         ({**BODY, "temperature": "hot"}, "temperature"),
         ({**BODY, "n": 99}, "n"),
     ],

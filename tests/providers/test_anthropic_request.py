@@ -21,7 +21,7 @@ PNG = (
 
 
 def mapped(
-    body: dict[str, Any], *, model: str = "claude-sonnet-4-5", strict: bool = False, stream: bool = False
+    body: dict[str, Any], *, model: str = "claude-haiku-4-5", strict: bool = False, stream: bool = False
 ) -> tuple[dict[str, Any], CompatReport]:
     request, _, _ = request_from_json({"model": model, **body})
     report = CompatReport(strict=strict)
@@ -36,7 +36,7 @@ def adjusted(report: CompatReport) -> list[str]:
 def test_minimal_request_uses_the_upstream_id_and_the_models_maximum_output() -> None:
     body, report = mapped({"messages": [USER]})
     assert body == {
-        "model": "claude-sonnet-4-5-20250929",
+        "model": "claude-haiku-4-5-20251001",
         "max_tokens": 64000,
         "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}],
     }
@@ -441,13 +441,13 @@ def test_text_only_modalities_are_not_an_adjustment() -> None:
     [
         (
             {"type": "enabled", "budget_tokens": 4000},
-            "claude-sonnet-4-5",
+            "claude-haiku-4-5",
             {"type": "enabled", "budget_tokens": 4000},
             [],
         ),
-        ({"type": "disabled"}, "claude-sonnet-4-5", {"type": "disabled"}, []),
+        ({"type": "disabled"}, "claude-haiku-4-5", {"type": "disabled"}, []),
         ({"type": "adaptive"}, "claude-opus-4-6", {"type": "adaptive"}, []),
-        ({"type": "adaptive"}, "claude-sonnet-4-5", {"type": "enabled", "budget_tokens": 8192}, ["thinking=adjusted"]),
+        ({"type": "adaptive"}, "claude-haiku-4-5", {"type": "enabled", "budget_tokens": 8192}, ["thinking=adjusted"]),
     ],
     ids=["enabled", "disabled", "adaptive", "adaptive_unsupported"],
 )
@@ -505,8 +505,8 @@ TOOL: dict[str, Any] = {
         ("claude-sonnet-4-6", "max", {"type": "adaptive"}, {"effort": "high"}, ["reasoning_effort=adjusted"]),
         ("claude-sonnet-4-6", "xhigh", {"type": "adaptive"}, {"effort": "high"}, ["reasoning_effort=adjusted"]),
         ("claude-opus-4-6", "max", {"type": "adaptive"}, {"effort": "max"}, []),
-        ("claude-sonnet-4-5", "xhigh", {"type": "enabled", "budget_tokens": 32768}, None, []),
-        ("claude-sonnet-4-5", "max", {"type": "enabled", "budget_tokens": 62976}, None, ["reasoning_effort=adjusted"]),
+        ("claude-haiku-4-5", "xhigh", {"type": "enabled", "budget_tokens": 32768}, None, []),
+        ("claude-haiku-4-5", "max", {"type": "enabled", "budget_tokens": 62976}, None, ["reasoning_effort=adjusted"]),
         ("claude-opus-4-7", "none", None, None, []),
         ("claude-sonnet-4-6", "none", {"type": "disabled"}, None, []),
         ("claude-fable-5", "none", None, None, ["reasoning_effort=adjusted"]),
@@ -609,11 +609,11 @@ def test_explicit_mode_adds_no_automatic_caching() -> None:
     ("model", "tier", "expected", "reports"),
     [
         ("claude-opus-4-7", "fast", {"speed": "fast"}, []),
-        ("claude-sonnet-4-5", "fast", {}, ["service_tier=dropped"]),
-        ("claude-sonnet-4-5", "auto", {"service_tier": "auto"}, []),
-        ("claude-sonnet-4-5", "default", {"service_tier": "standard_only"}, []),
-        ("claude-sonnet-4-5", "priority", {"service_tier": "auto"}, ["service_tier=adjusted"]),
-        ("claude-sonnet-4-5", "flex", {}, ["service_tier=dropped"]),
+        ("claude-haiku-4-5", "fast", {}, ["service_tier=dropped"]),
+        ("claude-haiku-4-5", "auto", {"service_tier": "auto"}, []),
+        ("claude-haiku-4-5", "default", {"service_tier": "standard_only"}, []),
+        ("claude-haiku-4-5", "priority", {"service_tier": "auto"}, ["service_tier=adjusted"]),
+        ("claude-haiku-4-5", "flex", {}, ["service_tier=dropped"]),
     ],
 )
 def test_service_tiers(model: str, tier: str, expected: dict[str, Any], reports: list[str]) -> None:

@@ -23,7 +23,7 @@ from tests.inprocess import FakeUpstreamClient, anthropic_provider, text_chunks,
 from tests.support import grpc_request
 
 TEXT = "Hello! How can I help you today?"
-MODEL = ModelCatalog(CLAUDE_MODELS).resolve("claude-sonnet-4-5")
+MODEL = ModelCatalog(CLAUDE_MODELS).resolve("claude-haiku-4-5")
 OVERLOADED = b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}'
 
 

@@ -48,7 +48,7 @@ async def drop_schema(schema: str) -> None:
         await connection.close()
 
 
-def record(caller: str = "team-a", model: str = "claude-sonnet-4-5", day: int = 29, **values: object) -> UsageRecord:
+def record(caller: str = "team-a", model: str = "claude-haiku-4-5", day: int = 29, **values: object) -> UsageRecord:
     fields: dict[str, object] = {
         "record_id": uuid.uuid4().hex,
         "ts": datetime(2026, 11, day, 12, 0, tzinfo=UTC),
@@ -89,10 +89,10 @@ def test_totals_group_by_caller_model_and_day(store: Store) -> None:
 
     rows = run(scenario())
     assert rows == [
-        {"caller": "team-a", "model": "claude-sonnet-4-5", "day": "2026-11-29", "requests": 2, "errors": 0,
+        {"caller": "team-a", "model": "claude-haiku-4-5", "day": "2026-11-29", "requests": 2, "errors": 0,
          "input_tokens": 200, "output_tokens": 20, "cache_read_tokens": 100, "cache_write_tokens": 40,
          "reasoning_tokens": 6, "cost_usd": 0.5},
-        {"caller": "team-b", "model": "claude-sonnet-4-5", "day": "2026-11-28", "requests": 1, "errors": 1,
+        {"caller": "team-b", "model": "claude-haiku-4-5", "day": "2026-11-28", "requests": 1, "errors": 1,
          "input_tokens": 0, "output_tokens": 10, "cache_read_tokens": 50, "cache_write_tokens": 20,
          "reasoning_tokens": 3, "cost_usd": 0.25},
     ]  # fmt: skip

@@ -27,7 +27,7 @@ FAST = Timeouts(connect=2, read=5, pool=2)
 def body(text: str, *, stream: bool = False) -> bytes:
     return orjson.dumps(
         {
-            "model": "claude-sonnet-4-5-20250929",
+            "model": "claude-haiku-4-5-20251001",
             "max_tokens": 100,
             "stream": stream,
             "messages": [{"role": "user", "content": text}],

@@ -62,6 +62,11 @@ class ClaudeTraits:
     # What the model returns for thinking when the request does not say.
     display: Display = "summarized"
     fast_mode: bool = False
+    # `tool_choice` any / a named tool accepted (Opus 5.5, Fable 5.1 and later refuse forced tool use).
+    forced_tools: bool = True
+    # Thinking blocks verify only under the account that produced them (Haiku 5.5): a key pool
+    # spanning accounts must send a conversation with thinking to the account that made it.
+    account_bound: bool = False
     reasoning_budgets: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_REASONING_BUDGETS))
 
     def describe(self, out: chat_pb2.Model) -> None:
@@ -75,7 +80,17 @@ class ClaudeTraits:
 
 
 DEFAULT_TRAITS = ClaudeTraits()
-TRAIT_KEYS = ("thinking", "structured_output", "sampling", "efforts", "display", "fast_mode", "reasoning_budgets")
+TRAIT_KEYS = (
+    "thinking",
+    "structured_output",
+    "sampling",
+    "efforts",
+    "display",
+    "fast_mode",
+    "forced_tools",
+    "account_bound",
+    "reasoning_budgets",
+)
 
 
 def traits_of(model: ModelInfo) -> ClaudeTraits:
@@ -96,7 +111,7 @@ def traits_from_config(entry: Mapping[str, Any], base: object) -> ClaudeTraits:
             values[key] = value
         elif key == "sampling_exclusive":  # the older spelling of sampling = "exclusive"
             values["sampling"] = "exclusive" if _flag(key, value) else "any"
-        elif key in ("structured_output", "fast_mode"):
+        elif key in ("structured_output", "fast_mode", "forced_tools", "account_bound"):
             values[key] = _flag(key, value)
         elif key == "efforts":
             if not isinstance(value, list) or not all(v in UPSTREAM_EFFORTS for v in value):
@@ -156,9 +171,13 @@ def traits_from_capabilities(capabilities: Any, base: ClaudeTraits | None) -> Cl
     else:
         style = "budget"
     efforts = tuple(e for e in UPSTREAM_EFFORTS if _supported(capabilities, "effort", e))
-    if base is None:  # a model the table does not know: the rule since Opus 4.7
+    if base is None:  # a model the table does not know: the rules since Opus 4.7 (and Opus 5.5)
         newest = style in ("adaptive_only", "always")
-        base = ClaudeTraits(sampling="none" if newest else "exclusive", display="omitted" if newest else "summarized")
+        base = ClaudeTraits(
+            sampling="none" if newest else "exclusive",
+            display="omitted" if newest else "summarized",
+            forced_tools=style != "always",  # a model that always thinks cannot be forced to call a tool
+        )
     return replace(
         base,
         thinking=style,
@@ -230,6 +249,11 @@ def _model(id: str, upstream: str, name: str, out: int, ctx: int, created: str, 
 # USD per million input and output tokens (Anthropic's pricing page, November 2026); cache reads
 # and writes follow from input (`anthropic_prices`). Config overrides any of them (`price`).
 PRICES: dict[str, tuple[float, float]] = {
+    "claude-fable-5-2": (8, 40),
+    "claude-opus-5-5": (4, 20),
+    "claude-sonnet-5-5": (2, 10),
+    "claude-haiku-5-5": (0.1, 0.5),  # prompts up to 100k tokens; longer ones cost 5x (not modelled)
+    "claude-fable-5-1": (10, 50),
     "claude-fable-5": (10, 50),
     "claude-opus-5": (5, 25),
     "claude-sonnet-5": (2, 10),
@@ -255,12 +279,40 @@ def anthropic_prices(input: float, output: float) -> Prices:
 
 NEWEST = {"sampling": "none", "display": "omitted", "structured_output": True}
 ALL_EFFORTS = ("low", "medium", "high", "xhigh", "max")
+# Thinking always on, and so no forced tool use (Opus 5.5 and Fable 5.1 on).
+ALWAYS = {"thinking": "always", "forced_tools": False, "efforts": ALL_EFFORTS, **NEWEST}
 
-# Limits come from Anthropic's model overview pages (November 2026). Entries whose
+# Limits come from Anthropic's model overview pages (December 2026). Entries whose
 # Anthropic id is a snapshot keep it as an alias, so clients can send either name.
 # Retired models stay listed so their names keep working: requests go to the
 # successor (the newest current model of the same family unless one is named).
 CLAUDE_MODELS: tuple[ModelInfo, ...] = (
+    _model("claude-fable-5-2", "claude-fable-5-2", "Claude Fable 5.2", 128_000, 1_000_000, "2026-11-09", **ALWAYS),
+    _model("claude-opus-5-5", "claude-opus-5-5", "Claude Opus 5.5", 128_000, 1_000_000, "2026-09-24", **ALWAYS),
+    _model(
+        "claude-sonnet-5-5",
+        "claude-sonnet-5-5",
+        "Claude Sonnet 5.5",
+        128_000,
+        1_000_000,
+        "2026-10-21",
+        thinking="adaptive_only",
+        efforts=ALL_EFFORTS,
+        **NEWEST,
+    ),
+    _model(
+        "claude-haiku-5-5",
+        "claude-haiku-5-5",
+        "Claude Haiku 5.5",
+        128_000,
+        1_000_000,
+        "2026-10-07",
+        thinking="adaptive_only",
+        efforts=ALL_EFFORTS,
+        account_bound=True,
+        **NEWEST,
+    ),
+    _model("claude-fable-5-1", "claude-fable-5-1", "Claude Fable 5.1", 128_000, 1_000_000, "2026-09-24", **ALWAYS),
     _model(
         "claude-fable-5",
         "claude-fable-5",
@@ -363,6 +415,7 @@ CLAUDE_MODELS: tuple[ModelInfo, ...] = (
         200_000,
         "2025-09-29",
         aliases=("claude-sonnet-4-5-20250929",),
+        retired=date(2026, 11, 30),
         structured_output=True,
         sampling="exclusive",
         efforts=(),

@@ -41,9 +41,9 @@ def with_model(body: bytes, asked: str, upstream_id: str) -> bytes:
     return orjson.dumps(parsed)
 
 
-def upstream_headers(client: tuple[tuple[str, str], ...]) -> dict[str, str]:
-    """The protocol headers the client sent, with Anthropic's version when it sent none."""
-    headers = {"anthropic-version": ANTHROPIC_VERSION}
+def upstream_headers(client: tuple[tuple[str, str], ...], version: str = ANTHROPIC_VERSION) -> dict[str, str]:
+    """The protocol headers the client sent, with the configured API ``version`` when it sent none."""
+    headers = {"anthropic-version": version}
     headers.update((name, value) for name, value in client if name in PASSTHROUGH_HEADERS)
     return headers
 

@@ -47,10 +47,12 @@ from service.transport import (
 from service.transport.errors import malformed_event, redact_credentials
 from service.transport.keys import BreakerSettings, KeyEvent, KeyPool, UpstreamKey
 
+from .affinity import ThinkingAffinity, strip_thinking
+from .catalog import traits_of
 from .errors import error_from_response
 from .headers import record_headers, record_native_headers
 from .native import StreamWatcher, record_answer, upstream_headers, with_model
-from .request import AnthropicRequest, to_anthropic
+from .request import DEFAULT_API_VERSION, AnthropicRequest, to_anthropic
 from .response import completion_from_message
 from .stream import StreamTranslator
 
@@ -59,7 +61,6 @@ T = TypeVar("T")
 # Keeps the headers of an answer that the client should get (rate limits, request id).
 Recorder = Callable[[UpstreamInfo, Mapping[str, str]], None]
 
-ANTHROPIC_VERSION = "2023-06-01"
 MODELS_TIMEOUTS = Timeouts(connect=5.0, read=15.0, pool=5.0)
 MAX_MODEL_PAGES = 20  # a bound, in case an upstream pages forever
 # What `count_tokens` accepts of a Messages request: the prompt, not the output settings.
@@ -80,6 +81,8 @@ class AnthropicSettings:
     max_connections: int
     client: ClientName
     trust_env: bool = False  # proxies from HTTPS_PROXY / HTTP_PROXY / NO_PROXY
+    # The `anthropic-version` of translated requests (and of native ones that send none); its rules apply.
+    api_version: str = DEFAULT_API_VERSION
 
 
 class AnthropicProvider:
@@ -98,10 +101,12 @@ class AnthropicProvider:
         self.keys = KeyPool(
             settings.name, settings.api_keys, settings.breaker, on_event=on_key_event, verify=self.verify_key
         )
-        self._secrets = tuple(settings.api_keys)
+        self._secrets = tuple(key.value for key in self.keys.keys)  # without any `account=` prefix
+        # Only a pool that spans accounts needs to know who signed a conversation's thinking.
+        self._affinity = ThinkingAffinity() if self.keys.accounts else None
         self._watchdog = Watchdog()
         self._headers = {
-            "anthropic-version": ANTHROPIC_VERSION,
+            "anthropic-version": settings.api_version,
             "content-type": "application/json",
             "accept": "application/json",
         }
@@ -129,9 +134,10 @@ class AnthropicProvider:
             await response.aclose()
 
     async def _post(
-        self, url: str, body: bytes, extra: Mapping[str, str], call: ProviderCall
+        self, url: str, body: bytes, extra: Mapping[str, str], call: ProviderCall, account: str = ""
     ) -> tuple[UpstreamResponse, UpstreamKey]:
-        key = self.keys.acquire()
+        """Sends with a key from the pool (one of ``account``'s when given and usable)."""
+        key = (self.keys.acquire_in(account) if account else None) or self.keys.acquire()
         call.probe = key.probing  # this call is the half-open probe: it must leave with a verdict
         call.key = key.alias
         # The gateway's request id goes upstream, so both sides' logs can be joined.
@@ -144,7 +150,10 @@ class AnthropicProvider:
             )
         started = time.monotonic()
         try:
-            return await self._client.post(url, body, headers, timeouts), key
+            response = await self._client.post(url, body, headers, timeouts)
+            if self._affinity is not None and key.account:
+                response = self._affinity.watch(response, key.account)  # notes who signed its thinking
+            return response, key
         except TransportError as exc:
             raise self._failed(key, call, transport_error(exc, call, started_stream=False)) from exc
         except BaseException:
@@ -236,9 +245,10 @@ class AnthropicProvider:
 
     async def count_tokens(self, call: ProviderCall) -> int:
         """`POST /v1/messages/count_tokens` with the request as it would be sent (prompt parts only)."""
-        mapped = to_anthropic(call, stream=False)
+        mapped = to_anthropic(call, stream=False, version=self._settings.api_version)
+        account = self._translated_account(call, mapped)
         body = orjson.dumps({k: v for k, v in mapped.body.items() if k in COUNTED})
-        answer = await self._whole(self._count_url, body, beta_header(mapped), call, record_headers)
+        answer = await self._whole(self._count_url, body, beta_header(mapped), call, record_headers, account)
         tokens = json_object(answer).get("input_tokens") if answer else None
         if not isinstance(tokens, int):
             raise malformed_event("count")
@@ -252,11 +262,16 @@ class AnthropicProvider:
         url = self._count_url if native.operation == "count_tokens" else self._url
         if native.query:
             url = f"{url}?{native.query}"
-        return url, with_model(native.body, native.model, call.model.upstream_id), upstream_headers(native.headers)
+        return (
+            url,
+            with_model(native.body, native.model, call.model.upstream_id),
+            upstream_headers(native.headers, self._settings.api_version),
+        )
 
     async def relay(self, call: ProviderCall) -> bytes:
         url, body, headers = self._native_request(call)
-        answer = await self._whole(url, body, headers, call, record_native_headers)
+        account, body = self._native_account(call, body)
+        answer = await self._whole(url, body, headers, call, record_native_headers, account)
         if isinstance(call.request, NativeRequest) and call.request.operation == "messages":
             try:
                 record_answer(json_object(answer), call.exchange)
@@ -270,17 +285,18 @@ class AnthropicProvider:
         def reader(response: UpstreamResponse) -> AsyncIterator[bytes]:
             return passed_through(response, call, self._secrets)
 
-        return self._streamed(url, body, headers, call, record_native_headers, reader)
+        account, body = self._native_account(call, body)
+        return self._streamed(url, body, headers, call, record_native_headers, reader, account)
 
     # --- one upstream exchange, whole or streamed, for every call above ----------------
 
     async def _whole(
-        self, url: str, body: bytes, extra: Mapping[str, str], call: ProviderCall, record: Recorder
+        self, url: str, body: bytes, extra: Mapping[str, str], call: ProviderCall, record: Recorder, account: str = ""
     ) -> bytes:
         """Sends with a key from the pool and reads the whole answer; the key learns how it went.
 
         Returns the body of a 200; raises the mapped ``GatewayError`` for anything else."""
-        response, key = await self._post(url, body, extra, call)
+        response, key = await self._post(url, body, extra, call, account)
         started = time.monotonic()
         try:
             record(call.upstream, response.headers)
@@ -306,6 +322,7 @@ class AnthropicProvider:
         call: ProviderCall,
         record: Recorder,
         reader: Callable[[UpstreamResponse], AsyncIterator[T]],
+        account: str = "",
     ) -> AsyncIterator[T]:
         """Sends with a key from the pool and yields what ``reader`` makes of the answer as it arrives.
 
@@ -316,7 +333,7 @@ class AnthropicProvider:
         try:
             watched = self._watchdog.watch(self._settings.first_byte_timeout)
             try:
-                response, key = await self._post(url, body, extra, call)
+                response, key = await self._post(url, body, extra, call, account)
                 record(call.upstream, response.headers)
                 if response.status != 200:
                     raise self._rejected(key, call, response.status, await response.read(), response.headers)
@@ -356,20 +373,66 @@ class AnthropicProvider:
                 await response.aclose()
 
     async def complete(self, call: ProviderCall) -> chat_pb2.ChatCompletion:
-        mapped = to_anthropic(call, stream=False)
-        body = await self._whole(self._url, orjson.dumps(mapped.body), beta_header(mapped), call, record_headers)
+        mapped = to_anthropic(call, stream=False, version=self._settings.api_version)
+        account = self._translated_account(call, mapped)
+        body = await self._whole(
+            self._url, orjson.dumps(mapped.body), beta_header(mapped), call, record_headers, account
+        )
         try:
             return completion_from_message(json_object(body), json_tool=mapped.json_tool)
         except Malformed as exc:  # anything else raised while mapping is our own bug
             raise malformed_event("message") from exc
 
     def stream(self, call: ProviderCall) -> AsyncIterator[Batch]:
-        mapped = to_anthropic(call, stream=True)
+        mapped = to_anthropic(call, stream=True, version=self._settings.api_version)
 
         def reader(response: UpstreamResponse) -> AsyncIterator[Batch]:
             return translate(response, mapped.json_tool, call.upstream, self._secrets)
 
-        return self._streamed(self._url, orjson.dumps(mapped.body), beta_header(mapped), call, record_headers, reader)
+        account = self._translated_account(call, mapped)
+        body = orjson.dumps(mapped.body)
+        return self._streamed(self._url, body, beta_header(mapped), call, record_headers, reader, account)
+
+    # --- thinking affinity (only for a key pool that spans accounts) ----------------
+
+    def _translated_account(self, call: ProviderCall, mapped: AnthropicRequest) -> str:
+        """The account a translated request with signed thinking must go to ('' for any)."""
+        if self._affinity is None:
+            return ""
+        assert not isinstance(call.request, NativeRequest)
+        account, drop = self._thinking_account(call, self._affinity.account_of(call.request))
+        if drop and strip_thinking(mapped.body.get("messages")):
+            self._dropped_thinking(call, account)
+        return account
+
+    def _native_account(self, call: ProviderCall, body: bytes) -> tuple[str, bytes]:
+        """The same for a native body, which loses its thinking blocks only when it must."""
+        if self._affinity is None:
+            return "", body
+        account, drop = self._thinking_account(call, self._affinity.account_in(body))
+        if drop:
+            parsed = orjson.loads(body)
+            if isinstance(parsed, dict) and strip_thinking(parsed.get("messages")):
+                self._dropped_thinking(call, account)
+                body = orjson.dumps(parsed)
+        return account, body
+
+    def _thinking_account(self, call: ProviderCall, signer: str) -> tuple[str, bool]:
+        """(the account to prefer, whether the thinking must be dropped). A signer with no usable
+        key cannot be preferred; its thinking is dropped only on a model that binds it to the
+        account, which would refuse it from another (other models accept it anywhere)."""
+        if not signer or self.keys.usable_in(signer):
+            return signer, False
+        return "", traits_of(call.model).account_bound
+
+    def _dropped_thinking(self, call: ProviderCall, signer: str) -> None:
+        log.warning("%s: no usable key of the account that signed its thinking; the thinking is dropped", call.model.id)
+        call.report.note(
+            "messages",
+            f"{call.model.id} accepts thinking only from the account that produced it, which has no usable key; "
+            "the thinking blocks were left out",
+            shown="thinking_dropped",
+        )
 
 
 async def timed_reads(response: UpstreamResponse, upstream: UpstreamInfo) -> AsyncGenerator[bytes, None]:

@@ -52,6 +52,12 @@ SERVICE_TIERS = {"auto": "auto", "default": "standard_only", "priority": "auto"}
 FAST_MODE_BETA = "fast-mode-2026-02-01"
 WEB_SEARCH_TOOL = {"type": "web_search_20250305", "name": "web_search"}
 SAMPLING_DEFAULTS = {"temperature": 1.0, "top_p": 1.0}
+# The `anthropic-version` values whose rules the translation knows; 2026-10-21 removed the
+# sampling parameters (and documents in assistant turns and citations on user text, which a
+# translated request never holds).
+API_VERSIONS = ("2023-06-01", "2026-10-21")
+DEFAULT_API_VERSION = "2023-06-01"
+SAMPLING_REMOVED = "2026-10-21"
 
 # Request fields with no Claude equivalent: dropped (lenient) or rejected (strict).
 UNSUPPORTED = (
@@ -81,7 +87,9 @@ class AnthropicRequest:
     json_tool: str | None = None
 
 
-def to_anthropic(call: ProviderCall, *, stream: bool) -> AnthropicRequest:
+def to_anthropic(call: ProviderCall, *, stream: bool, version: str = DEFAULT_API_VERSION) -> AnthropicRequest:
+    """The upstream body for ``call``, under the rules of API ``version`` (the `anthropic-version`
+    the provider sends)."""
     request, model, report = call.request, call.model, call.report
     assert not isinstance(request, NativeRequest), "a native call is relayed, never translated"
     system, messages = map_messages(request.messages, report)
@@ -89,7 +97,7 @@ def to_anthropic(call: ProviderCall, *, stream: bool) -> AnthropicRequest:
     if system:
         body["system"] = system
     body["max_tokens"] = max_tokens(request, model, report)
-    map_sampling(request, model, report, body)
+    map_sampling(request, model, report, body, version)
     stop = stop_sequences(request.stop, report)
     if stop:
         body["stop_sequences"] = stop
@@ -100,6 +108,7 @@ def to_anthropic(call: ProviderCall, *, stream: bool) -> AnthropicRequest:
     map_tools(request, body)
     map_web_search(request, report, body)
     map_thinking(request, model, report, body)
+    map_forced_tools(model, report, body)
     map_response_format(request, model, report, mapped)
     map_caching(request, report, body)
     map_service_tier(request, model, report, mapped)
@@ -337,9 +346,14 @@ def max_tokens(request: Request, model: ModelInfo, report: CompatReport) -> int:
     return wanted
 
 
-def map_sampling(request: Request, model: ModelInfo, report: CompatReport, body: JsonObject) -> None:
+def map_sampling(
+    request: Request, model: ModelInfo, report: CompatReport, body: JsonObject, version: str = DEFAULT_API_VERSION
+) -> None:
+    if version >= SAMPLING_REMOVED:
+        drop_sampling(request, report, "API version " + version)
+        return
     if traits_of(model).sampling == "none":
-        drop_sampling(request, model, report)
+        drop_sampling(request, report, model.id)
         return
     if request.HasField("temperature"):
         if request.temperature > 1.0:
@@ -356,12 +370,12 @@ def map_sampling(request: Request, model: ModelInfo, report: CompatReport, body:
         body["top_k"] = request.top_k
 
 
-def drop_sampling(request: Request, model: ModelInfo, report: CompatReport) -> None:
-    """The model rejects sampling parameters: a default value is left out quietly (it changes
+def drop_sampling(request: Request, report: CompatReport, refuser: str) -> None:
+    """The upstream rejects sampling parameters: a default value is left out quietly (it changes
     nothing); any other value is dropped and reported, or rejected when strict."""
     for name in ("temperature", "top_p", "top_k"):
         if request.HasField(name) and getattr(request, name) != SAMPLING_DEFAULTS.get(name):
-            report.drop(name, f"{model.id} does not accept sampling parameters")
+            report.drop(name, f"{refuser} does not accept sampling parameters")
 
 
 def stop_sequences(stop: Sequence[str], report: CompatReport) -> list[str]:
@@ -549,6 +563,17 @@ def apply_thinking_constraints(body: JsonObject, report: CompatReport) -> None:
         choice.pop("name", None)
 
 
+def map_forced_tools(model: ModelInfo, report: CompatReport, body: JsonObject) -> None:
+    """Models that refuse forced tool use (Opus 5.5, Fable 5.1 on) get `auto`: lenient reports it,
+    strict refuses the request naming `tool_choice`."""
+    choice = body.get("tool_choice")
+    if traits_of(model).forced_tools or choice is None or choice["type"] not in ("any", "tool"):
+        return
+    report.adjust("tool_choice", f"{model.id} does not accept forced tool use; auto is used")
+    choice["type"] = "auto"
+    choice.pop("name", None)
+
+
 def map_response_format(request: Request, model: ModelInfo, report: CompatReport, mapped: AnthropicRequest) -> None:
     fmt = request.response_format.type if request.HasField("response_format") else 0
     if fmt in (chat_pb2.RESPONSE_FORMAT_TYPE_UNSPECIFIED, chat_pb2.RESPONSE_FORMAT_TYPE_TEXT):
@@ -568,6 +593,8 @@ def map_response_format(request: Request, model: ModelInfo, report: CompatReport
         description = "Reply with a single JSON object."
     if "thinking" in body and body["thinking"]["type"] != "disabled":
         raise InvalidRequest(f"{model.id} cannot combine JSON output with thinking.", param="response_format")
+    if not traits_of(model).forced_tools:  # JSON mode here is a forced tool, which the model refuses
+        raise InvalidRequest(f"{model.id} has no native JSON output and refuses forced tools.", param="response_format")
     if request.tools:
         report.adjust("tool_choice", "the JSON response tool is forced, so other tools are not called")
     body.setdefault("tools", []).append({"name": JSON_TOOL_NAME, "description": description, "input_schema": schema})

@@ -76,14 +76,15 @@ def _object(usage: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def refusal_text(stop_details: Any) -> str:
-    """The words for OpenAI's `refusal` from Anthropic's `stop_details` (empty without them)."""
+    """The words for OpenAI's `refusal` from Anthropic's `stop_details` (empty without them): the
+    explanation, and the policy category in brackets, so a client that shows or logs the refusal
+    can tell why (`cyber`, say) without an Anthropic-only field."""
     if not isinstance(stop_details, dict) or stop_details.get("type") != "refusal":
         return ""
     explanation = stop_details.get("explanation")
-    if isinstance(explanation, str) and explanation:
-        return explanation
     category = stop_details.get("category")
-    return f"Claude declined to answer ({category})." if isinstance(category, str) else "Claude declined to answer."
+    said = explanation if isinstance(explanation, str) and explanation else "Claude declined to answer."
+    return f"{said} (category: {category})" if isinstance(category, str) and category else said
 
 
 def url_citation(citation: Any, start: int, end: int) -> chat_pb2.Annotation | None:
