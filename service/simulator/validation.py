@@ -25,8 +25,10 @@ def invalid(message: str) -> ApiError:
 
 # Body fields that exist only behind a beta header: without it, the API calls them extra inputs.
 BETA_FIELDS = {"context_management": "context-management-2025-06-27", "mcp_servers": "mcp-client-2025-04-04"}
-# With this beta, `system`-role messages may stand inside `messages` (Claude Code's default model sends them).
-MID_CONVERSATION_SYSTEM = "mid-conversation-system-2026-04-07"
+# With either beta, `system`-role messages may stand inside `messages`: Claude Code's default model
+# sends them under the first; Claude Code 2.1.3xx under the second (per-turn control, which also
+# lets a system message carry its own `output_config`).
+MID_CONVERSATION_SYSTEM = frozenset({"mid-conversation-system-2026-04-07", "per-turn-control-2026-07-01"})
 # The API version that removed the sampling parameters and some block placements.
 VERSION_2026_10_21 = "2026-10-21"
 SAMPLING = ("temperature", "top_p", "top_k")
@@ -70,7 +72,7 @@ def validate(
     check_sampling(body, model, newer=newer)
     check_system(body.get("system"))
     signer = account if model.rules.account_bound else ""
-    check_messages(body["messages"], system_allowed=MID_CONVERSATION_SYSTEM in betas, signer=signer, newer=newer)
+    check_messages(body["messages"], system_allowed=bool(MID_CONVERSATION_SYSTEM & betas), signer=signer, newer=newer)
     check_tools(body)
     check_forced_tools(body, model)
     check_thinking(body, model)
@@ -94,7 +96,7 @@ def validate_count(body: Any, models: ModelTable, betas: frozenset[str] = frozen
     if model is None:
         raise ApiError(404, "not_found_error", f"model: {body['model']}")
     check_system(body.get("system"))
-    check_messages(body["messages"], system_allowed=MID_CONVERSATION_SYSTEM in betas)
+    check_messages(body["messages"], system_allowed=bool(MID_CONVERSATION_SYSTEM & betas))
     check_tools(body)
     return model
 
