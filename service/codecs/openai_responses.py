@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,6 +121,11 @@ REFUSED = {
 }
 
 
+# Claude's rule for tool names; a namespaced tool's flat name is kept within it.
+TOOL_NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
+MAX_TOOL_NAME = 64
+
+
 def new_id(prefix: str) -> str:
     return prefix + os.urandom(24).hex()
 
@@ -139,6 +146,16 @@ class ResponsesRequest:
     echo: Json  # the request's settings, as the response object repeats them
     report: CompatReport
     ignored: list[str] = field(default_factory=list)
+    # Claude's flat tool name -> (namespace, name), for tools sent inside a `namespace` tool.
+    namespaces: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # Where each core tool came from in the body (`tools[2]`, `tools[3].tools[0]`), for error params.
+    tool_params: list[str] = field(default_factory=list)
+    # Which input item each core message came from (None: the instructions; negative: a stored item).
+    message_items: list[int | None] = field(default_factory=list)
+
+    def param(self, param: str | None) -> str | None:
+        """A core request's param name as this request names it (``responses_param``)."""
+        return responses_param(param, self.message_items, self.tool_params)
 
     def chat_request(self, history: Iterable[Json] = (), *, strict: bool = False) -> Request:
         """The core request: instructions, then the earlier items, then this request's items.
@@ -151,11 +168,17 @@ class ResponsesRequest:
         self.report = report
         request = Request()
         request.CopyFrom(self.request)
+        self.message_items = []
         if self.instructions:
             request.messages.add(role=chat_pb2.ROLE_SYSTEM).content.add(text=self.instructions)
+            self.message_items.append(None)
         history = list(history)
         items = [*history, *self.input_items]
-        request.messages.extend(messages_from_items(items, self.custom_tools, report, offset=-len(history)))
+        sources: list[int] = []
+        request.messages.extend(
+            messages_from_items(items, self.custom_tools, report, offset=-len(history), sources=sources)
+        )
+        self.message_items.extend(sources)
         return request
 
 
@@ -181,7 +204,9 @@ def request_from_json(body: Any, *, mode: chat_pb2.Compatibility | None = None) 
         request.compatibility = mode
     report = CompatReport(strict=False)
     request.stream_options.include_usage = True  # the response object always carries usage
-    custom = _read_tools(body, request, report)
+    tools = _Tools()
+    _read_tools(body, request, report, tools)
+    custom = frozenset(tools.custom)
     _read_settings(body, request, report)
     summaries = _read_reasoning(body, request)
     input_items = items_from_input(body.get("input"))
@@ -201,6 +226,8 @@ def request_from_json(body: Any, *, mode: chat_pb2.Compatibility | None = None) 
         echo=_echo(body),
         report=report,
         ignored=sorted(set(body) - KNOWN_FIELDS),
+        namespaces=tools.namespaces,
+        tool_params=tools.params,
     )
 
 
@@ -344,38 +371,89 @@ def _echo(body: Json) -> Json:
 # --- tools ----------------------------------------------------------------------
 
 
-def _read_tools(body: Json, request: Request, report: CompatReport) -> frozenset[str]:
-    """Function and custom tools as Claude tools, web search as its server tool; the custom tools' names."""
-    custom: set[str] = set()
+@dataclass(slots=True)
+class _Tools:
+    """What reading the tools learns besides the core tools themselves."""
+
+    custom: set[str] = field(default_factory=set)  # Claude names of free-form tools
+    namespaces: dict[str, tuple[str, str]] = field(default_factory=dict)
+    params: list[str] = field(default_factory=list)  # the body param of each core tool
+
+
+def _read_tools(body: Json, request: Request, report: CompatReport, tools: _Tools) -> None:
+    """Function and custom tools as Claude tools (those inside a `namespace` under a flat name),
+    web search as its server tool."""
     for k, tool in enumerate(get_list(body, "tools", "tools") or ()):
         param = f"tools[{k}]"
         if not isinstance(tool, dict):
             raise type_error(param, "an object")
         kind = get_str(tool, "type", f"{param}.type")
         if kind in ("function", "custom"):
-            name = get_str(tool, "name", f"{param}.name")
-            if not name:
-                raise InvalidRequest(
-                    f"`{param}.name` is required.", param=f"{param}.name", code="missing_required_parameter"
-                )
-            out = request.tools.add(type=chat_pb2.TOOL_TYPE_FUNCTION)
-            out.function.name = name
-            out.function.description = get_str(tool, "description", f"{param}.description") or ""
-            if kind == "function":
-                if (schema := get_object(tool, "parameters", f"{param}.parameters")) is not None:
-                    out.function.parameters.CopyFrom(to_struct(schema, f"{param}.parameters"))
-                if (strict := get_bool(tool, "strict", f"{param}.strict")) is not None:
-                    out.function.strict = strict
-            else:
-                custom.add(name)
-                _custom_tool(tool, out.function, param, report)
+            _read_tool(tool, kind, param, request, report, tools)
+        elif kind == "namespace":
+            _read_namespace(tool, param, request, report, tools)
         elif kind in WEB_SEARCH_TOOLS:
             _web_search(tool, request.web_search_options, param)
         else:
             report.drop(param, f"the `{kind}` tool has no Claude equivalent here")
     if "tool_choice" in body and body["tool_choice"] is not None:
         _read_tool_choice(body["tool_choice"], request, report)
-    return frozenset(custom)
+
+
+def _read_tool(
+    tool: Json, kind: str, param: str, request: Request, report: CompatReport, tools: _Tools, namespace: str = ""
+) -> None:
+    name = get_str(tool, "name", f"{param}.name")
+    if not name:
+        raise InvalidRequest(f"`{param}.name` is required.", param=f"{param}.name", code="missing_required_parameter")
+    flat = flat_name(namespace, name) if namespace else name
+    if namespace:
+        tools.namespaces[flat] = (namespace, name)
+    out = request.tools.add(type=chat_pb2.TOOL_TYPE_FUNCTION)
+    tools.params.append(param)
+    out.function.name = flat
+    out.function.description = get_str(tool, "description", f"{param}.description") or ""
+    if kind == "function":
+        if (schema := get_object(tool, "parameters", f"{param}.parameters")) is not None:
+            out.function.parameters.CopyFrom(to_struct(schema, f"{param}.parameters"))
+        if (strict := get_bool(tool, "strict", f"{param}.strict")) is not None:
+            out.function.strict = strict
+    else:
+        tools.custom.add(flat)
+        _custom_tool(tool, out.function, param, report)
+
+
+def _read_namespace(tool: Json, param: str, request: Request, report: CompatReport, tools: _Tools) -> None:
+    """A `namespace` tool (Codex's `multi_agent_v1`, say): each function or custom tool in it becomes a
+    Claude tool named ``flat_name(namespace, name)``, its description led by the namespace's; calls
+    come back under the namespace and name the client used."""
+    namespace = get_str(tool, "name", f"{param}.name")
+    if not namespace:
+        raise InvalidRequest(f"`{param}.name` is required.", param=f"{param}.name", code="missing_required_parameter")
+    about = get_str(tool, "description", f"{param}.description") or ""
+    for j, inner in enumerate(get_list(tool, "tools", f"{param}.tools") or ()):
+        where = f"{param}.tools[{j}]"
+        if not isinstance(inner, dict):
+            raise type_error(where, "an object")
+        kind = get_str(inner, "type", f"{where}.type")
+        if kind not in ("function", "custom"):
+            report.drop(where, f"the `{kind}` tool has no Claude equivalent here")
+            continue
+        _read_tool(inner, kind, where, request, report, tools, namespace)
+        function = request.tools[-1].function
+        if about:
+            function.description = f"[{namespace}: {about}] {function.description}".rstrip()
+
+
+def flat_name(namespace: str, name: str) -> str:
+    """A namespaced tool's name as Claude sees it: `namespace__name`, within Claude's rules for tool
+    names (letters, digits, `_` and `-`, at most 64); anything else is replaced, and a name that
+    would be too long keeps its start and gets a short hash, so distinct tools stay distinct."""
+    joined = TOOL_NAME_UNSAFE.sub("_", f"{namespace}__{name}")
+    if len(joined) <= MAX_TOOL_NAME:
+        return joined
+    digest = hashlib.sha256(f"{namespace}\0{name}".encode()).hexdigest()[:10]
+    return f"{joined[: MAX_TOOL_NAME - 11]}_{digest}"
 
 
 def _custom_tool(tool: Json, function: chat_pb2.FunctionDefinition, param: str, report: CompatReport) -> None:
@@ -417,7 +495,8 @@ def _read_tool_choice(choice: Any, request: Request, report: CompatReport) -> No
             raise InvalidRequest(
                 "`tool_choice.name` is required.", param="tool_choice.name", code="missing_required_parameter"
             )
-        request.tool_choice.function_name = name
+        namespace = get_str(choice, "namespace", "tool_choice.namespace")
+        request.tool_choice.function_name = flat_name(namespace, name) if namespace else name
     elif kind == "allowed_tools":
         allowed = get_str(choice, "mode", "tool_choice.mode") or "auto"
         request.tool_choice.mode = TOOL_CHOICE_MODES.get(allowed, chat_pb2.TOOL_CHOICE_MODE_AUTO)
@@ -461,12 +540,18 @@ def items_from_input(value: Any) -> list[Json]:
 
 
 def messages_from_items(
-    items: list[Json], custom: frozenset[str], report: CompatReport, *, offset: int = 0
+    items: list[Json],
+    custom: frozenset[str],
+    report: CompatReport,
+    *,
+    offset: int = 0,
+    sources: list[int] | None = None,
 ) -> list[chat_pb2.ChatMessage]:
     """Items as chat messages: consecutive assistant-side items (text, reasoning, calls) are one message.
 
     ``offset`` shifts the index in ``param`` names so that errors name the client's own `input[i]`
-    when earlier (stored) items come first."""
+    when earlier (stored) items come first; ``sources``, when given, gets the (shifted) index of the
+    item each message starts at, so that later errors about a message can name its item."""
     out: list[chat_pb2.ChatMessage] = []
     assistant: chat_pb2.ChatMessage | None = None
     for i, item in enumerate(items):
@@ -478,9 +563,13 @@ def messages_from_items(
             if assistant is None:
                 assistant = chat_pb2.ChatMessage(role=chat_pb2.ROLE_ASSISTANT)
                 out.append(assistant)
+                if sources is not None:
+                    sources.append(i + offset)
             _assistant_item(item, kind, assistant, param, report)
             continue
         assistant = None
+        if sources is not None and kind in ("message", "function_call_output", "custom_tool_call_output"):
+            sources.append(i + offset)
         if kind == "message":
             out.append(_input_message(item, param))
         elif kind in ("function_call_output", "custom_tool_call_output"):
@@ -519,6 +608,8 @@ def _assistant_item(item: Json, kind: str, message: chat_pb2.ChatMessage, param:
     else:
         call_id = get_str(item, "call_id", f"{param}.call_id")
         name = get_str(item, "name", f"{param}.name")
+        if name and (namespace := get_str(item, "namespace", f"{param}.namespace")):
+            name = flat_name(namespace, name)  # the name Claude was given for it
         if not call_id or not name:
             missing = "call_id" if not call_id else "name"
             raise InvalidRequest(
@@ -635,3 +726,54 @@ def reasoning_block(item: Json, param: str) -> chat_pb2.ThinkingBlock | None:
         param=f"{param}.encrypted_content",
         code="invalid_encrypted_content",
     )
+
+
+# --- error and report params in the Responses API's own names --------------------------------
+
+# Core (Chat Completions) names whose Responses name differs; the longest prefix that matches wins.
+RENAMED = (
+    ("max_completion_tokens", "max_output_tokens"),
+    ("max_tokens", "max_output_tokens"),
+    ("reasoning_effort", "reasoning.effort"),
+    ("response_format.json_schema.schema", "text.format.schema"),
+    ("response_format.json_schema", "text.format"),
+    ("response_format", "text.format"),
+    ("web_search_options", "tools"),
+    ("thinking", "reasoning"),
+)
+INDEXED = re.compile(r"^(messages|tools)\[(\d+)\](.*)$")
+
+
+def responses_param(param: str | None, messages: list[int | None], tools: list[str]) -> str | None:
+    """``param`` as a Responses client knows it: `input[3]` for the message built from that item
+    (`instructions` for the instructions, `previous_response_id` for a stored one), the tool as it
+    stood in `tools` (inside its namespace, too), `max_output_tokens` for the output limit..."""
+    if not param:
+        return param
+    match = INDEXED.match(param)
+    if match is not None:
+        kind, index, rest = match.group(1), int(match.group(2)), match.group(3)
+        if kind == "tools":
+            if index >= len(tools):
+                return "tools"
+            rest = rest.removeprefix(".function")  # Responses tools have no `function` level
+            return tools[index] + rest
+        source = messages[index] if index < len(messages) else -1
+        if source is None:
+            return "instructions"
+        return f"input[{source}]" if source >= 0 else "previous_response_id"
+    if param == "messages":
+        return "input"
+    for old, new in RENAMED:
+        if param == old or param.startswith(old + "."):
+            return new + param[len(old) :]
+    return param
+
+
+def responses_message(message: str) -> str:
+    """An error message's backquoted Chat Completions names in the Responses API's words."""
+    if "`" not in message:
+        return message
+    for old, new in RENAMED[:3]:
+        message = message.replace(f"`{old}`", f"`{new}`")
+    return message.replace("`messages`", "`input`")

@@ -13,6 +13,7 @@ open at a time; the next kind of content closes it, so every `output_item.added`
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,9 +108,19 @@ class _Open:
 class OutputBuilder:
     """Turns an answer's pieces into output items, and (when ``events``) into stream events."""
 
-    def __init__(self, envelope: Envelope, custom: frozenset[str], summaries: bool, *, events: bool = True) -> None:
+    def __init__(
+        self,
+        envelope: Envelope,
+        custom: frozenset[str],
+        summaries: bool,
+        *,
+        events: bool = True,
+        namespaces: Mapping[str, tuple[str, str]] | None = None,
+    ) -> None:
         self.envelope = envelope
         self.custom = custom
+        # Claude's flat tool name -> (namespace, name) for tools the client sent inside a namespace.
+        self.namespaces = namespaces or {}
         self.summaries = summaries
         self.events = events
         self.sequence = 0
@@ -314,6 +325,8 @@ class OutputBuilder:
             else:
                 item = {"id": new_id("fc_"), "type": "function_call", "status": "in_progress",
                         "arguments": "", "call_id": call.id, "name": name}  # fmt: skip
+            if (spaced := self.namespaces.get(name)) is not None:  # as the client named it
+                item["namespace"], item["name"] = spaced
             opened = self._start(item)
             opened.tool_index = call.index
             if name in self.custom:

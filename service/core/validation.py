@@ -36,6 +36,12 @@ def validate(request: Request, max_choices: int) -> None:
     for name in ("max_completion_tokens", "max_tokens"):
         if request.HasField(name) and getattr(request, name) < 1:
             raise InvalidRequest(f"`{name}` must be at least 1.", param=name)
+    if request.HasField("tool_choice") and request.tool_choice.WhichOneof("choice") == "function_name":
+        name = request.tool_choice.function_name
+        if request.tools and all(tool.function.name != name for tool in request.tools):
+            raise InvalidRequest(
+                f"`tool_choice` names the function `{name}`, which is not among `tools`.", param="tool_choice"
+            )
     _check_range(request, "temperature", 0.0, 2.0)
     _check_range(request, "top_p", 0.0, 1.0)
     if request.HasField("top_k") and request.top_k < 0:

@@ -11,6 +11,7 @@ continues it on any replica. The request lifecycle is ``lifecycle.ChatEndpoint``
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import orjson
@@ -18,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from service.codecs.openai_responses import ResponsesRequest, request_from_json
+from service.codecs.openai_responses import ResponsesRequest, request_from_json, responses_message
 from service.codecs.responses_output import Envelope, OutputBuilder, event
 from service.core import ChatResult, ChatService, ChatStream
 from service.core.chunks import as_chunk
@@ -91,14 +92,18 @@ class OpenAIResponses:
 
         def render(result: ChatResult) -> Json:
             envelope = Envelope.new(result.completion.model or request.model, request.echo)
-            builder = OutputBuilder(envelope, request.custom_tools, request.summaries, events=False)
+            builder = OutputBuilder(
+                envelope, request.custom_tools, request.summaries, events=False, namespaces=request.namespaces
+            )
             builder.whole(result.completion)
             return builder.finished()
 
-        result, response = await chat.respond(request, render, deadline=call.deadline, exchange=exchange)
-        return ResponsesResult(
-            orjson.dumps(response), request.report.items + result.adjustments, result.upstream, result.overhead_ms
-        )
+        try:
+            result, response = await chat.respond(request, render, deadline=call.deadline, exchange=exchange)
+        except GatewayError as error:
+            raise renamed(error, request) from None
+        adjustments = request.report.items + responses_adjustments(request, result.adjustments)
+        return ResponsesResult(orjson.dumps(response), adjustments, result.upstream, result.overhead_ms)
 
     def open(self, chat: ChatService, call: ChatCall, exchange: Exchange) -> ResponsesStream:
         return ResponsesStream(self, chat, call, exchange)
@@ -157,7 +162,7 @@ class ResponsesStream:
     @property
     def adjustments(self) -> list[Adjustment]:
         inner = self._inner.adjustments if self._inner is not None else []
-        return self._request.report.items + inner
+        return self._request.report.items + responses_adjustments(self._request, inner)
 
     @property
     def upstream(self) -> UpstreamInfo:
@@ -172,17 +177,20 @@ class ResponsesStream:
     async def __anext__(self) -> bytes:
         if self._ended:
             raise StopAsyncIteration
-        inner = self._inner or await self._open()
-        builder = self._builder
         try:
+            inner = self._inner or await self._open()
             batch = await anext(inner)
+        except GatewayError as error:
+            raise renamed(error, self._request) from None
         except StopAsyncIteration:
+            builder = self._builder
             self._ended = True
             if builder is None:  # an upstream that sent nothing at all
                 builder = self._begin("")
             response = builder.finished()
             await self._chat.keep(self._request, self._exchange.caller, response)
             return builder.take()
+        builder = self._builder
         if builder is None:
             builder = self._begin(as_chunk(batch[0]).model if batch else "")
         for chunk in batch:
@@ -196,7 +204,8 @@ class ResponsesStream:
 
     def _begin(self, model: str) -> OutputBuilder:
         envelope = Envelope.new(model or self._request.model, self._request.echo)
-        self._builder = OutputBuilder(envelope, self._request.custom_tools, self._request.summaries)
+        request = self._request
+        self._builder = OutputBuilder(envelope, request.custom_tools, request.summaries, namespaces=request.namespaces)
         self._builder.started()
         return self._builder
 
@@ -208,6 +217,21 @@ class ResponsesStream:
     async def aclose(self) -> None:
         if self._inner is not None:
             await self._inner.aclose()
+
+
+def renamed(error: GatewayError, request: ResponsesRequest) -> GatewayError:
+    """The error with the request's params in the Responses API's names (`input[3]`, `max_output_tokens`)."""
+    error.param = request.param(error.param)
+    error.message = responses_message(error.message)
+    return error
+
+
+def responses_adjustments(request: ResponsesRequest, adjustments: list[Adjustment]) -> list[Adjustment]:
+    """The core's report (``adjustments``) in the Responses API's names, as its errors have them (what
+    the codec itself reported is named so already)."""
+    if not adjustments:
+        return adjustments
+    return [replace(a, param=request.param(a.param) or a.param) for a in adjustments]
 
 
 def responses_request(call: ChatCall) -> ResponsesRequest:
