@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -251,9 +252,8 @@ async def serve(
         metrics_route=listeners.admin is None,
         usage=usage,
     )
-    http_server = uvicorn_server(
-        create_app(chat, keys, lifecycle, http_settings), settings.log_level, settings.shutdown_grace
-    )
+    app = create_app(chat, keys, lifecycle, http_settings)
+    http_server = uvicorn_server(app, settings.log_level, settings.shutdown_grace)
     stop = stop_signal()
     await grpc_server.start()
     http_task = asyncio.create_task(http_server.serve(sockets=[listeners.http]))
@@ -274,6 +274,10 @@ async def serve(
         log.info("draining: unready, refusing new requests for %.1f s", settings.drain_delay)
         await asyncio.sleep(settings.drain_delay)
     log.info("shutting down: in-flight requests get up to %.0f s", settings.shutdown_grace)
+    # The server closes WebSockets at once when it stops (1012): the responses in flight on them
+    # finish first, within the grace (the sockets themselves close as their responses end).
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(app.sockets.drained(), settings.shutdown_grace)
     http_server.should_exit = True
     await asyncio.gather(grpc_server.stop(settings.shutdown_grace), http_task, return_exceptions=True)
     await background.stop()

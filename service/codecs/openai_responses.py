@@ -62,9 +62,13 @@ ITEM_PREFIXES = {
     "function_call_output": "fco_",
     "custom_tool_call": "ctc_",
     "custom_tool_call_output": "ctco_",
+    "compaction": "cmp_",
 }
 # Versioned so the encoding can change without breaking items clients hold.
 REASONING_PREFIX = "chatgate.r1."
+COMPACTION_PREFIX = "chatgate.c1."
+# How a compaction item's summary is put before Claude: the turns it replaces, in Claude's own words.
+COMPACTED = "(The earlier part of this conversation was compacted. Summary of it:)\n"
 INCLUDABLE = frozenset(
     {
         "reasoning.encrypted_content",  # always honoured: every reasoning item carries it
@@ -152,6 +156,25 @@ class ResponsesRequest:
     tool_params: list[str] = field(default_factory=list)
     # Which input item each core message came from (None: the instructions; negative: a stored item).
     message_items: list[int | None] = field(default_factory=list)
+    # `context_management` compaction: compact the conversation when it is estimated above this many
+    # input tokens (0: the model's own threshold, a share of its context window); None: never.
+    compact_threshold: int | None = None
+    # The stored conversation, replaced by ``compacted`` when this turn compacts it.
+    compacted_history: list[Json] | None = None
+
+    def continues(self, items: list[Json]) -> None:
+        """This turn follows ``items`` (a conversation the caller holds, not the store: a socket's last
+        response that was not stored): they lead its input, as if the client had sent them."""
+        self.input_items = [*items, *self.input_items]
+        self.previous_response_id = None
+
+    def compacted(self, items: list[Json]) -> None:
+        """This turn continues from ``items`` (user messages and a compaction item, then this turn's
+        own items) instead of the stored chain: stored, it starts a new chain, so a continuation of
+        it reads the compacted conversation, not the long one."""
+        self.input_items = items
+        self.compacted_history = []
+        self.previous_response_id = None
 
     def param(self, param: str | None) -> str | None:
         """A core request's param name as this request names it (``responses_param``)."""
@@ -166,6 +189,8 @@ class ResponsesRequest:
         for item in self.report.items:
             (report.drop if item.action == "dropped" else report.adjust)(item.param, item.detail)
         self.report = report
+        if self.compacted_history is not None:
+            history = self.compacted_history
         request = Request()
         request.CopyFrom(self.request)
         self.message_items = []
@@ -228,7 +253,30 @@ def request_from_json(body: Any, *, mode: chat_pb2.Compatibility | None = None) 
         ignored=sorted(set(body) - KNOWN_FIELDS),
         namespaces=tools.namespaces,
         tool_params=tools.params,
+        compact_threshold=_read_context_management(body),
     )
+
+
+def _read_context_management(body: Json) -> int | None:
+    """`context_management: [{"type": "compaction", "compact_threshold": N}]`: the threshold (0 for
+    the model's own), or None when the request asks for no compaction."""
+    entries = get_list(body, "context_management", "context_management")
+    threshold: int | None = None
+    for k, entry in enumerate(entries or ()):
+        param = f"context_management[{k}]"
+        if not isinstance(entry, dict):
+            raise type_error(param, "an object")
+        if get_str(entry, "type", f"{param}.type") != "compaction":
+            raise InvalidRequest(f"`{param}.type` must be `compaction`.", param=f"{param}.type", code="invalid_value")
+        given = get_int(entry, "compact_threshold", f"{param}.compact_threshold")
+        if given is not None and given < 1:
+            raise InvalidRequest(
+                f"`{param}.compact_threshold` must be a positive number of tokens.",
+                param=f"{param}.compact_threshold",
+                code="invalid_value",
+            )
+        threshold = given or 0
+    return threshold
 
 
 def _read_settings(body: Json, request: Request, report: CompatReport) -> None:
@@ -276,9 +324,8 @@ def _read_unsupported(body: Json, report: CompatReport) -> None:
         report.drop("top_logprobs", "Claude returns no log probabilities")
     if get_int(body, "max_tool_calls", "max_tool_calls") is not None:
         report.drop("max_tool_calls", "Claude has no limit on built-in tool calls per response")
-    for name in ("context_management", "moderation"):
-        if body.get(name) is not None:
-            report.drop(name, "no Claude equivalent")
+    if body.get("moderation") is not None:
+        report.drop("moderation", "no Claude equivalent")
 
 
 def _read_text(body: Json, request: Request) -> None:
@@ -557,7 +604,7 @@ def messages_from_items(
     for i, item in enumerate(items):
         param = f"input[{i + offset}]"
         kind = item.get("type")
-        if kind in ("reasoning", "function_call", "custom_tool_call") or (
+        if kind in ("reasoning", "function_call", "custom_tool_call", "compaction") or (
             kind == "message" and item.get("role") == "assistant"
         ):
             if assistant is None:
@@ -599,6 +646,8 @@ def _assistant_item(item: Json, kind: str, message: chat_pb2.ChatMessage, param:
                 message.refusal += get_str(part, "refusal", f"{param}.content[{j}].refusal") or ""
             else:
                 message.content.add(text=get_str(part, "text", f"{param}.content[{j}].text") or "")
+    elif kind == "compaction":
+        message.content.add(text=COMPACTED + compaction_summary(item, param))
     elif kind == "reasoning":
         block = reasoning_block(item, param)
         if block is None:
@@ -726,6 +775,71 @@ def reasoning_block(item: Json, param: str) -> chat_pb2.ThinkingBlock | None:
         param=f"{param}.encrypted_content",
         code="invalid_encrypted_content",
     )
+
+
+# --- compaction ---------------------------------------------------------------------------
+
+COMPACT_FIELDS = frozenset({"model", "input", "instructions", "previous_response_id", "compatibility"})
+# The instruction a compaction sends after the conversation; Claude's answer is the summary.
+SUMMARIZE = (
+    "Summarize this conversation so far so that it can continue from the summary alone, without the "
+    "turns themselves: the goal, the decisions made, what was done and found (files, commands, results, "
+    "errors), what remains to do and anything the user asked to keep in mind. Write only the summary."
+)
+
+
+def compaction_item(summary: str) -> Json:
+    """A `compaction` item holding Claude's summary: opaque to the client (versioned like reasoning's
+    `encrypted_content`), and needing no memory at the gateway."""
+    content = COMPACTION_PREFIX + base64.urlsafe_b64encode(orjson.dumps({"s": summary})).decode()
+    return {"id": new_id("cmp_"), "type": "compaction", "encrypted_content": content}
+
+
+def compaction_summary(item: Json, param: str) -> str:
+    content = get_str(item, "encrypted_content", f"{param}.encrypted_content") or ""
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(content.removeprefix(COMPACTION_PREFIX)))
+    except (binascii.Error, ValueError, orjson.JSONDecodeError):
+        data = None
+    if not content.startswith(COMPACTION_PREFIX) or not isinstance(data, dict) or not isinstance(data.get("s"), str):
+        raise InvalidRequest(
+            f"`{param}.encrypted_content` is not a compaction this gateway made; send compaction items back "
+            "exactly as they were returned.",
+            param=f"{param}.encrypted_content",
+            code="invalid_encrypted_content",
+        )
+    return str(data["s"])
+
+
+def user_messages(items: list[Json]) -> list[Json]:
+    """What a compaction keeps verbatim: the user's own messages, in order (OpenAI's rule)."""
+    return [item for item in items if item.get("type") == "message" and item.get("role") == "user"]
+
+
+def compact_request_from_json(body: Any, *, mode: chat_pb2.Compatibility | None = None) -> ResponsesRequest:
+    """`POST /v1/responses/compact`: the conversation to compact (its input and stored chain)."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    kept = {k: v for k, v in body.items() if k in COMPACT_FIELDS}
+    if kept.get("input") is None:
+        kept["input"] = []  # a stored chain alone may be compacted
+    parsed = request_from_json({**kept, "store": False, "stream": False}, mode=mode)
+    parsed.ignored = sorted(
+        set(body) - COMPACT_FIELDS - {"prompt_cache_key", "prompt_cache_retention", "prompt_cache_options"}
+    )
+    return parsed
+
+
+def summarizing(request: Request) -> Request:
+    """The core request that asks Claude for the summary: the conversation, then the instruction."""
+    asking = Request()
+    asking.CopyFrom(request)
+    asking.ClearField("response_format")
+    asking.ClearField("stream_options")
+    if asking.tools:  # kept, as the API wants the tools of the calls in the conversation, but not called
+        asking.tool_choice.mode = chat_pb2.TOOL_CHOICE_MODE_NONE
+    asking.messages.add(role=chat_pb2.ROLE_USER).content.add(text=SUMMARIZE)
+    return asking
 
 
 # --- error and report params in the Responses API's own names --------------------------------

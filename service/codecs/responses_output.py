@@ -213,6 +213,14 @@ class OutputBuilder:
 
     # -- items ---------------------------------------------------------------
 
+    def item(self, item: Json) -> None:
+        """A finished item the gateway made itself (a compaction), added and done at once."""
+        self._close()
+        index = len(self.output)
+        self.output.append(item)
+        self._emit("response.output_item.added", output_index=index, item=item)
+        self._emit("response.output_item.done", output_index=index, item=item)
+
     def _start(self, item: Json) -> _Open:
         self._close()
         opened = _Open(len(self.output), item)

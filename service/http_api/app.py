@@ -29,6 +29,8 @@ from . import anthropic_messages, openai_chat, openai_responses
 from .asgi import Receive, Scope, Send, TrackedSend, header
 from .errors import error_headers, http_status
 from .lifecycle import ChatEndpoint, HttpSettings, Surface
+from .responses_compaction import COMPACT_PATH
+from .responses_socket import OpenSockets, ResponsesSocket
 
 log = logging.getLogger("chatgate.http")
 
@@ -48,13 +50,20 @@ class ChatFastPath:
     included) are observed like chat requests: counted, access-logged, traced;
     probes and scrapes are not, so they do not drown the log."""
 
-    __slots__ = ("app", "endpoints")
+    __slots__ = ("app", "endpoints", "socket", "sockets")
 
-    def __init__(self, endpoints: Mapping[str, ChatEndpoint], app: Starlette) -> None:
+    def __init__(
+        self, endpoints: Mapping[str, ChatEndpoint], app: Starlette, socket: ResponsesSocket, sockets: OpenSockets
+    ) -> None:
         self.endpoints, self.app = dict(endpoints), app
+        self.socket = socket  # the Responses API over a WebSocket
+        self.sockets = sockets  # what a drain waits for
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "websocket" and scope["path"] == openai_responses.PATH:
+                await self.socket(scope, receive, send)
+                return
             await self.app(scope, receive, send)  # type: ignore[arg-type]
             return
         if scope["method"] == "POST":
@@ -99,6 +108,7 @@ def create_app(chat: ChatService, keys: KeyChecker, lifecycle: Lifecycle, settin
         **SURFACES,
         openai_responses.PATH: openai_responses.OpenAIResponses(chat.archive),
         openai_responses.COUNT_PATH: openai_responses.ResponsesInputTokens(chat.archive),
+        COMPACT_PATH: openai_responses.ResponsesCompact(chat.archive),
     }
     endpoints = {path: ChatEndpoint(surface, chat, keys, settings) for path, surface in surfaces.items()}
 
@@ -149,7 +159,11 @@ def create_app(chat: ChatService, keys: KeyChecker, lifecycle: Lifecycle, settin
         HTTPException: http_exception_response,
         Exception: unexpected_error_response,
     }
-    return ChatFastPath(endpoints, Starlette(routes=routes, exception_handlers=handlers))
+    sockets = OpenSockets()
+    responses = surfaces[openai_responses.PATH]
+    assert isinstance(responses, openai_responses.OpenAIResponses)
+    socket = ResponsesSocket(responses, chat, keys, lifecycle, sockets, settings.max_body_bytes)
+    return ChatFastPath(endpoints, Starlette(routes=routes, exception_handlers=handlers), socket, sockets)
 
 
 def usage_route(usage: Any) -> Route:

@@ -19,7 +19,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from service.codecs.openai_responses import ResponsesRequest, request_from_json, responses_message
+from service.codecs.openai_responses import (
+    ResponsesRequest,
+    compact_request_from_json,
+    request_from_json,
+    responses_message,
+)
 from service.codecs.responses_output import Envelope, OutputBuilder, event
 from service.core import ChatResult, ChatService, ChatStream
 from service.core.chunks import as_chunk
@@ -33,6 +38,14 @@ from .asgi import Scope, header
 from .errors import http_status
 from .lifecycle import ChatCall
 from .openai_chat import COMPATIBILITY_MODES, error_json
+from .responses_compaction import (
+    Compaction,
+    add_usage,
+    compact_if_due,
+    compacted_response,
+    conversation,
+    summarize,
+)
 
 PATH = "/v1/responses"
 COUNT_PATH = "/v1/responses/input_tokens"
@@ -61,6 +74,7 @@ class OpenAIResponses:
     request_id_header = None
     keep_alive = KEEP_ALIVE
     generates = True  # False: the request is only read (token counting): nothing streams or is stored
+    read = staticmethod(request_from_json)
 
     def __init__(self, archive: ResponseArchive | None) -> None:
         self.archive = archive
@@ -71,7 +85,7 @@ class OpenAIResponses:
         except orjson.JSONDecodeError:
             raise InvalidRequest("The request body is not valid JSON.", code="invalid_json") from None
         mode = COMPATIBILITY_MODES.get((header(scope, b"x-chatgate-compatibility") or "").lower())
-        request = request_from_json(parsed, mode=mode)
+        request = self.read(parsed, mode=mode)
         if not self.generates:
             request.store = request.stream = False
         if self.archive is None:
@@ -99,9 +113,13 @@ class OpenAIResponses:
             return builder.finished()
 
         try:
-            result, response = await chat.respond(request, render, deadline=call.deadline, exchange=exchange)
+            compaction = await compact_if_due(chat, request, exchange, call.deadline)
+            result, response = await chat.respond(
+                request, with_compaction(render, compaction), deadline=call.deadline, exchange=exchange
+            )
         except GatewayError as error:
             raise renamed(error, request) from None
+        add_usage(exchange, compaction)
         adjustments = request.report.items + responses_adjustments(request, result.adjustments)
         return ResponsesResult(orjson.dumps(response), adjustments, result.upstream, result.overhead_ms)
 
@@ -128,6 +146,24 @@ class OpenAIResponses:
         if isinstance(stream, ResponsesStream):
             return stream.failed(error)
         return event("error", 0, {"code": error.code, "message": error.message, "param": error.param})
+
+
+class ResponsesCompact(OpenAIResponses):
+    """`POST /v1/responses/compact`: a conversation (its input, its stored chain, or both) as the user's
+    messages and one compaction item (``responses_compaction``). Nothing streams or is stored; the
+    client sends the items back, in place of the turns, to continue."""
+
+    generates = False
+    read = staticmethod(compact_request_from_json)
+
+    async def run(self, chat: ChatService, call: ChatCall, exchange: Exchange) -> ResponsesResult:
+        request = responses_request(call)
+        try:
+            items = await conversation(chat, request, exchange.caller.name)
+            compaction = await summarize(chat, request, items, exchange, call.deadline)
+        except GatewayError as error:
+            raise renamed(error, request) from None
+        return ResponsesResult(compacted_response(compaction), request.report.items, compaction.upstream, lambda: 0.0)
 
 
 class ResponsesInputTokens(OpenAIResponses):
@@ -158,6 +194,13 @@ class ResponsesStream:
         self._builder: OutputBuilder | None = None
         self._ended = False
         self._idle = UpstreamInfo()
+        self._compaction: Compaction | None = None
+        self.response: Json | None = None  # the finished response, once the stream ended
+
+    @property
+    def started(self) -> bool:
+        """Whether `response.created` went out (a failure then ends with `response.failed`)."""
+        return self._builder is not None
 
     @property
     def adjustments(self) -> list[Adjustment]:
@@ -187,7 +230,8 @@ class ResponsesStream:
             self._ended = True
             if builder is None:  # an upstream that sent nothing at all
                 builder = self._begin("")
-            response = builder.finished()
+            response = self.response = builder.finished()
+            add_usage(self._exchange, self._compaction)
             await self._chat.keep(self._request, self._exchange.caller, response)
             return builder.take()
         builder = self._builder
@@ -198,6 +242,7 @@ class ResponsesStream:
         return builder.take() or KEEP_ALIVE  # an upstream keep-alive stays one
 
     async def _open(self) -> ChatStream:
+        self._compaction = await compact_if_due(self._chat, self._request, self._exchange, self._call.deadline)
         request = await self._chat.recall(self._request, self._exchange.caller)
         self._inner = self._chat.stream(request, deadline=self._call.deadline, exchange=self._exchange)
         return self._inner
@@ -207,6 +252,8 @@ class ResponsesStream:
         request = self._request
         self._builder = OutputBuilder(envelope, request.custom_tools, request.summaries, namespaces=request.namespaces)
         self._builder.started()
+        if self._compaction is not None:  # the compaction comes first, as the conversation now begins with it
+            self._builder.item(self._compaction.item)
         return self._builder
 
     def failed(self, error: GatewayError) -> bytes:
@@ -217,6 +264,21 @@ class ResponsesStream:
     async def aclose(self) -> None:
         if self._inner is not None:
             await self._inner.aclose()
+
+
+def with_compaction(
+    render: Callable[[ChatResult], Json], compaction: Compaction | None
+) -> Callable[[ChatResult], Json]:
+    """The whole response, led by the compaction item when the turn compacted its conversation."""
+    if compaction is None:
+        return render
+
+    def rendered(result: ChatResult) -> Json:
+        response = render(result)
+        response["output"] = [compaction.item, *response["output"]]
+        return response
+
+    return rendered
 
 
 def renamed(error: GatewayError, request: ResponsesRequest) -> GatewayError:

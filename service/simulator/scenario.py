@@ -254,7 +254,7 @@ def text_blocks(body: Json, flags: dict[str, str]) -> list[Block]:
         return [Block("text", text=orjson.dumps(sample(structured.get("schema") or {})).decode())]
     results = tool_results(body)
     if results:
-        base = "Tool results received: " + "; ".join(results) + "."
+        base = TOOL_RESULTS + "; ".join(results) + "."
     else:
         base = f"{SIMULATOR_NOTE} You said: {summary(last_user_text(body), 40) or '(nothing)'}."
         attachments = attachment_note(body)
@@ -304,6 +304,21 @@ def tool_results(body: Json) -> list[str]:
     return found
 
 
+TOOL_RESULTS = "Tool results received: "
+
+
+def resumes(body: Json) -> bool:
+    """Whether the user's turn hands back an earlier answer of the simulator's own (an agent's
+    summary of its work after compacting the conversation, say): the loop is resumed, not begun, so
+    the simulator answers rather than calling its first tool again."""
+    for message in body.get("messages") or []:
+        if message.get("role") == "user":
+            said = orjson.dumps(message.get("content")).decode()
+            if SIMULATOR_NOTE in said or TOOL_RESULTS in said:
+                return True
+    return False
+
+
 def plan_tools(body: Json, flags: dict[str, str], digest: str) -> list[Block]:
     tools = [t for t in body.get("tools") or [] if t.get("type", "custom") == "custom"]  # client tools only
     choice = body.get("tool_choice") or {"type": "auto"}
@@ -311,11 +326,11 @@ def plan_tools(body: Json, flags: dict[str, str], digest: str) -> list[Block]:
         return []
     if choice.get("type") == "tool":
         chosen = [t for t in tools if t.get("name") == choice.get("name")]
-    elif "call" in flags and not tool_results(body):
+    elif "call" in flags and not tool_results(body) and not resumes(body):
         chosen = [t for t in tools if t.get("name") == flags["call"]]
     elif choice.get("type") == "any" or ("tool" in flags or "parallel" in flags):
         chosen = tools if "parallel" in flags and not choice.get("disable_parallel_tool_use") else tools[:1]
-    elif "notool" in flags or tool_results(body):
+    elif "notool" in flags or tool_results(body) or resumes(body):
         return []
     else:  # auto: call the first tool once, the way an agent loop begins
         chosen = tools[:1]

@@ -88,6 +88,7 @@ CODEX_CONFIG = """\
 model = "claude-sonnet-5-5"
 model_provider = "chatgate"
 check_for_update_on_startup = false
+{extra}
 
 [analytics]
 enabled = false
@@ -100,13 +101,14 @@ name = "chatgate"
 base_url = "{base}/v1"
 wire_api = "responses"
 env_key = "CHATGATE_KEY"
+{provider}
 """
 
 
-def codex(served: Gateway, workdir: Path, prompt: str) -> list[dict[str, Any]]:
+def codex(served: Gateway, workdir: Path, prompt: str, *, extra: str = "", provider: str = "") -> list[dict[str, Any]]:
     home = workdir.parent / "codex-home"
     home.mkdir(exist_ok=True)
-    (home / "config.toml").write_text(CODEX_CONFIG.format(base=served.http_url))
+    (home / "config.toml").write_text(CODEX_CONFIG.format(base=served.http_url, extra=extra, provider=provider))
     env = {"HOME": str(workdir.parent), "CODEX_HOME": str(home), "CHATGATE_KEY": "unused"}
     out = run([str(client("codex")), "exec", "--skip-git-repo-check", "--json", prompt], workdir, env)
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
@@ -137,3 +139,34 @@ def test_codex_exec_runs_a_tool_call(served: Gateway, tmp_path: Path) -> None:
     # The command's output went back upstream as the call's output; the answer quotes it.
     assert message["text"].startswith("Tool results received:") and "exited with code" in message["text"]
     assert [e for e in events if e["type"] == "turn.completed"]
+
+
+def socket_responses(served: Gateway) -> int:
+    """Responses served over the WebSocket so far (their access lines have status 101)."""
+    return sum(
+        1 for line in served.log().splitlines() if '"route":"/v1/responses"' in line and '"status":"101"' in line
+    )
+
+
+def test_codex_exec_over_a_websocket_with_a_forced_compaction(served: Gateway, tmp_path: Path) -> None:
+    """`supports_websockets = true`: Codex holds one socket for the turn (a `generate: false` warm-up,
+    then its requests). An auto-compaction limit just above its own prompt makes it compact mid-turn,
+    after the tool's output: it asks the model for a summary on the socket and continues the turn from
+    that summary."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    before = socket_responses(served)
+    events = codex(
+        served,
+        workdir,
+        "sim:call=exec_command run it",
+        extra="model_auto_compact_token_limit = 7000",
+        provider="supports_websockets = true",
+    )
+    (command,) = completed(events, "command_execution")
+    assert command["command"].endswith("sample")
+    (message,) = completed(events, "agent_message")
+    assert message["text"]
+    assert [e for e in events if e["type"] == "turn.completed"]
+    # warm-up, the turn, the compaction, the turn continued from the summary: all on the socket.
+    assert socket_responses(served) - before >= 4

@@ -429,7 +429,9 @@ def tool_choice(request: Request, body: JsonObject) -> JsonObject | None:
             }[request.tool_choice.mode]
         }
     if "tools" not in body:
-        if choice is not None and choice["type"] != "none":
+        # `auto` (and `none`) with no tools asks nothing: OpenAI accepts it, and clients send it (Codex's
+        # summarization turns). Only forcing a tool that is not there is an error.
+        if choice is not None and choice["type"] not in ("none", "auto"):
             raise InvalidRequest("`tool_choice` needs `tools`.", param="tool_choice")
         return None
     if request.HasField("parallel_tool_calls") and not request.parallel_tool_calls:
