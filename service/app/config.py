@@ -556,7 +556,7 @@ class Settings:
     heartbeat: float = option(
         15.0,
         number(0),
-        "seconds of silence after which a stream gets an SSE comment (0: off)",
+        "seconds of silence after which a stream gets a keep-alive: an SSE comment, an empty gRPC chunk (0: off)",
         env="CHATGATE_HEARTBEAT",
         file="server.heartbeat",
     )

@@ -237,7 +237,12 @@ async def serve(
             chat,
             keys,
             grpc_address(settings.host, settings.grpc_port),
-            GrpcSettings(reflection=settings.reflection, max_message_bytes=settings.max_body_bytes, reuse_port=shared),
+            GrpcSettings(
+                reflection=settings.reflection,
+                max_message_bytes=settings.max_body_bytes,
+                reuse_port=shared,
+                heartbeat=settings.heartbeat,
+            ),
             lifecycle,
         )
     except (OSError, RuntimeError):  # grpc reports a failed bind as RuntimeError

@@ -8,7 +8,7 @@ client retries on another replica.
 
 from __future__ import annotations
 
-from .errors import Overloaded, ShuttingDown
+from .errors import GatewayError, Overloaded, ShuttingDown
 
 OVERLOAD_RETRY_AFTER = 1.0  # seconds: long enough for in-flight work to move, short enough to matter
 
@@ -24,13 +24,28 @@ class Admission:
     def enter(self) -> None:
         """Takes a slot or raises; every ``enter`` that returns is paired with one ``leave``."""
         if self.closed:
-            raise ShuttingDown("The gateway is shutting down; send the request again.", retry_after=0.0)
+            refused = unserved(ShuttingDown("The gateway is shutting down; send the request again.", retry_after=0.0))
+            # Envoy takes this replica out of the pool at once (it needs active health checking), so
+            # the retry of this request, and what follows, go to the others.
+            refused.headers[IMMEDIATE_HEALTH_CHECK_FAIL] = "true"
+            raise refused
         if self.limit and self.in_flight >= self.limit:
-            raise Overloaded(
-                f"The gateway is at its limit of {self.limit} requests in flight; try again shortly.",
-                retry_after=OVERLOAD_RETRY_AFTER,
+            raise unserved(
+                Overloaded(
+                    f"The gateway is at its limit of {self.limit} requests in flight; try again shortly.",
+                    retry_after=OVERLOAD_RETRY_AFTER,
+                )
             )
         self.in_flight += 1
 
     def leave(self) -> None:
         self.in_flight -= 1
+
+
+IMMEDIATE_HEALTH_CHECK_FAIL = "x-envoy-immediate-health-check-fail"
+
+
+def unserved(error: GatewayError) -> GatewayError:
+    """Marks a refusal that happened before any upstream call: safe for a proxy to retry elsewhere."""
+    error.unserved = True
+    return error

@@ -72,6 +72,9 @@ class GatewayError(Exception):
         # The upstream's own error answer (a body, or a stream's error event data), credentials
         # redacted, for a surface that speaks the upstream's dialect and passes it through as sent.
         self.upstream_body: bytes | None = None
+        # Refused by this process before anything went upstream (admission closed or full): another
+        # replica can take the same request safely, so a proxy may retry it there.
+        self.unserved = False
 
     @property
     def retryable(self) -> bool:

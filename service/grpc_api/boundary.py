@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import grpc
 
+from chatgate.v1 import chat_pb2
 from service.core.auth import KeyChecker
 from service.core.errors import GatewayError, InternalError, ShuttingDown
 from service.core.exchange import ATTRIBUTION_HEADERS, Exchange, attribution_value, request_id_from
@@ -30,6 +31,7 @@ from service.core.lifecycle import Lifecycle
 from service.observability import Observed
 
 from .errors import rich_status, status_code
+from .heartbeat import StreamHeartbeat
 
 log = logging.getLogger("chatgate.grpc")
 
@@ -160,6 +162,8 @@ class Call:
 # a second variable in every task's context cost 16k instructions per unary call here (callgrind,
 # `python -m bench.instructions --kind grpc`: 1,283k -> 1,267k without it).
 _CALLS: dict[int, Call] = {}
+# What a silent server stream of each method is sent to keep it alive: a message clients skip.
+KEEP_ALIVE: dict[str, Any] = {"StreamChatCompletion": chat_pb2.ChatCompletionChunk()}
 
 
 def current(context: Context) -> Call:
@@ -186,9 +190,10 @@ class CallPrologue:
     1,260k -> 1,318k), while a handler wrapped at registration costs nothing to find. The effect
     is the same: one prologue for every method, none in the methods themselves."""
 
-    def __init__(self, keys: KeyChecker, calls: Calls) -> None:
+    def __init__(self, keys: KeyChecker, calls: Calls, heartbeat: StreamHeartbeat | None = None) -> None:
         self.keys = keys
         self.calls = calls
+        self.heartbeat = heartbeat  # keep-alive chunks for silent streams; None: off
 
     def wrap(self, name: str, handler: Handler) -> Handler:
         """``handler`` (the generated one for method ``name``) with the prologue around its behaviour."""
@@ -199,7 +204,7 @@ class CallPrologue:
         # grpc's stubs type the behaviours as synchronous; on a grpc.aio server they are coroutines.
         if handler.unary_stream is not None:
             streaming: Streaming = handler.unary_stream  # type: ignore[assignment]
-            return grpc.unary_stream_rpc_method_handler(self._streaming(name, streaming), **codec)
+            return grpc.unary_stream_rpc_method_handler(self._streaming(name, streaming, KEEP_ALIVE.get(name)), **codec)
         unary: Unary = handler.unary_unary  # type: ignore[assignment]
         return grpc.unary_unary_rpc_method_handler(self._unary(name, unary), **codec)
 
@@ -224,7 +229,7 @@ class CallPrologue:
 
         return call
 
-    def _streaming(self, name: str, method: Streaming) -> Unary:
+    def _streaming(self, name: str, method: Streaming, keep_alive: Any = None) -> Unary:
         """A coroutine that writes what the method yields: grpc.aio accepts either for a server stream,
         and a generator around the method's generator would add a hop to every streamed message
         (about 6k instructions each, measured)."""
@@ -239,12 +244,26 @@ class CallPrologue:
                     key = id(context)
                     _CALLS[key] = Call(exchange, deadline_of(context), boundary)
                     write = context.write
+                    heartbeat = self.heartbeat if keep_alive is not None else None
+                    beat = heartbeat.join(write, keep_alive) if heartbeat is not None else None
                     try:
                         # Closed however the call ends, so the method's own `finally` releases the upstream.
                         async with contextlib.aclosing(method(request, context)) as items:
-                            async for item in items:
-                                await write(item)
+                            if beat is None:
+                                async for item in items:
+                                    await write(item)
+                            else:
+                                async for item in items:
+                                    if beat.ping is not None:  # one message in flight at a time
+                                        await beat.ping
+                                    beat.writes += 1
+                                    await write(item)
                     finally:
                         del _CALLS[key]
+                        if beat is not None:
+                            if beat.ping is not None:  # its write finishes before the call's status goes out
+                                with contextlib.suppress(BaseException):
+                                    await beat.ping
+                            heartbeat.leave(beat)  # type: ignore[union-attr]
 
         return call

@@ -61,6 +61,9 @@ def rich_status(
         violation = error_details_pb2.BadRequest.FieldViolation(field=error.param, description=error.message)
         details.append(_packed(error_details_pb2.BadRequest(field_violations=[violation])))
     trailers: list[tuple[str, bytes | str]] = []
+    if error.unserved:  # refused before any upstream call: a proxy may retry it on another replica
+        trailers.append(("x-chatgate-unserved", "true"))
+        trailers.extend(error.headers.items())
     if error.retries_spent:
         trailers.append(("grpc-retry-pushback-ms", "-1"))  # the gateway retried already: no client retry
     elif error.retry_after is not None:

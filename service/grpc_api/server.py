@@ -18,6 +18,7 @@ from service.core.auth import KeyChecker
 from service.core.lifecycle import Lifecycle
 
 from .boundary import CallPrologue, Calls
+from .heartbeat import StreamHeartbeat
 from .servicer import ChatCompletionServicer
 
 SERVICE_NAME = chat_service_pb2.DESCRIPTOR.services_by_name["ChatCompletionService"].full_name
@@ -37,6 +38,8 @@ class GrpcSettings:
     max_message_bytes: int
     # Lets worker processes share the port; off for one process, so a port clash fails loudly.
     reuse_port: bool
+    # Seconds of silence after which a server stream gets a keep-alive chunk (0: never).
+    heartbeat: float = 0.0
 
 
 @dataclass(slots=True)
@@ -79,7 +82,8 @@ def build_grpc_server(
     ]
     calls = Calls(lifecycle or Lifecycle())
     server = grpc.aio.server(options=options)
-    add_chat_service(server, ChatCompletionServicer(chat), CallPrologue(keys, calls))
+    heartbeat = StreamHeartbeat(settings.heartbeat) if settings.heartbeat > 0 else None
+    add_chat_service(server, ChatCompletionServicer(chat), CallPrologue(keys, calls, heartbeat))
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if settings.reflection:

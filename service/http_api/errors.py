@@ -45,6 +45,11 @@ def http_status(error: errors.GatewayError) -> int:
     return 500
 
 
+# On an error refused before any upstream call (a draining or full replica): safe to retry elsewhere.
+# deploy/envoy/envoy.yaml retries on it (`retriable-headers`); over gRPC it rides in the trailers.
+UNSERVED = "x-chatgate-unserved"
+
+
 def error_headers(error: errors.GatewayError, status: int | None = None) -> dict[str, str]:
     headers: dict[str, str] = dict(error.headers)
     if error.retry_after is not None:
@@ -56,6 +61,8 @@ def error_headers(error: errors.GatewayError, status: int | None = None) -> dict
         # The OpenAI and Anthropic SDKs retry 429 and 5xx by status alone; this stops a futile
         # retry, and one that would multiply the attempts the gateway already made.
         headers["x-should-retry"] = "false"
+    if error.unserved:  # nothing reached the upstream: a proxy in front may send it to another replica
+        headers[UNSERVED] = "true"
     if error.upstream_request_id:
         headers["x-upstream-request-id"] = error.upstream_request_id
         if error.upstream_body is not None:  # the upstream's answer, passed through: its id, as the SDKs read it

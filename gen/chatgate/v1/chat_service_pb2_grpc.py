@@ -113,6 +113,10 @@ class ChatCompletionServiceServicer:
         reason `incomplete_stream` or `server_overloaded`); the chunks already sent
         stand. A stream never ends with OK unless it is complete. Cancelling the
         call, or its deadline passing, cancels the upstream request at once.
+        After `server.heartbeat` seconds without a chunk (15 by default) the stream
+        gets a keep-alive: a chunk with no choices and no usage, which clients skip.
+        It keeps proxies that time out idle streams (Envoy, Istio) from cutting a
+        model that is thinking quietly; HTTP/2 pings keep only the connection alive.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
