@@ -546,6 +546,14 @@ class Settings:
         env="CHATGATE_SHUTDOWN_GRACE",
         file="server.shutdown_grace",
     )
+    replicated: bool = option(
+        False,
+        boolean,
+        "this process is one of several replicas: refuse to start with per-process state (a SQLite ledger "
+        "or response store, caller limits without Redis), which would split between them",
+        env="CHATGATE_REPLICATED",
+        file="server.replicated",
+    )
     drain_delay: float = option(
         0.0,
         number(0),
@@ -696,6 +704,21 @@ class Settings:
             anthropic_version=self.anthropic_version,
         )
 
+    def check_shared_state(self) -> None:
+        """A replica must keep its state where the others see it."""
+        per_process = []
+        if self.ledger_url.startswith("sqlite:"):
+            per_process.append("ledger.url is SQLite (one file per pod)")
+        responses = self.responses_url or self.ledger_url
+        if responses.startswith("sqlite:"):
+            per_process.append("responses.url is SQLite (a response stored on one pod is unknown to the others)")
+        if not self.limits_redis_url:
+            per_process.append("limits.redis_url is empty (each pod would count a caller's limits alone)")
+        if per_process:
+            raise ConfigError(
+                "server.replicated is on but " + "; ".join(per_process) + ": use postgresql://... and redis://..."
+            )
+
     def upstream_configs(self) -> list[UpstreamConfig]:
         """The default upstream, then every `[upstreams.NAME]`, each checked and complete."""
         default = self.default_upstream()
@@ -722,6 +745,8 @@ class Settings:
 
     def check(self) -> None:
         """Rules that involve more than one setting."""
+        if self.replicated:
+            self.check_shared_state()
         if self.workers > 1 and (self.http_port == 0 or self.grpc_port == 0):
             raise ConfigError("workers: several workers need fixed ports to share; port 0 picks one per worker")
         if not self.has_keys and not self.allow_unauthenticated and not is_loopback(self.host):

@@ -76,6 +76,12 @@ class JsonErrorProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
+# Seconds an idle client connection is kept (uvicorn's default, stated): a proxy in front must drop
+# its idle upstream connections sooner (deploy/envoy/envoy.yaml: 4 s), or it may send a request
+# down a connection this side is closing.
+KEEP_ALIVE = 5
+
+
 def uvicorn_server(app: Any, log_level: str, grace: float) -> QuietServer:
     # log_config=None: uvicorn's records go through our own logging format.
     config = uvicorn.Config(
@@ -87,6 +93,7 @@ def uvicorn_server(app: Any, log_level: str, grace: float) -> QuietServer:
         http=JsonErrorProtocol,
         proxy_headers=False,  # nothing reads client addresses; it costs a middleware call per request
         timeout_graceful_shutdown=int(grace),
+        timeout_keep_alive=KEEP_ALIVE,
         server_header=False,
         date_header=False,
     )
