@@ -31,7 +31,7 @@ from service.core import ChatService
 from service.core.auth import KeyChecker
 from service.core.compat import describe
 from service.core.errors import GatewayError, InternalError, InvalidRequest, ShuttingDown
-from service.core.exchange import Exchange
+from service.core.exchange import Exchange, new_request_id
 from service.core.lifecycle import Lifecycle
 from service.core.responses import Json
 from service.observability import Observed
@@ -153,6 +153,8 @@ class Session:
         """One `response.create` frame: a response, streamed back as events, with its own exchange."""
         endpoint = self.endpoint
         exchange = open_exchange(self.scope)
+        # Each response is a request of its own: never the upgrade's `x-request-id` twice.
+        exchange.request_id = new_request_id()
         exchange.caller = self.caller
         exchange.bytes_in = len(raw)
         exchange.status = "101"

@@ -61,6 +61,15 @@ def test_three_turns_with_a_tool_call_on_one_socket(gateway: Gateway, simulator:
     assert [m["role"] for m in sent] == ["user", "assistant", "user", "assistant", "user"]  # the whole conversation
 
 
+def test_each_response_on_a_socket_is_a_request_of_its_own(gateway: Gateway) -> None:
+    with connect(url(gateway), additional_headers={"x-request-id": "req_upgrade_0123456789"}) as socket:
+        first = create(socket, input="sim:notool one")[-1]["response"]["id"]
+        second = create(socket, input="sim:notool two")[-1]["response"]["id"]
+    lines = [line for line in gateway.log().splitlines() if '"status":"101"' in line and '"chatgate.access"' in line]
+    ids = [line.split('"request_id":"', 1)[1].split('"', 1)[0] for line in lines[-2:]]
+    assert first != second and len(set(ids)) == 2 and "req_upgrade_0123456789" not in ids
+
+
 def test_a_bad_frame_is_an_error_event_and_the_socket_keeps_serving(gateway: Gateway) -> None:
     with connect(url(gateway)) as socket:
         socket.send("not json")
