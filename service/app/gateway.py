@@ -10,6 +10,7 @@ import os
 import resource
 import signal
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,6 +25,7 @@ from ..core.lifecycle import Lifecycle
 from ..core.limits import Limiter, LocalLimiter
 from ..grpc_api import GrpcSettings, build_grpc_server
 from ..http_api import HttpSettings, create_admin_app, create_app
+from ..http_api.responses_socket import OpenSockets
 from ..observability import access
 from ..store.ledger import Ledger
 from ..store.responses import StoredResponses
@@ -279,11 +281,7 @@ async def serve(
         log.info("draining: unready, refusing new requests for %.1f s", settings.drain_delay)
         await asyncio.sleep(settings.drain_delay)
     log.info("shutting down: in-flight requests get up to %.0f s", settings.shutdown_grace)
-    # The server closes WebSockets at once when it stops (1012): the responses in flight on them
-    # finish first, within the grace (the sockets themselves close as their responses end).
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(app.sockets.drained(), settings.shutdown_grace)
-    http_server.should_exit = True
+    await stop_http(http_server, app.sockets, settings.shutdown_grace)
     await asyncio.gather(grpc_server.stop(settings.shutdown_grace), http_task, return_exceptions=True)
     await background.stop()
     if admin is not None:
@@ -293,6 +291,17 @@ async def serve(
     if (tracing := observability.active_tracing()) is not None:
         tracing.shutdown()  # exports the spans still buffered
     log.info("chatgate stopped")
+
+
+async def stop_http(server: uvicorn.Server, sockets: OpenSockets, grace: float) -> None:
+    """Tells the HTTP server to stop once the responses in flight on WebSockets ended: the server
+    closes sockets at once when it stops (1012), while HTTP requests get its graceful shutdown. One
+    grace in all: what the sockets took is not given again to the HTTP requests."""
+    waited = time.monotonic()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(sockets.drained(), grace)
+    server.config.timeout_graceful_shutdown = max(1, int(grace - (time.monotonic() - waited)))
+    server.should_exit = True
 
 
 def stop_signal() -> asyncio.Event:
