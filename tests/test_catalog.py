@@ -174,6 +174,10 @@ def test_a_model_the_upstream_lists_is_served_as_asked_whatever_the_table_says(t
     catalog = build_catalog(settings(tmp_path), [*LISTING, *listed(SEED)])
     seed = catalog.resolve(SEED)
     assert seed.listed and not seed.is_retired() and seed.upstream_id == SEED
+    # Should the upstream answer 404 for it after all, the table's successor (a listed one) stands in.
+    stand_in = catalog.stand_in(seed)
+    assert seed.table_retired is not None and stand_in is not None and stand_in.id == "claude-sonnet-5-5"
+    assert catalog.stand_in(catalog.resolve("claude-haiku-4-5")) is None
 
 
 def test_a_successor_is_chosen_only_among_the_models_the_upstream_lists(tmp_path: Path) -> None:

@@ -112,7 +112,7 @@ def merge_listed(
         merged = from_upstream(entry, base, provider)
         if merged is None:
             continue
-        merged = replace(merged, listed=True, retired=None)
+        merged = replace(merged, listed=True, retired=None, table_retired=merged.retired)
         if at is None:
             index[merged.id] = len(models)
             models.append(merged)

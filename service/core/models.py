@@ -69,6 +69,9 @@ class ModelInfo:
     source: str = "built-in"
     # The upstream's Models API lists it: served as asked, whatever the built-in table says.
     listed: bool = False
+    # The built-in table's retirement date of a model the upstream still lists: should the upstream
+    # answer 404 for it after all, it is retired then, and its successor (a listed one) answers.
+    table_retired: date | None = None
     # The configured upstream (`[upstreams.NAME]`) whose provider serves this model.
     provider: str = "anthropic"
     owned_by: str = ""
@@ -161,6 +164,11 @@ class ModelCatalog:
         """The entry for an id or alias, or None (no error: for bookkeeping, not for requests)."""
         return self._by_name.get(name)
 
+    def stand_in(self, model: ModelInfo) -> ModelInfo | None:
+        """For a listed model the table calls retired: the model that serves it if the upstream
+        answers 404 for it after all (None for any other model)."""
+        return self.successor_of(model) if model.listed and model.table_retired is not None else None
+
     def successor_of(self, model: ModelInfo) -> ModelInfo | None:
         """The entry that serves a retired model, following successors that are themselves retired."""
         seen = {model.id}
@@ -200,7 +208,7 @@ def with_successor(model: ModelInfo, models: Sequence[ModelInfo]) -> ModelInfo:
     family from the same upstream (none when the family has no current model). Once that
     upstream's Models API has been read, only a model it lists can be the successor: the
     built-in table must never send requests to a model the upstream does not offer."""
-    if model.retired is None or model.successor:
+    if (model.retired is None and model.table_retired is None) or model.successor:
         return model
     peers = [m for m in models if m.provider == model.provider and m.id != model.id]
     listing = any(m.listed for m in peers)

@@ -70,6 +70,7 @@ class Plan:
     deadline: float | None
     started: float = field(default_factory=time.monotonic)
     replaces: ModelInfo | None = None  # the retired model asked for, when its successor serves
+    stand_in: ModelInfo | None = None  # serves a listed model the upstream answers 404 for after all
 
     @property
     def model(self) -> ModelInfo:
@@ -86,6 +87,7 @@ class Plan:
                 exchange=self.exchange,
                 chain=self.chain,
                 replaces=self.replaces,
+                stand_in=self.stand_in,
             )
             for _ in range(count)
         ]
@@ -136,6 +138,9 @@ class Pipeline:
         asked = catalog.resolve(model_name)
         model = serving(catalog, asked, report)
         chain = authorized(catalog, model, exchange.caller)
+        stand_in = catalog.stand_in(model)
+        if stand_in is not None and not exchange.caller.may_use(stand_in.id):
+            stand_in = None
         if serves is not None:
             if not serves(model):
                 raise ModelNotFound(
@@ -143,7 +148,8 @@ class Pipeline:
                 )
             if len(chain) > 1:
                 chain = tuple(m for m in chain if serves(m))
-        return Plan(request, exchange, catalog, chain, report, deadline, replaces=asked if model is not asked else None)
+        replaces = asked if model is not asked else None
+        return Plan(request, exchange, catalog, chain, report, deadline, replaces=replaces, stand_in=stand_in)
 
     # --- admit, settle ----------------------------------------------------------------
 
@@ -294,6 +300,9 @@ class Pipeline:
                         await asyncio.sleep(wait)
                         attempt = replace(attempt, attempt=attempt.attempt + 1)
                         continue
+                    if index == 0 and call.stand_in is not None and gone(error):
+                        # Listed, but the upstream answers 404: retired after all; its successor serves.
+                        return await self._stood_in(call, run, model, call.stand_in, error)
                     if index + 1 < len(chain) and falls_back(error):
                         served_by = chain[index + 1].id
                         log.warning("%s failed (%s); falling back to %s", model.id, error.code, served_by)
@@ -312,9 +321,34 @@ class Pipeline:
                 return result
         raise AssertionError("unreachable: the last model's last attempt returns or raises")  # pragma: no cover
 
+    async def _stood_in(
+        self,
+        call: ProviderCall,
+        run: Callable[[ProviderCall], Awaitable[T]],
+        model: ModelInfo,
+        stand_in: ModelInfo,
+        error: GatewayError,
+    ) -> T:
+        log.warning("the upstream lists %s but answered 404 for it; %s serves it", model.id, stand_in.id)
+        if call.report.strict:
+            raise ModelNotFound(
+                f"The model `{model.id}` is no longer served upstream; use `{stand_in.id}` instead.",
+                param="model",
+                code="model_retired",
+            ) from error
+        retired = replace(model, retired=model.table_retired)
+        return await self.attempt(
+            replace(call, model=stand_in, chain=(stand_in,), attempt=1, replaces=retired, stand_in=None), run
+        )
+
     def _attempted(self, attempt: ProviderCall, outcome: str) -> None:
         if self._on_attempt is not None:
             self._on_attempt(attempt, outcome)
+
+
+def gone(error: GatewayError) -> bool:
+    """The upstream said the model does not exist (404), as it says of a retired one."""
+    return isinstance(error, ModelNotFound) and error.upstream_status == 404
 
 
 def authorized(catalog: ModelCatalog, model: ModelInfo, caller: Caller) -> tuple[ModelInfo, ...]:

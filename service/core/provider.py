@@ -69,6 +69,8 @@ class ProviderCall:
     chain: tuple[ModelInfo, ...] = ()
     # The retired model the chain's first model stands in for: reported once that model answered.
     replaces: ModelInfo | None = None
+    # Serves the first model if the upstream, which lists it, answers 404 for it after all.
+    stand_in: ModelInfo | None = None
 
 
 class ChatProvider(Protocol):

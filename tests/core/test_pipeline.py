@@ -22,6 +22,7 @@ from service.core import ChatService, Limits, ModelCatalog, ModelInfo, ProviderC
 from service.core.admission import Admission
 from service.core.auth import CallerKey, KeyChecker, hash_key
 from service.core.errors import (
+    ModelNotFound,
     Overloaded,
     PermissionDenied,
     RateLimited,
@@ -533,3 +534,49 @@ def test_a_successor_that_failed_is_not_reported_as_having_answered() -> None:
     with pytest.raises(UpstreamOverloaded):
         asyncio.run(chat.pipeline.attempt(call, provider.complete))
     assert provider.served == ["dear-v1"] and plan.report.items == []
+
+
+# --- a listed model the upstream answers 404 for after all ------------------------------------------
+
+LISTED_OLD = ModelInfo(
+    "old", "old-v1", "Old", 1000, provider="house", owned_by="us", listed=True, table_retired=date(2025, 1, 1)
+)
+LISTED_NEW = ModelInfo("new", "new-v1", "New", 1000, provider="house", owned_by="us", listed=True, created=2)
+
+
+@dataclass
+class Gone(ByModel):
+    """The upstream lists ``old-v1`` but answers 404 for it."""
+
+    async def complete(self, call: ProviderCall) -> chat_pb2.ChatCompletion:
+        if call.model.upstream_id == "old-v1":
+            self.served.append("old-v1")
+            raise ModelNotFound("model: old-v1", param="model", upstream_status=404)
+        return await super().complete(call)
+
+
+def gone_chat(provider: object, strict: bool = False) -> ChatService:
+    catalog = ModelCatalog([replace(LISTED_OLD, successor="new"), LISTED_NEW])
+    return ChatService(catalog, {"house": provider}, strict_by_default=strict, limits=limits())  # type: ignore[dict-item]
+
+
+def test_a_listed_model_the_upstream_answers_404_for_is_served_by_its_successor() -> None:
+    provider = Gone()
+    result = asyncio.run(gone_chat(provider).complete(grpc_request("Hi", model="old")))
+    assert provider.served == ["old-v1", "new-v1"]
+    assert [a.shown for a in result.adjustments] == ["old->new"]
+
+
+def test_strict_a_listed_model_answering_404_is_model_retired_naming_its_successor() -> None:
+    with pytest.raises(ModelNotFound) as caught:
+        asyncio.run(gone_chat(Gone(), strict=True).complete(grpc_request("Hi", model="old")))
+    assert caught.value.code == "model_retired" and "`new`" in caught.value.message
+
+
+def test_a_404_for_a_model_the_table_never_retired_reaches_the_client() -> None:
+    provider = Gone()
+    catalog = ModelCatalog([replace(LISTED_OLD, table_retired=None), LISTED_NEW])
+    chat = ChatService(catalog, {"house": provider}, strict_by_default=False, limits=limits())  # type: ignore[dict-item]
+    with pytest.raises(ModelNotFound):
+        asyncio.run(chat.complete(grpc_request("Hi", model="old")))
+    assert provider.served == ["old-v1"]
