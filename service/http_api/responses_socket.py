@@ -151,6 +151,9 @@ class Session:
 
     async def turn(self, raw: str | bytes, receive: Receive) -> None:
         """One `response.create` frame: a response, streamed back as events, with its own exchange."""
+        if steering(raw):
+            await self.refuse_steer(raw)
+            return
         endpoint = self.endpoint
         exchange = open_exchange(self.scope)
         # Each response is a request of its own: never the upgrade's `x-request-id` twice.
@@ -190,6 +193,24 @@ class Session:
                     exchange.upstream_seconds = stream.upstream.seconds
                     await stream.aclose()
                 endpoint.sockets.idle(done)
+
+    async def refuse_steer(self, raw: str | bytes) -> None:
+        """`response.steer` (queued input for a continuation of a response in flight) is answered
+        `response.steer.failed` with `steering_not_supported`, which the API lets clients expect:
+        the client sends the input with its next `response.create` instead."""
+        frame = orjson.loads(raw)
+        steer = {"input": frame.get("input"), "previous_response_id": frame.get("previous_response_id")}
+        failed = {
+            "type": "response.steer.failed",
+            "sequence_number": 0,
+            "error": {
+                "type": "invalid_request_error",
+                "code": "steering_not_supported",
+                "message": "This gateway does not steer responses; send the input with the next response.create.",
+            },
+            "steer": steer,
+        }
+        await self.send({"type": "websocket.send", "text": orjson.dumps(failed).decode()})
 
     def parse(self, raw: str | bytes) -> ChatCall:
         endpoint = self.endpoint
@@ -257,6 +278,17 @@ async def refuse(scope: Scope, send: Send, error: GatewayError) -> None:
         await send({"type": "websocket.http.response.body", "body": body})
         return
     await send({"type": "websocket.close", "code": POLICY, "reason": error.message[:120]})
+
+
+def steering(raw: str | bytes) -> bool:
+    """Whether a frame is `response.steer` (cheap: the type is looked for before anything is parsed)."""
+    if b"response.steer" not in (raw if isinstance(raw, bytes) else raw.encode()):
+        return False
+    try:
+        frame = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(frame, dict) and frame.get("type") == "response.steer"
 
 
 def error_fields(error: GatewayError) -> Json:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
@@ -154,3 +155,24 @@ def test_a_warm_up_frame_answers_without_calling_the_upstream(gateway: Gateway, 
         answer = create(socket, input="sim:notool now", previous_response_id=warm[-1]["response"]["id"])
         assert answer[-1]["type"] == "response.completed"
     assert [m["role"] for m in simulator.find(tag)["body"]["messages"]] == ["user"]  # both user turns, merged
+
+
+def test_the_official_sdks_websocket_client_holds_a_conversation(gateway: Gateway) -> None:
+    client = openai.OpenAI(base_url=gateway.http_url + "/v1", api_key="unused")
+    with client, client.responses.connect() as connection:
+        previous: str | None = None
+        texts = []
+        for turn in ("first", "second", "third"):
+            extra = {"previous_response_id": previous} if previous else {}
+            connection.response.create(model=MODEL, input=f"sim:notool {turn}", store=False, **extra)
+            for event in connection:
+                if event.type == "response.completed":
+                    previous = event.response.id
+                    texts.append(event.response.output_text)
+                    break
+                assert event.type not in ("error", "response.failed"), event
+        # Steering is not offered: the API's own refusal, and the socket goes on.
+        connection.send({"type": "response.steer", "previous_response_id": previous, "input": "faster"})  # type: ignore[arg-type]
+        refused = connection.recv()
+        assert refused.type == "response.steer.failed" and refused.error.code == "steering_not_supported"
+    assert texts == [f"[chatgate simulator] You said: {t}." for t in ("first", "second", "third")]
