@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
+from websockets.exceptions import ConnectionClosed
 
 from service.codecs.responses_output import Envelope, OutputBuilder
 from service.core import ChatService
@@ -108,7 +109,17 @@ class ResponsesSocket:
                 message, frames = frames.result(), None
                 if message["type"] == "websocket.disconnect":
                     return
-                await session.turn(message.get("text") or message.get("bytes") or b"", receive)
+                # The socket is read while the response runs: a client that leaves cancels it (and the
+                # upstream call) at once, even while the model is silent; a frame sent meanwhile waits.
+                frames = asyncio.ensure_future(receive())
+                served = asyncio.ensure_future(session.turn(message.get("text") or message.get("bytes") or b""))
+                await asyncio.wait({served, frames}, return_when=asyncio.FIRST_COMPLETED)
+                if not served.done() and frames.result()["type"] == "websocket.disconnect":
+                    served.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await served
+                    return
+                await served
                 if self.lifecycle.draining:
                     await session.close(GOING_AWAY, "the gateway is draining; reconnect")
                     return
@@ -149,7 +160,7 @@ class Session:
                 if line.startswith(b"data: "):
                     await self.frame(line[6:], exchange)
 
-    async def turn(self, raw: str | bytes, receive: Receive) -> None:
+    async def turn(self, raw: str | bytes) -> None:
         """One `response.create` frame: a response, streamed back as events, with its own exchange."""
         if steering(raw):
             await self.refuse_steer(raw)
@@ -182,6 +193,13 @@ class Session:
                 exchange.outcome = error.code
                 exchange.status = str(http_status(error))
                 await self.failed(error, stream, exchange)
+            except (OSError, ConnectionClosed):  # the client left mid-response: the upstream call ends below
+                exchange.outcome = "client_disconnected"
+                self.closed = True
+            except asyncio.CancelledError:  # the socket saw the client leave while the response ran
+                exchange.outcome = "client_disconnected"
+                self.closed = True
+                raise
             except Exception:
                 log.exception("unexpected failure serving a Responses socket frame")
                 exchange.outcome = "internal_error"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -176,3 +177,24 @@ def test_the_official_sdks_websocket_client_holds_a_conversation(gateway: Gatewa
         refused = connection.recv()
         assert refused.type == "response.steer.failed" and refused.error.code == "steering_not_supported"
     assert texts == [f"[chatgate simulator] You said: {t}." for t in ("first", "second", "third")]
+
+
+@pytest.mark.parametrize("answer", ["sim:words=60 sim:pace_ms=100", "sim:stall_after_start=5 sim:words=3"])
+def test_a_client_that_leaves_mid_response_cancels_the_upstream_call(
+    answer: str, gateway: Gateway, simulator: Simulator
+) -> None:
+    """Writing or silent (a model thinking): either way the upstream call ends within a second."""
+    before = simulator.stats()["aborted"]
+    with connect(url(gateway)) as socket:
+        socket.send(json.dumps({"type": "response.create", "model": MODEL, "input": answer}))
+        assert json.loads(socket.recv(timeout=10))["type"] == "response.created"
+    deadline = time.monotonic() + 1
+    while simulator.stats()["aborted"] == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert simulator.stats()["aborted"] > before  # the upstream stream was closed, not read to its end
+    time.sleep(0.2)
+    last = [line for line in gateway.log().splitlines() if '"chatgate.access"' in line and '"/v1/responses"' in line][
+        -1
+    ]
+    assert '"outcome":"client_disconnected"' in last
+    assert "unexpected failure" not in gateway.log()
