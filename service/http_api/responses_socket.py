@@ -25,7 +25,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from websockets.exceptions import ConnectionClosed
 
 from service.codecs.responses_output import Envelope, OutputBuilder
 from service.core import ChatService
@@ -193,7 +192,7 @@ class Session:
                 exchange.outcome = error.code
                 exchange.status = str(http_status(error))
                 await self.failed(error, stream, exchange)
-            except (OSError, ConnectionClosed):  # the client left mid-response: the upstream call ends below
+            except OSError:  # the client left mid-response (uvicorn's ClientDisconnected): the upstream call ends below
                 exchange.outcome = "client_disconnected"
                 self.closed = True
             except asyncio.CancelledError:  # the socket saw the client leave while the response ran
