@@ -21,7 +21,7 @@ from kubernetes_validate.utils import ValidationError
 from service.app.config import ConfigError, load_settings
 from service.app.listeners import KEEP_ALIVE
 from service.grpc_api.server import LIVENESS_NAME
-from service.http_api.errors import UNSERVED
+from service.proxy import UNSERVED
 from tests.support import ROOT
 
 DEPLOY = ROOT / "deploy"

@@ -56,13 +56,13 @@ LAYERS = (
     Layer(
         "HTTP edge",
         ("service.http_api",),
-        (*CORE, "service.codecs", "service.observability", "service.http_api"),
+        (*CORE, "service.codecs", "service.observability", "service.proxy", "service.http_api"),
         ("starlette", "orjson"),
     ),
     Layer(
         "gRPC edge",
         ("service.grpc_api",),
-        (*CORE, "service.observability", "service.grpc_api"),
+        (*CORE, "service.observability", "service.proxy", "service.grpc_api"),
         ("grpc", "grpc_health", "grpc_reflection", "google.protobuf", "google.rpc"),
     ),
     Layer(
@@ -71,6 +71,7 @@ LAYERS = (
         (*CORE, "service.observability"),
         ("prometheus_client", "orjson"),
     ),
+    Layer("proxy signals", ("service.proxy",), CORE),
     Layer("simulator", ("service.simulator",), ("service.simulator",), ("orjson",)),
     Layer("store", ("service.store",), (*CORE, "service.store"), ("orjson", "asyncpg", "redis")),
     # The composition root wires everything together: it may import any part of service.

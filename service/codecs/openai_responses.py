@@ -159,8 +159,9 @@ class ResponsesRequest:
     # `context_management` compaction: compact the conversation when it is estimated above this many
     # input tokens (0: the model's own threshold, a share of its context window); None: never.
     compact_threshold: int | None = None
-    # The stored conversation, replaced by ``compacted`` when this turn compacts it.
-    compacted_history: list[Json] | None = None
+    # The stored conversation this turn continues, once read (``ChatService.history``: at most once a
+    # turn) or replaced by ``compacted``; None: not read yet.
+    known_history: list[Json] | None = None
 
     def continues(self, items: list[Json]) -> None:
         """This turn follows ``items`` (a conversation the caller holds, not the store: a socket's last
@@ -173,7 +174,7 @@ class ResponsesRequest:
         own items) instead of the stored chain: stored, it starts a new chain, so a continuation of
         it reads the compacted conversation, not the long one."""
         self.input_items = items
-        self.compacted_history = []
+        self.known_history = []
         self.previous_response_id = None
 
     def param(self, param: str | None) -> str | None:
@@ -189,8 +190,6 @@ class ResponsesRequest:
         for item in self.report.items:
             (report.drop if item.action == "dropped" else report.adjust)(item.param, item.detail)
         self.report = report
-        if self.compacted_history is not None:
-            history = self.compacted_history
         request = Request()
         request.CopyFrom(self.request)
         self.message_items = []

@@ -24,11 +24,7 @@ class Admission:
     def enter(self) -> None:
         """Takes a slot or raises; every ``enter`` that returns is paired with one ``leave``."""
         if self.closed:
-            refused = unserved(ShuttingDown("The gateway is shutting down; send the request again.", retry_after=0.0))
-            # Envoy takes this replica out of the pool at once (it needs active health checking), so
-            # the retry of this request, and what follows, go to the others.
-            refused.headers[IMMEDIATE_HEALTH_CHECK_FAIL] = "true"
-            raise refused
+            raise unserved(ShuttingDown("The gateway is shutting down; send the request again.", retry_after=0.0))
         if self.limit and self.in_flight >= self.limit:
             raise unserved(
                 Overloaded(
@@ -40,9 +36,6 @@ class Admission:
 
     def leave(self) -> None:
         self.in_flight -= 1
-
-
-IMMEDIATE_HEALTH_CHECK_FAIL = "x-envoy-immediate-health-check-fail"
 
 
 def unserved(error: GatewayError) -> GatewayError:

@@ -206,12 +206,18 @@ class ChatService:
 
     # --- a Responses turn: a chat call between the stored-conversation steps ------------
 
+    async def history(self, turn: Turn, caller: Caller) -> list[Json]:
+        """The stored conversation the turn continues ([] for a new one), read from the archive once."""
+        if turn.known_history is None:
+            found: list[Json] = []
+            if turn.previous_response_id and self.archive is not None:
+                found = await self.archive.history(turn.previous_response_id, caller.name)
+            turn.known_history = found
+        return turn.known_history
+
     async def recall(self, turn: Turn, caller: Caller) -> Request:
         """The step before planning: the stored conversation the turn continues, in front of its items."""
-        history: list[Json] = []
-        if turn.previous_response_id and self.archive is not None:
-            history = await self.archive.history(turn.previous_response_id, caller.name)
-        return turn.chat_request(history, strict=self.strict(turn.request))
+        return turn.chat_request(await self.history(turn, caller), strict=self.strict(turn.request))
 
     async def keep(self, turn: Turn, caller: Caller, response: Json) -> None:
         """The step after the answer: the finished response kept, when the turn asked for it (before the

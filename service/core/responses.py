@@ -31,6 +31,9 @@ class Turn(Protocol):
     @property
     def input_items(self) -> list[Json]: ...
 
+    # The stored conversation, once read (``ChatService.history``); None: not read yet.
+    known_history: list[Json] | None
+
     def chat_request(
         self, history: Iterable[Json] = (), *, strict: bool = False
     ) -> chat_service_pb2.ChatCompletionRequest:

@@ -7,6 +7,7 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from service.core import errors
+from service.proxy import unserved_headers
 
 DOMAIN = "chatgate.dev"
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
@@ -60,10 +61,7 @@ def rich_status(
     if error.param and isinstance(error, errors.ClientError):
         violation = error_details_pb2.BadRequest.FieldViolation(field=error.param, description=error.message)
         details.append(_packed(error_details_pb2.BadRequest(field_violations=[violation])))
-    trailers: list[tuple[str, bytes | str]] = []
-    if error.unserved:  # refused before any upstream call: a proxy may retry it on another replica
-        trailers.append(("x-chatgate-unserved", "true"))
-        trailers.extend(error.headers.items())
+    trailers: list[tuple[str, bytes | str]] = list(unserved_headers(error))  # a proxy may retry elsewhere
     if error.retries_spent:
         trailers.append(("grpc-retry-pushback-ms", "-1"))  # the gateway retried already: no client retry
     elif error.retry_after is not None:

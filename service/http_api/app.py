@@ -104,9 +104,10 @@ def other_route(path: str) -> str:
 
 
 def create_app(chat: ChatService, keys: KeyChecker, lifecycle: Lifecycle, settings: HttpSettings) -> ChatFastPath:
+    responses = openai_responses.OpenAIResponses(chat.archive)  # over HTTP and over the WebSocket
     surfaces: dict[str, Surface] = {
         **SURFACES,
-        openai_responses.PATH: openai_responses.OpenAIResponses(chat.archive),
+        openai_responses.PATH: responses,
         openai_responses.COUNT_PATH: openai_responses.ResponsesInputTokens(chat.archive),
         COMPACT_PATH: openai_responses.ResponsesCompact(chat.archive),
     }
@@ -160,8 +161,6 @@ def create_app(chat: ChatService, keys: KeyChecker, lifecycle: Lifecycle, settin
         Exception: unexpected_error_response,
     }
     sockets = OpenSockets()
-    responses = surfaces[openai_responses.PATH]
-    assert isinstance(responses, openai_responses.OpenAIResponses)
     socket = ResponsesSocket(responses, chat, keys, lifecycle, sockets, settings.max_body_bytes)
     return ChatFastPath(endpoints, Starlette(routes=routes, exception_handlers=handlers), socket, sockets)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 from service.core import errors
+from service.proxy import unserved_headers
 
 # Most specific class first is not needed: lookup walks each error's MRO.
 STATUS: dict[type[errors.GatewayError], int] = {
@@ -45,11 +46,6 @@ def http_status(error: errors.GatewayError) -> int:
     return 500
 
 
-# On an error refused before any upstream call (a draining or full replica): safe to retry elsewhere.
-# deploy/envoy/envoy.yaml retries on it (`retriable-headers`); over gRPC it rides in the trailers.
-UNSERVED = "x-chatgate-unserved"
-
-
 def error_headers(error: errors.GatewayError, status: int | None = None) -> dict[str, str]:
     headers: dict[str, str] = dict(error.headers)
     if error.retry_after is not None:
@@ -61,8 +57,7 @@ def error_headers(error: errors.GatewayError, status: int | None = None) -> dict
         # The OpenAI and Anthropic SDKs retry 429 and 5xx by status alone; this stops a futile
         # retry, and one that would multiply the attempts the gateway already made.
         headers["x-should-retry"] = "false"
-    if error.unserved:  # nothing reached the upstream: a proxy in front may send it to another replica
-        headers[UNSERVED] = "true"
+    headers.update(unserved_headers(error))  # nothing reached the upstream: a proxy may send it elsewhere
     if error.upstream_request_id:
         headers["x-upstream-request-id"] = error.upstream_request_id
         if error.upstream_body is not None:  # the upstream's answer, passed through: its id, as the SDKs read it

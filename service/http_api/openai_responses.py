@@ -159,7 +159,7 @@ class ResponsesCompact(OpenAIResponses):
     async def run(self, chat: ChatService, call: ChatCall, exchange: Exchange) -> ResponsesResult:
         request = responses_request(call)
         try:
-            items = await conversation(chat, request, exchange.caller.name)
+            items = await conversation(chat, request, exchange.caller)
             compaction = await summarize(chat, request, items, exchange, call.deadline)
         except GatewayError as error:
             raise renamed(error, request) from None

@@ -21,7 +21,7 @@ from chatgate.v1 import chat_pb2
 from service.codecs.openai_responses import ResponsesRequest, compaction_item, new_id, summarizing, user_messages
 from service.codecs.responses_output import usage_json
 from service.core import ChatService
-from service.core.exchange import Exchange
+from service.core.exchange import Caller, Exchange
 from service.core.fanout import sum_usage
 from service.core.provider import UpstreamInfo
 from service.core.responses import Json
@@ -41,19 +41,17 @@ class Compaction:
     upstream: UpstreamInfo
 
 
-async def conversation(chat: ChatService, turn: ResponsesRequest, caller: str) -> list[Json]:
-    """Every item of the turn's conversation: the stored chain it continues, then its input."""
-    history: list[Json] = []
-    if turn.previous_response_id and chat.archive is not None:
-        history = await chat.archive.history(turn.previous_response_id, caller)
-    return [*history, *turn.input_items]
+async def conversation(chat: ChatService, turn: ResponsesRequest, caller: Caller) -> list[Json]:
+    """Every item of the turn's conversation: the stored chain it continues (read once a turn: the
+    turn's own recall reuses it), then its input."""
+    return [*await chat.history(turn, caller), *turn.input_items]
 
 
 async def summarize(
     chat: ChatService, turn: ResponsesRequest, items: list[Json], exchange: Exchange, deadline: float | None
 ) -> Compaction:
     """Claude's summary of ``items`` (a conversation), as the items that stand in for them."""
-    standalone = replace(turn, input_items=items, previous_response_id=None, compacted_history=[])
+    standalone = replace(turn, input_items=items, previous_response_id=None, known_history=[])
     request = await chat.recall(standalone, exchange.caller)
     result = await chat.complete(summarizing(request), deadline=deadline, exchange=exchange)
     message = result.completion.choices[0].message if result.completion.choices else chat_pb2.ChatMessage()
@@ -69,7 +67,7 @@ async def compact_if_due(
     this turn's last user message is compacted, and the turn continues from the compacted items."""
     if turn.compact_threshold is None:
         return None
-    items = await conversation(chat, turn, exchange.caller.name)
+    items = await conversation(chat, turn, exchange.caller)
     threshold = turn.compact_threshold or int(
         chat.get_model(turn.model, exchange.caller).context_window * DEFAULT_SHARE
     )

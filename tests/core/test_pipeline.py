@@ -580,3 +580,27 @@ def test_a_404_for_a_model_the_table_never_retired_reaches_the_client() -> None:
     with pytest.raises(ModelNotFound):
         asyncio.run(chat.complete(grpc_request("Hi", model="old")))
     assert provider.served == ["old-v1"]
+
+
+def test_a_turn_that_looks_at_its_conversation_first_reads_the_stored_chain_once() -> None:
+    """`context_management` reads the conversation to decide whether to compact; the turn that then
+    runs uncompacted reuses that read, and carries the stored message once."""
+    from service.codecs.openai_responses import request_from_json
+    from service.http_api.responses_compaction import compact_if_due
+
+    archive = Archive()
+    provider = ByModel()
+    chat = house_chat(provider, archive=archive)
+    body = {"model": "dear", "input": "now", "previous_response_id": "resp_1"}
+    turn = request_from_json({**body, "context_management": [{"type": "compaction", "compact_threshold": 10_000}]})
+    assert turn.compact_threshold == 10_000
+    exchange = internal()
+    exchange.caller = Caller("team")
+
+    async def scenario() -> chat_service_pb2.ChatCompletionRequest:
+        assert await compact_if_due(chat, turn, exchange, None) is None  # far below the threshold
+        return await chat.recall(turn, exchange.caller)
+
+    request = asyncio.run(scenario())
+    assert archive.asked == ["resp_1"]
+    assert [part.text for message in request.messages for part in message.content] == ["earlier", "now"]

@@ -402,7 +402,7 @@ class AnthropicProvider:
         assert not isinstance(call.request, NativeRequest)
         account, drop = self._thinking_account(call, self._affinity.account_of(call.request))
         if drop and strip_thinking(mapped.body.get("messages")):
-            self._dropped_thinking(call, account)
+            self._dropped_thinking(call)
         return account
 
     def _native_account(self, call: ProviderCall, body: bytes) -> tuple[str, bytes]:
@@ -413,7 +413,7 @@ class AnthropicProvider:
         if drop:
             parsed = orjson.loads(body)
             if isinstance(parsed, dict) and strip_thinking(parsed.get("messages")):
-                self._dropped_thinking(call, account)
+                self._dropped_thinking(call)
                 body = orjson.dumps(parsed)
         return account, body
 
@@ -425,7 +425,7 @@ class AnthropicProvider:
             return signer, False
         return "", traits_of(call.model).account_bound
 
-    def _dropped_thinking(self, call: ProviderCall, signer: str) -> None:
+    def _dropped_thinking(self, call: ProviderCall) -> None:
         log.warning("%s: no usable key of the account that signed its thinking; the thinking is dropped", call.model.id)
         call.report.note(
             "messages",
