@@ -41,7 +41,7 @@ LAYERS = (
         "upstream transport",
         ("service.transport",),
         (*CORE, "service.transport"),
-        ("aiohttp", "httpx", "orjson"),
+        ("aiohttp", "httpx", "orjson", "yarl"),
         USE_CASE,
     ),
     Layer(
@@ -49,6 +49,22 @@ LAYERS = (
         ("service.providers.anthropic",),
         (*CORE, "service.codecs", "service.transport", "service.providers.anthropic"),
         ("orjson", "google.protobuf"),
+        USE_CASE,
+    ),
+    # Claude on the clouds: Anthropic's wire (the Anthropic provider's package) on other platforms,
+    # through each platform's own libraries.
+    Layer(
+        "Bedrock provider",
+        ("service.providers.bedrock",),
+        (*CORE, "service.transport", "service.providers.anthropic", "service.providers.bedrock"),
+        ("orjson", "botocore"),
+        USE_CASE,
+    ),
+    Layer(
+        "Vertex AI provider",
+        ("service.providers.vertex",),
+        (*CORE, "service.transport", "service.providers.anthropic", "service.providers.vertex"),
+        ("orjson", "google.auth", "google.oauth2", "urllib3"),
         USE_CASE,
     ),
     Layer("scripted provider", ("service.providers.scripted",), CORE, forbidden=USE_CASE),
@@ -72,7 +88,13 @@ LAYERS = (
         ("prometheus_client", "orjson"),
     ),
     Layer("proxy signals", ("service.proxy",), CORE),
-    Layer("simulator", ("service.simulator",), ("service.simulator",), ("orjson",)),
+    # The simulator checks the clouds' credentials with the libraries the clouds' SDKs use.
+    Layer(
+        "simulator",
+        ("service.simulator",),
+        ("service.simulator",),
+        ("orjson", "botocore", "google.auth", "cryptography"),
+    ),
     Layer("store", ("service.store",), (*CORE, "service.store"), ("orjson", "asyncpg", "redis")),
     # The composition root wires everything together: it may import any part of service.
     Layer(

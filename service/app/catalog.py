@@ -14,13 +14,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .. import observability
 from ..core import ChatProvider, ChatService, ModelCatalog, ModelInfo
 from ..core.errors import GatewayError
-from ..core.models import TraitsParser
+from ..core.models import Route, TraitsParser
 from ..providers import anthropic
-from ..transport import Timeouts
-from ..transport.keys import BreakerSettings
+from . import platforms
 from .config import DEFAULT_UPSTREAM, ConfigError, Settings, UpstreamConfig
 
 log = logging.getLogger("chatgate")
@@ -38,34 +36,31 @@ class ProviderKind:
     parse_traits: TraitsParser
     create: Callable[[UpstreamConfig], ChatProvider]
     from_upstream: FromUpstream | None = None  # reads the kind's Models API entries, if it has one
-
-
-def create_anthropic(config: UpstreamConfig) -> ChatProvider:
-    return anthropic.AnthropicProvider(
-        anthropic.AnthropicSettings(
-            name=config.name,
-            base_url=config.base_url,
-            api_keys=config.api_keys,
-            timeouts=Timeouts(connect=config.connect_timeout, read=config.read_timeout, pool=config.pool_timeout),
-            first_byte_timeout=config.first_byte_timeout,
-            breaker=BreakerSettings(
-                failures=config.breaker_failures,
-                cooldown=config.breaker_cooldown,
-                window=config.breaker_window,
-                ratio=config.breaker_ratio,
-            ),
-            max_connections=config.max_connections,
-            client="httpx" if config.client == "httpx" else "aiohttp",
-            trust_env=config.trust_env,
-            api_version=config.anthropic_version,
-        ),
-        on_key_event=observability.key_event,
-    )
+    # The id a model has on an upstream of this kind, from its Anthropic id (kept if already the kind's).
+    model_id: Callable[[str, UpstreamConfig], str] = lambda model, config: model
+    # What a token costs on an upstream of this kind against the list prices, unless configured.
+    price_factor: Callable[[UpstreamConfig], float] = lambda config: 1.0
 
 
 KINDS: Mapping[str, ProviderKind] = {
     "anthropic": ProviderKind(
-        anthropic.CLAUDE_MODELS, anthropic.traits_from_config, create_anthropic, anthropic.model_from_upstream
+        anthropic.CLAUDE_MODELS, anthropic.traits_from_config, platforms.create_anthropic, anthropic.model_from_upstream
+    ),
+    "bedrock": ProviderKind(
+        (),
+        anthropic.traits_from_config,
+        platforms.create_bedrock,
+        None,
+        platforms.bedrock_model_id,
+        platforms.bedrock_factor,
+    ),
+    "vertex": ProviderKind(
+        (),
+        anthropic.traits_from_config,
+        platforms.create_vertex,
+        None,
+        platforms.vertex_model_id,
+        platforms.vertex_factor,
     ),
 }
 
@@ -84,11 +79,44 @@ def build_catalog(settings: Settings, listed: Listing = ()) -> ModelCatalog:
         pinned = {str(e.get("id")) for e in settings.models if isinstance(e, Mapping) and e.get("pinned") is True}
         defaults = merge_listed(defaults, listed, default_kind.from_upstream, DEFAULT_UPSTREAM, pinned)
     try:
-        return ModelCatalog.from_config(
+        catalog = ModelCatalog.from_config(
             defaults, settings.models, parsers, replace_defaults=settings.replace_default_models
         )
+        return ModelCatalog(placed(m, {c.name: c for c in configs}, settings.routes) for m in catalog)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def placed(model: ModelInfo, configs: Mapping[str, UpstreamConfig], default_routes: Sequence[str]) -> ModelInfo:
+    """The model on its routes, in order: its own `routes`, else the catalog's (for a model of the
+    default upstream), else its one `provider`. Each route gets the id the model has on that upstream
+    and the upstream's price factor, unless the route names its own."""
+    if model.routes:
+        routes = model.routes
+    elif default_routes and model.provider == DEFAULT_UPSTREAM:
+        routes = tuple(Route(name, "") for name in default_routes)
+    else:
+        routes = (Route(model.provider, model.upstream_id),)
+    resolved = []
+    for route in routes:
+        config = configs.get(route.upstream)
+        if config is None:
+            raise ValueError(
+                f"model {model.id!r} is routed to {route.upstream!r}, which is no configured upstream "
+                f"(known: {sorted(configs)})"
+            )
+        kind = KINDS[config.kind]
+        upstream_id = route.upstream_id or kind.model_id(model.upstream_id, config)
+        factor = route.price_factor or config.price_factor or kind.price_factor(config)
+        resolved.append(Route(route.upstream, upstream_id, factor))
+    first, *rest = resolved
+    return replace(
+        model,
+        provider=first.upstream,
+        upstream_id=first.upstream_id,
+        price_factor=first.price_factor,
+        routes=tuple(rest),
+    )
 
 
 def merge_listed(
@@ -122,7 +150,9 @@ def merge_listed(
 
 
 def build_providers(configs: Sequence[UpstreamConfig]) -> dict[str, ChatProvider]:
-    return {config.name: KINDS[config.kind].create(config) for config in configs}
+    """One provider per configured upstream (the default one only when it has a key: a deployment
+    that routes every model to a cloud needs no Anthropic key). Raises ConfigError."""
+    return {c.name: KINDS[c.kind].create(c) for c in configs if c.kind != "anthropic" or c.api_keys}
 
 
 class CatalogRefresher:

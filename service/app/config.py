@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-UPSTREAM_KINDS = ("anthropic",)
+UPSTREAM_KINDS = ("anthropic", "bedrock", "vertex")
 DEFAULT_UPSTREAM = "anthropic"
 UPSTREAM_ENV_PREFIX = "CHATGATE_UPSTREAMS__"
 
@@ -193,6 +193,19 @@ class UpstreamConfig:
     max_connections: int
     trust_env: bool = False
     anthropic_version: str = "2023-06-01"
+    # Cloud routes (docs/bedrock.md, docs/vertex.md); empty: the platform's standard configuration.
+    region: str = ""  # Bedrock's AWS region, Vertex AI's location (`global` included)
+    project: str = ""  # Vertex AI's Google Cloud project
+    endpoint: str = "messages"  # Bedrock: `messages` (bedrock-mantle) or `invoke` (bedrock-runtime)
+    inference_profile: str = ""  # Bedrock: the prefix of cross-region profile ids (`us`, `eu`, `global`)
+    credentials_file: str = ""  # Vertex AI: a service-account key file instead of ADC
+    betas: tuple[str, ...] | None = None  # the betas the platform accepts (None: the built-in list)
+    price_factor: float = 0.0  # token prices on this upstream against the list prices (0: the kind's default)
+    token_margin: float = 300.0  # Vertex AI: seconds before expiry that an access token is renewed
+    # Set by the composition root for the embedded simulator: a Vertex service account's key info,
+    # Bedrock's access key and secret.
+    service_account: Mapping[str, Any] | None = field(default=None, repr=False)
+    aws_keys: tuple[str, str] | None = field(default=None, repr=False)
 
 
 UPSTREAM_KEYS: dict[str, Parse] = {
@@ -212,6 +225,14 @@ UPSTREAM_KEYS: dict[str, Parse] = {
     "max_connections": integer(1),
     "trust_env": boolean,
     "anthropic_version": choice("2023-06-01", "2026-10-21"),
+    "region": text,
+    "project": text,
+    "endpoint": choice("messages", "invoke"),
+    "inference_profile": text,
+    "credentials_file": text,
+    "betas": key_list,
+    "price_factor": number(0, inclusive=False),
+    "token_margin": number(0),
 }
 UPSTREAM_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
@@ -614,6 +635,14 @@ class Settings:
         env="CHATGATE_MODELS",
         file="models",
     )
+    routes: tuple[str, ...] = option(
+        (),
+        key_list,
+        "the upstreams that serve every model, in order, failing over before the first byte "
+        "(e.g. anthropic,bedrock,vertex; empty: each model's own `provider`)",
+        env="CHATGATE_ROUTES",
+        file="catalog.routes",
+    )
     models_refresh_interval: float = option(
         21600.0,
         number(0),
@@ -684,6 +713,11 @@ class Settings:
         """The simulator answers when asked for, or by default with no key on a loopback host."""
         return self.simulator == "on" or (self.simulator == "auto" and not self.default_keys)
 
+    @property
+    def anthropic_routed(self) -> bool:
+        """Whether the default upstream serves models (`catalog.routes` may send them all to clouds)."""
+        return not self.routes or DEFAULT_UPSTREAM in self.routes
+
     def default_upstream(self) -> UpstreamConfig:
         return UpstreamConfig(
             name=DEFAULT_UPSTREAM,
@@ -736,12 +770,22 @@ class Settings:
                     raise ConfigError(f"{where}: unknown key `{key}` (known: {', '.join(UPSTREAM_KEYS)})")
                 values[key] = _parse(parse, value, f"{where}.{key}", secret=key in SECRET_UPSTREAM_KEYS)
             keys = tuple(k for k in (values.pop("api_key", "").strip(), *values.pop("api_keys", ())) if k)
-            if not keys:
+            kind = values.get("kind", default.kind)
+            if not keys and kind == "anthropic":
                 raise ConfigError(f"{where}.api_key is required (or {upstream_env(name, 'api_key')})")
+            if kind != "anthropic" and "base_url" not in values:
+                values["base_url"] = ""  # the platform's own endpoint for the region
             fields_ = set(UpstreamConfig.__dataclass_fields__) - {"name", "api_keys"}
             inherited = {k: getattr(default, k) for k in fields_ if k not in values}
             configs.append(UpstreamConfig(name=name, api_keys=keys, **{**inherited, **values}))
         return configs
+
+    def check_routes(self, names: set[str]) -> None:
+        unknown = [name for name in self.routes if name not in names]
+        if unknown:
+            raise ConfigError(
+                f"catalog.routes names no configured upstream: {', '.join(unknown)} (known: {sorted(names)})"
+            )
 
     def check(self) -> None:
         """Rules that involve more than one setting."""
@@ -754,15 +798,16 @@ class Settings:
                 f"refusing to listen on {self.host} without API keys: set CHATGATE_API_KEYS, "
                 "or pass --allow-unauthenticated if something in front of the gateway authenticates"
             )
-        if self.simulator == "auto" and not self.default_keys and not is_loopback(self.host):
+        anthropic_routed = self.anthropic_routed
+        if anthropic_routed and self.simulator == "auto" and not self.default_keys and not is_loopback(self.host):
             # Fail closed: a deployment whose secret went missing must not serve fake answers.
             raise ConfigError(
                 f"no upstream key: set ANTHROPIC_API_KEY (an empty one counts as none) to serve on {self.host}, "
                 "or CHATGATE_SIMULATOR=on to serve the built-in simulator there on purpose"
             )
-        if self.simulator == "off" and not self.default_keys:
+        if anthropic_routed and self.simulator == "off" and not self.default_keys:
             raise ConfigError("no upstream key: set ANTHROPIC_API_KEY, or allow the simulator (CHATGATE_SIMULATOR)")
-        self.upstream_configs()
+        self.check_routes({c.name for c in self.upstream_configs()})
 
 
 def options() -> list[tuple[str, Option, Any]]:

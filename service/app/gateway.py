@@ -31,7 +31,7 @@ from ..store.ledger import Ledger
 from ..store.responses import StoredResponses
 from .callers import KeyReloader, default_quota, load_keys
 from .catalog import CatalogRefresher, build_catalog, build_providers
-from .config import DEFAULT_UPSTREAM, Settings, UpstreamConfig
+from .config import DEFAULT_UPSTREAM, ConfigError, Settings, UpstreamConfig, is_loopback
 from .listeners import QuietServer, StartupError, bind, grpc_address, uvicorn_server
 from .logs import structured_lane
 from .usage import make_archive, make_ledger, start_ledger, usage_reader
@@ -43,11 +43,13 @@ SIMULATOR_KEY = "sk-ant-simulator"
 
 @dataclass(slots=True)
 class Upstream:
-    """The default upstream as it will be called: the configured one, or the embedded simulator."""
+    """The upstreams as they will be called: as configured, or the embedded simulator."""
 
-    config: UpstreamConfig
+    config: UpstreamConfig  # the default one
     simulator: QuietServer | None = None
     task: asyncio.Task[None] | None = None
+    # Every upstream, the default first; None: as configured.
+    configs: list[UpstreamConfig] | None = None
 
     async def stop(self) -> None:
         if self.simulator is not None and self.task is not None:
@@ -58,34 +60,73 @@ class Upstream:
 async def start_upstream(settings: Settings) -> Upstream:
     """The real Anthropic API when a key is set; otherwise the simulator, in-process on a loopback port."""
     config = settings.default_upstream()
-    if not settings.uses_simulator:
+    # Routes that leave Anthropic out need no key: the simulator then stands in for the clouds only
+    # on a loopback host (or when asked for), never because a production secret is missing.
+    wanted = settings.anthropic_routed or is_loopback(settings.host) or settings.simulator == "on"
+    if not settings.uses_simulator or not wanted:
         return Upstream(config)
     from ..simulator import Simulator  # only needed without a key
 
     sock = bind("127.0.0.1", 0)
-    server = uvicorn_server(Simulator(), "warning", 5)
+    simulator = Simulator()
+    server = uvicorn_server(simulator, "warning", 5)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     port = sock.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
     log.warning("=" * 72)
     log.warning("ANTHROPIC_API_KEY is not set: serving from the built-in SIMULATOR on 127.0.0.1:%d.", port)
     log.warning("Replies are deterministic stand-ins, not Claude. Set ANTHROPIC_API_KEY to call Anthropic.")
+    clouds = [c for c in settings.upstream_configs()[1:] if c.kind != "anthropic" and not c.base_url]
+    for cloud in clouds:
+        log.warning("Upstream %s (%s) has no base_url: the simulator serves its route too.", cloud.name, cloud.kind)
     log.warning("=" * 72)
-    return Upstream(replace(config, base_url=f"http://127.0.0.1:{port}", api_keys=(SIMULATOR_KEY,)), server, task)
+    default = replace(config, base_url=base, api_keys=(SIMULATOR_KEY,))
+    configs = [default, *(simulated(c, simulator, base) if c in clouds else c for c in settings.upstream_configs()[1:])]
+    return Upstream(default, server, task, configs)
+
+
+def simulated(config: UpstreamConfig, simulator: Any, base: str) -> UpstreamConfig:
+    """A cloud upstream pointed at the embedded simulator's route for it, with the simulator's credentials."""
+    from ..simulator import platforms
+
+    if config.kind == "bedrock":
+        return replace(
+            config,
+            base_url=base + "/anthropic" if config.endpoint == "messages" else base,
+            region=config.region or "us-east-1",
+            api_keys=(),
+            aws_keys=(platforms.AWS_ACCESS_KEY, platforms.AWS_SECRET_KEY),
+        )
+    return replace(
+        config,
+        base_url=base,
+        project=platforms.SA_PROJECT,
+        credentials_file="",
+        service_account=simulator.platforms.service_account(base),
+    )
 
 
 def build_chat(
     settings: Settings, catalog: ModelCatalog, upstream: Upstream, archive: StoredResponses | None = None
 ) -> ChatService:
-    configs = [upstream.config, *settings.upstream_configs()[1:]]
+    configs = upstream.configs or [upstream.config, *settings.upstream_configs()[1:]]
     retry = RetryPolicy(
         attempts=settings.retry_attempts,
         base_delay=settings.retry_base_delay,
         max_delay=settings.retry_max_delay,
         max_retry_after=settings.retry_max_wait,
     )
+    providers = build_providers(configs)
+    for model in catalog:
+        for served in model.on_routes():
+            if served.provider not in providers:
+                raise ConfigError(
+                    f"model {model.id} is routed to the upstream {served.provider}, which has no key: "
+                    "set ANTHROPIC_API_KEY, or route the models elsewhere (catalog.routes / CHATGATE_ROUTES)"
+                )
     return ChatService(
         catalog,
-        build_providers(configs),
+        providers,
         strict_by_default=settings.compatibility == "strict",
         limits=Limits(max_choices=settings.max_choices, request_timeout=settings.request_timeout, retry=retry),
         admission=Admission(settings.max_in_flight),
@@ -95,6 +136,23 @@ def build_chat(
         default_quota=default_quota(settings),
         archive=archive,
     )
+
+
+async def start_chat(
+    settings: Settings,
+    catalog: ModelCatalog,
+    upstream: Upstream,
+    archive: StoredResponses | None,
+    listeners: Listeners,
+) -> ChatService:
+    """The use case and its providers; a cloud upstream whose credentials or region cannot be
+    found stops the start with a one-line error."""
+    try:
+        return build_chat(settings, catalog, upstream, archive)
+    except ConfigError as exc:
+        listeners.close()
+        await upstream.stop()
+        raise StartupError(str(exc)) from None
 
 
 def build_limiter(settings: Settings) -> Limiter:
@@ -175,7 +233,7 @@ class Background:
     ) -> Background:
         reloader = KeyReloader(settings, keys, settings.keys_reload_interval)
         reloader.start()
-        refresher = CatalogRefresher(settings, chat, getattr(chat.providers[DEFAULT_UPSTREAM], "list_models", None))
+        refresher = CatalogRefresher(settings, chat, getattr(chat.providers.get(DEFAULT_UPSTREAM), "list_models", None))
         await refresher.start()
         if ledger is not None:
             await start_ledger(ledger, chat)
@@ -232,7 +290,7 @@ async def serve(
     setup_observability(settings)
     upstream = await start_upstream(settings)
     ledger, archive = make_ledger(settings), make_archive(settings)
-    chat = build_chat(settings, catalog, upstream, archive)
+    chat = await start_chat(settings, catalog, upstream, archive, listeners)
     lifecycle = Lifecycle()
     try:
         grpc_server = build_grpc_server(

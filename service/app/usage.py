@@ -59,8 +59,11 @@ async def start_ledger(ledger: Ledger, chat: ChatService) -> None:
     await ledger.start()
 
     def finished(exchange: Exchange, duration: float) -> None:
-        model = chat.catalog.find(exchange.model_served or exchange.model_asked)
-        ledger.record(record_of(exchange, duration, model.prices if model is not None else None))
+        prices = exchange.prices  # the route that answered: a regional cloud endpoint costs more
+        if prices is None:
+            model = chat.catalog.find(exchange.model_served or exchange.model_asked)
+            prices = model.route_prices if model is not None else None
+        ledger.record(record_of(exchange, duration, prices))
 
     observability.set_ledger(finished)
 

@@ -117,6 +117,13 @@ class RequestTooLarge(ClientError):
     code = "request_too_large"
 
 
+class NotSupported(ClientError):
+    """The operation exists in the API but the model's upstream does not offer it (token
+    counting on a platform without it, say): the request is fine, this route cannot serve it."""
+
+    code = "not_supported"
+
+
 class UpstreamRejected(ClientError):
     """An upstream 4xx without a more specific class; the status is kept."""
 

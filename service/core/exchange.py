@@ -25,6 +25,7 @@ from typing import Any
 from chatgate.v1 import chat_pb2
 
 from .limits import Quota
+from .models import Prices
 
 # Printable, header-safe, bounded: anything else is replaced, never echoed.
 _WELL_FORMED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/+=@-]{0,127}")
@@ -86,6 +87,8 @@ class Exchange:
     mode: str = "unary"  # or "stream"
     model_asked: str = ""
     model_served: str = ""  # the catalog id that answered (a fallback shows here)
+    upstream: str = ""  # the configured upstream (route) that answered
+    prices: Prices | None = None  # what a token cost on that route, for the ledger and budgets
     attempts: int = 0  # upstream attempts, retries and fallbacks included
     outcome: str = "ok"  # "ok" or the error code the client saw
     status: str = ""  # HTTP status or gRPC code name

@@ -32,6 +32,15 @@ class Prices:
     cache_write_5m: float
     cache_write_1h: float
 
+    def scaled(self, factor: float) -> Prices:
+        return Prices(
+            self.input * factor,
+            self.output * factor,
+            self.cache_read * factor,
+            self.cache_write_5m * factor,
+            self.cache_write_1h * factor,
+        )
+
     def cost(self, usage: chat_pb2.Usage) -> float:
         details = usage.prompt_tokens_details
         written = details.cache_creation_tokens
@@ -46,6 +55,17 @@ class Prices:
             + hour * self.cache_write_1h
         )
         return total / 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One more way to reach a model: another configured upstream (`[upstreams.NAME]`), the id
+    the model has there, and what that route costs against the model's list prices (a regional
+    cloud endpoint costs more)."""
+
+    upstream: str
+    upstream_id: str  # empty until the composition root fills in the upstream's own id
+    price_factor: float = 0.0  # 0 until the composition root fills in the upstream's factor
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +100,29 @@ class ModelInfo:
     # What a token costs, for the ledger and spend budgets; None: not priced (cost 0).
     prices: Prices | None = None
     traits: object = None
+    # The routes tried after this one (`provider`, `upstream_id`), in order, before the first byte.
+    routes: tuple[Route, ...] = ()
+    # What this route costs against ``prices`` (the list prices): 1.1 for a regional endpoint, say.
+    price_factor: float = 1.0
+
+    @property
+    def route_prices(self) -> Prices | None:
+        """What a token costs on this model's route (the list prices times the route's factor)."""
+        if self.prices is None or self.price_factor == 1.0:
+            return self.prices
+        return self.prices.scaled(self.price_factor)
+
+    def on_routes(self) -> tuple[ModelInfo, ...]:
+        """The model on each of its routes, in order: itself, then one entry per further route."""
+        if not self.routes:
+            return (self,)
+        return (
+            self,
+            *(
+                replace(self, provider=r.upstream, upstream_id=r.upstream_id, price_factor=r.price_factor, routes=())
+                for r in self.routes
+            ),
+        )
 
     def is_retired(self, today: date | None = None) -> bool:
         return self.retired is not None and self.retired <= (today or datetime.now(UTC).date())
@@ -234,6 +277,7 @@ GENERIC_KEYS = {
     "pinned": bool,
     "hidden": bool,
     "price": dict,
+    "routes": list,
 }
 
 
@@ -275,6 +319,12 @@ def model_from_config(
         values["fallback"] = tuple(values["fallback"])
     if "price" in values:
         values["prices"] = prices_from_config(values.pop("price"), base.prices if base else None, where)
+    if "routes" in values:
+        routes = routes_from_config(values.pop("routes"), where)
+        values["provider"] = routes[0].upstream
+        # All of them, the first too, each with its own id if given: the composition root places them
+        # (``upstream_id`` stays the model's Anthropic id, which the other routes' ids derive from).
+        values["routes"] = routes
     for key, convert in (("retired", date.fromisoformat), ("created", release_time)):
         if key in values:
             try:
@@ -299,6 +349,34 @@ def model_from_config(
         return replace(model, traits=parser(own, keep))
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
+
+
+ROUTE_KEYS = ("upstream", "model", "price_factor")
+
+
+def routes_from_config(items: list[Any], where: str) -> tuple[Route, ...]:
+    """`routes = ["anthropic", {upstream = "bedrock", model = "...", price_factor = 1.1}]`: the
+    upstreams that serve the model, in order. A route without `model` uses the id the upstream's
+    kind gives the model; one without `price_factor`, the upstream's."""
+    routes = []
+    for i, item in enumerate(items):
+        at = f"{where}.routes[{i}]"
+        table = {"upstream": item} if isinstance(item, str) else item
+        if not isinstance(table, Mapping) or not isinstance(table.get("upstream"), str) or not table["upstream"]:
+            raise ValueError(f"{at} must be an upstream name or a table with `upstream`")
+        unknown = [k for k in table if k not in ROUTE_KEYS]
+        if unknown:
+            raise ValueError(f"{at}: unknown key `{unknown[0]}` (known: {', '.join(ROUTE_KEYS)})")
+        model = table.get("model", "")
+        factor = table.get("price_factor", 0.0)
+        if not isinstance(model, str):
+            raise ValueError(f"{at}.model must be a string")
+        if isinstance(factor, bool) or not isinstance(factor, int | float) or factor < 0:
+            raise ValueError(f"{at}.price_factor must be a positive number")
+        routes.append(Route(table["upstream"], model, float(factor)))
+    if not routes:
+        raise ValueError(f"{where}.routes must name at least one upstream")
+    return tuple(routes)
 
 
 def prices_from_config(table: Mapping[str, Any], base: Prices | None, where: str) -> Prices:

@@ -25,7 +25,16 @@ from typing import TypeVar
 
 from .admission import Admission
 from .compat import CompatReport
-from .errors import DeadlineExceeded, GatewayError, ModelNotFound, PermissionDenied, UpstreamOverloaded, UpstreamTimeout
+from .errors import (
+    DeadlineExceeded,
+    GatewayError,
+    ModelNotFound,
+    PermissionDenied,
+    RateLimited,
+    UpstreamAuthFailed,
+    UpstreamOverloaded,
+    UpstreamTimeout,
+)
 from .exchange import Caller, Exchange
 from .limits import Limiter, Quota, Ticket
 from .models import ModelCatalog, ModelInfo
@@ -174,8 +183,8 @@ class Pipeline:
         tokens = usage.prompt_tokens + usage.completion_tokens if usage is not None else 0
         cost = 0.0
         if ticket.quota.budget_usd and usage is not None:  # priced only when a budget needs it
-            model = plan.catalog.find(exchange.model_served)
-            cost = model.prices.cost(usage) if model is not None and model.prices is not None else 0.0
+            prices = exchange.prices
+            cost = prices.cost(usage) if prices is not None else 0.0
         try:
             if tokens != ticket.estimate or cost:
                 await self.limiter.settle(ticket, tokens, cost)
@@ -288,7 +297,9 @@ class Pipeline:
                         raise
                     error = failure
                     self._attempted(attempt, error.code)
-                    wait = self.limits.retry.delay(attempt.attempt, error, attempt.deadline)
+                    # Another route of the same model is there: it takes the request now, without a wait.
+                    rerouted = index + 1 < len(chain) and chain[index + 1].id == model.id and hands_off(error)
+                    wait = None if rerouted else self.limits.retry.delay(attempt.attempt, error, attempt.deadline)
                     if wait is not None:
                         log.warning(
                             "attempt %d at %s failed (%s); retrying in %.2f s",
@@ -303,10 +314,7 @@ class Pipeline:
                     if index == 0 and call.stand_in is not None and gone(error):
                         # Listed, but the upstream answers 404: retired after all; its successor serves.
                         return await self._stood_in(call, run, model, call.stand_in, error)
-                    if index + 1 < len(chain) and falls_back(error):
-                        served_by = chain[index + 1].id
-                        log.warning("%s failed (%s); falling back to %s", model.id, error.code, served_by)
-                        call.report.note("model", f"{model.id} failed ({error.code}); {served_by} answered instead")
+                    if index + 1 < len(chain) and self._moves_on(model, chain[index + 1], error, call):
                         break
                     if attempt.attempt > 1 or index > 0:  # retried, or fallen back: the client need not
                         error.retries_spent = True
@@ -318,6 +326,8 @@ class Pipeline:
                 if index == 0 and call.replaces is not None:
                     retired_answered(call.replaces, model, call.report)
                 call.exchange.model_served = model.id
+                call.exchange.upstream = model.provider
+                call.exchange.prices = model.route_prices
                 return result
         raise AssertionError("unreachable: the last model's last attempt returns or raises")  # pragma: no cover
 
@@ -341,6 +351,28 @@ class Pipeline:
             replace(call, model=stand_in, chain=(stand_in,), attempt=1, replaces=retired, stand_in=None), run
         )
 
+    @staticmethod
+    def _moves_on(model: ModelInfo, following: ModelInfo, error: GatewayError, call: ProviderCall) -> bool:
+        """Whether the next entry of the chain takes over after ``error``, reported when it does:
+        another route of the same model (the failure was the route's), or a fallback model."""
+        if following.id == model.id:
+            if not hands_off(error):
+                return False
+            log.warning(
+                "%s via %s failed (%s); trying it via %s", model.id, model.provider, error.code, following.provider
+            )
+            call.report.note(
+                "route",
+                f"{model.id} via {model.provider} failed ({error.code}); {following.provider} was tried next",
+                shown=f"{model.provider}->{following.provider}",
+            )
+            return True
+        if not falls_back(error):
+            return False
+        log.warning("%s failed (%s); falling back to %s", model.id, error.code, following.id)
+        call.report.note("model", f"{model.id} failed ({error.code}); {following.id} answered instead")
+        return True
+
     def _attempted(self, attempt: ProviderCall, outcome: str) -> None:
         if self._on_attempt is not None:
             self._on_attempt(attempt, outcome)
@@ -362,13 +394,24 @@ def authorized(catalog: ModelCatalog, model: ModelInfo, caller: Caller) -> tuple
             f"This gateway key may not use the model `{model.id}`.", param="model", code="model_access_denied"
         )
     if not model.fallback:
-        return (model,)
-    chain = [model]
+        return model.on_routes()
+    chain = [*model.on_routes()]
     for name in model.fallback:
         fallback = catalog.find(name)
         if fallback is not None and caller.may_use(fallback.id) and fallback not in chain:
-            chain.append(fallback)
+            chain.extend(fallback.on_routes())
     return tuple(chain)
+
+
+def hands_off(error: GatewayError) -> bool:
+    """A failure of the route rather than of the request: another route of the same model may
+    serve it (its own keys, region, quota and health). The upstream's refusal of the gateway's
+    credentials counts too; a request it found invalid would be refused on every route."""
+    return (
+        falls_back(error)
+        or isinstance(error, UpstreamAuthFailed | RateLimited)
+        or (isinstance(error, PermissionDenied | ModelNotFound) and error.upstream_status is not None)
+    )
 
 
 def serving(catalog: ModelCatalog, model: ModelInfo, report: CompatReport) -> ModelInfo:

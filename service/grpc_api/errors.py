@@ -21,6 +21,7 @@ CODES: dict[type[errors.GatewayError], grpc.StatusCode] = {
     errors.ModelNotFound: grpc.StatusCode.NOT_FOUND,
     errors.NotFound: grpc.StatusCode.NOT_FOUND,
     errors.RequestTooLarge: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotSupported: grpc.StatusCode.UNIMPLEMENTED,
     errors.ClientError: grpc.StatusCode.INVALID_ARGUMENT,
     errors.RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.UpstreamAuthFailed: grpc.StatusCode.INTERNAL,

@@ -18,6 +18,7 @@ STATUS: dict[type[errors.GatewayError], int] = {
     errors.ModelNotFound: 404,
     errors.NotFound: 404,
     errors.RequestTooLarge: 413,
+    errors.NotSupported: 501,
     errors.ClientError: 400,
     errors.RateLimited: 429,
     errors.UpstreamAuthFailed: 502,

@@ -50,6 +50,8 @@ def fields(exchange: Exchange, duration: float) -> dict[str, Any]:
         line["finish_reasons"] = list(exchange.finish_reasons)
     if exchange.adjusted:
         line["adjusted"] = exchange.adjusted
+    if exchange.upstream:
+        line["upstream"] = exchange.upstream  # the route that answered
     if exchange.upstream_request_id:
         line["upstream_request_id"] = exchange.upstream_request_id
     if exchange.session or exchange.agent:  # Claude Code's attribution (never a metric label: unbounded)

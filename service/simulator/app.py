@@ -23,6 +23,7 @@ import orjson
 
 from .models import ModelTable
 from .models import from_json as model_from_json
+from .platforms import Platforms
 from .scenario import account_of, directives, plan_reply, stream_events, usage
 from .validation import ApiError, check_betas, validate, validate_count
 
@@ -113,6 +114,8 @@ class Simulator:
         self._cache_size = cache_size
         # The most recent requests as received, for tests that check what the upstream saw.
         self.received: deque[dict[str, Any]] = deque(maxlen=log_size)
+        # Claude in Amazon Bedrock and on Google Vertex AI, in front of the same simulator.
+        self.platforms = Platforms(self)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -138,6 +141,8 @@ class Simulator:
         elif path == "/_sim/stats" and method == "GET":
             stats = {**self.stats, "by_key": self.by_key}
             await send_body(send, 200, [(b"content-type", b"application/json")], [orjson.dumps(stats)])
+        elif (route := self.platforms.handler(path, method)) is not None:
+            await route(scope, receive, send)
         else:
             await self.error(send, ApiError(404, "not_found_error", f"Not found: {method} {path}"), "req_sim_404")
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
 import aiohttp
+import yarl
 
 if TYPE_CHECKING:  # imported when chosen: it costs memory in every process otherwise
     import httpx
@@ -79,6 +80,12 @@ class UpstreamClient(Protocol):
 
 
 # --- aiohttp ------------------------------------------------------------------
+
+
+def as_sent(url: str) -> yarl.URL:
+    """The URL exactly as the gateway wrote it: yarl would otherwise decode escapes such as the `%3A`
+    of a Bedrock model id in the path, and a SigV4 signature covers the path as written."""
+    return yarl.URL(url, encoded=True)
 
 
 class AiohttpResponse:
@@ -154,14 +161,14 @@ class AiohttpClient:
     async def post(self, url: str, body: bytes, headers: Mapping[str, str], timeouts: Timeouts) -> AiohttpResponse:
         timeout = self._default_timeout if timeouts == self._default else client_timeout(timeouts)
         try:
-            response = await self._get_session().post(url, data=body, headers=headers, timeout=timeout)
+            response = await self._get_session().post(as_sent(url), data=body, headers=headers, timeout=timeout)
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise aiohttp_error(exc) from exc
         return AiohttpResponse(response)
 
     async def get(self, url: str, headers: Mapping[str, str], timeouts: Timeouts) -> AiohttpResponse:
         try:
-            response = await self._get_session().get(url, headers=headers, timeout=client_timeout(timeouts))
+            response = await self._get_session().get(as_sent(url), headers=headers, timeout=client_timeout(timeouts))
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise aiohttp_error(exc) from exc
         return AiohttpResponse(response)

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -27,6 +27,7 @@ from service.core.errors import (
     IncompleteStream,
     QuotaExceeded,
     RateLimited,
+    UpstreamAuthFailed,
     UpstreamOverloaded,
     UpstreamTimeout,
 )
@@ -51,7 +52,8 @@ from .affinity import ThinkingAffinity, strip_thinking
 from .catalog import traits_of
 from .errors import error_from_response
 from .headers import record_headers, record_native_headers
-from .native import StreamWatcher, record_answer, upstream_headers, with_model
+from .native import StreamWatcher, record_answer
+from .platform import AnthropicPlatform, Outgoing, Platform
 from .request import DEFAULT_API_VERSION, AnthropicRequest, to_anthropic
 from .response import completion_from_message
 from .stream import StreamTranslator
@@ -63,8 +65,6 @@ Recorder = Callable[[UpstreamInfo, Mapping[str, str]], None]
 
 MODELS_TIMEOUTS = Timeouts(connect=5.0, read=15.0, pool=5.0)
 MAX_MODEL_PAGES = 20  # a bound, in case an upstream pages forever
-# What `count_tokens` accepts of a Messages request: the prompt, not the output settings.
-COUNTED = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking"})
 DEADLINE_SLACK = 0.05  # seconds
 
 
@@ -89,27 +89,30 @@ class AnthropicProvider:
     """Calls ``POST /v1/messages``, whole or streamed, with a key from the upstream's pool."""
 
     def __init__(
-        self, settings: AnthropicSettings, client: UpstreamClient | None = None, *, on_key_event: KeyEvent | None = None
+        self,
+        settings: AnthropicSettings,
+        client: UpstreamClient | None = None,
+        *,
+        on_key_event: KeyEvent | None = None,
+        platform: Platform | None = None,
     ) -> None:
         self._settings = settings
         self._client = client or build_client(
             settings.client, settings.max_connections, settings.timeouts, trust_env=settings.trust_env
         )
-        self._url = settings.base_url.rstrip("/") + "/v1/messages"
-        self._models_url = settings.base_url.rstrip("/") + "/v1/models"
-        self._count_url = self._url + "/count_tokens"
+        # Anthropic's own API unless the composition root hands in another platform (Bedrock, Vertex).
+        self._own = AnthropicPlatform(settings.base_url, settings.api_version)
+        self.platform: Platform = platform or self._own
+        self._models_url = self._own.models_url
         self.keys = KeyPool(
             settings.name, settings.api_keys, settings.breaker, on_event=on_key_event, verify=self.verify_key
         )
-        self._secrets = tuple(key.value for key in self.keys.keys)  # without any `account=` prefix
+        # Key values (without any `account=` prefix) and the platform's credentials, never echoed back.
+        self._secrets = tuple(key.value for key in self.keys.keys) + self.platform.secrets()
         # Only a pool that spans accounts needs to know who signed a conversation's thinking.
         self._affinity = ThinkingAffinity() if self.keys.accounts else None
         self._watchdog = Watchdog()
-        self._headers = {
-            "anthropic-version": settings.api_version,
-            "content-type": "application/json",
-            "accept": "application/json",
-        }
+        self._headers = self.platform.headers
 
     def status(self) -> list[dict[str, object]]:
         """Each key's state by alias, for the admin status endpoint (never readiness)."""
@@ -120,8 +123,10 @@ class AnthropicProvider:
         await self._client.aclose()
 
     async def verify_key(self, key: UpstreamKey) -> int | None:
-        """A quarantined key's out-of-band check: the Models API's first page with that key alone.
-        The upstream's status, or None when it could not be reached."""
+        """A quarantined key's out-of-band check: the Models API's first page with that key alone
+        (the platform's own check elsewhere). The upstream's status, or None when it could not be reached."""
+        if not isinstance(self.platform, AnthropicPlatform):
+            return await self.platform.verify(key, self._client)
         headers = {**self._headers, "x-api-key": key.value}
         try:
             response = await self._client.get(self._models_url + "?limit=1", headers, MODELS_TIMEOUTS)
@@ -133,15 +138,21 @@ class AnthropicProvider:
         finally:
             await response.aclose()
 
-    async def _post(
-        self, url: str, body: bytes, extra: Mapping[str, str], call: ProviderCall, account: str = ""
-    ) -> tuple[UpstreamResponse, UpstreamKey]:
+    async def _post(self, out: Outgoing, call: ProviderCall, account: str = "") -> tuple[UpstreamResponse, UpstreamKey]:
         """Sends with a key from the pool (one of ``account``'s when given and usable)."""
+        platform = self.platform
+        if platform.refresh is not None:  # a credential about to expire is renewed first
+            try:
+                await platform.refresh()
+            except GatewayError as error:
+                self._logged_without_key(call, error)
+                raise
         key = (self.keys.acquire_in(account) if account else None) or self.keys.acquire()
         call.probe = key.probing  # this call is the half-open probe: it must leave with a verdict
         call.key = key.alias
         # The gateway's request id goes upstream, so both sides' logs can be joined.
-        headers = {**self._headers, **extra, "x-api-key": key.value, "x-request-id": call.exchange.request_id}
+        headers = {**self._headers, **out.headers, "x-request-id": call.exchange.request_id}
+        platform.authorize(key, out, headers)
         timeouts = self._settings.timeouts
         if call.deadline is not None:  # gRPC Python does not pass deadlines on by itself
             remaining = max(0.001, call.deadline - time.monotonic())
@@ -150,7 +161,7 @@ class AnthropicProvider:
             )
         started = time.monotonic()
         try:
-            response = await self._client.post(url, body, headers, timeouts)
+            response = platform.answer(await self._client.post(out.url, out.body, headers, timeouts), out)
             if self._affinity is not None and key.account:
                 response = self._affinity.watch(response, key.account)  # notes who signed its thinking
             return response, key
@@ -175,9 +186,13 @@ class AnthropicProvider:
             self.keys.rate_limited(key, error.retry_after)
             if self.keys.usable():
                 error.transient = True  # another key can take the retry at once
-        elif status == 401:
-            self.keys.rejected(key, status)
-            error.transient = self.keys.usable()  # another key may be good
+        elif isinstance(error, UpstreamAuthFailed):  # a 401, or a platform's refused signature or token
+            if self.platform.renewed():  # a stale token, now dropped: the retry gets a fresh one
+                self.keys.released(key)
+                error.transient = True
+            else:
+                self.keys.rejected(key, status)
+                error.transient = self.keys.usable()  # another key may be good
         elif status == 403:
             self.keys.denied(key, status)
         elif status >= 500:
@@ -193,6 +208,17 @@ class AnthropicProvider:
         else:
             self.keys.failed(key, call.exchange.request_id, call.exchange.caller.name)
         return self._logged(key, call, error, error.upstream_status)
+
+    def _logged_without_key(self, call: ProviderCall, error: GatewayError) -> None:
+        log.warning(
+            "upstream %s (%s) attempt %d for %s: no credential -> %s: %s",
+            self._settings.name,
+            self.platform.name,
+            call.attempt,
+            call.model.upstream_id,
+            error.code,
+            error.message,
+        )
 
     def _logged(self, key: UpstreamKey, call: ProviderCall, error: GatewayError, status: int | None) -> GatewayError:
         log.warning(
@@ -247,8 +273,7 @@ class AnthropicProvider:
         """`POST /v1/messages/count_tokens` with the request as it would be sent (prompt parts only)."""
         mapped = to_anthropic(call, stream=False, version=self._settings.api_version)
         account = self._translated_account(call, mapped)
-        body = orjson.dumps({k: v for k, v in mapped.body.items() if k in COUNTED})
-        answer = await self._whole(self._count_url, body, beta_header(mapped), call, record_headers, account)
+        answer = await self._whole(self.platform.counted(mapped, call), call, record_headers, account)
         tokens = json_object(answer).get("input_tokens") if answer else None
         if not isinstance(tokens, int):
             raise malformed_event("count")
@@ -256,22 +281,10 @@ class AnthropicProvider:
 
     # --- the native API, bytes through ----------------------------------------------
 
-    def _native_request(self, call: ProviderCall) -> tuple[str, bytes, dict[str, str]]:
-        native = call.request
-        assert isinstance(native, NativeRequest)  # the use case relays only native calls
-        url = self._count_url if native.operation == "count_tokens" else self._url
-        if native.query:
-            url = f"{url}?{native.query}"
-        return (
-            url,
-            with_model(native.body, native.model, call.model.upstream_id),
-            upstream_headers(native.headers, self._settings.api_version),
-        )
-
     async def relay(self, call: ProviderCall) -> bytes:
-        url, body, headers = self._native_request(call)
-        account, body = self._native_account(call, body)
-        answer = await self._whole(url, body, headers, call, record_native_headers, account)
+        out = self.platform.native(call)
+        account, out = self._native_account(call, out)
+        answer = await self._whole(out, call, record_native_headers, account)
         if isinstance(call.request, NativeRequest) and call.request.operation == "messages":
             try:
                 record_answer(json_object(answer), call.exchange)
@@ -280,23 +293,21 @@ class AnthropicProvider:
         return answer
 
     def relay_stream(self, call: ProviderCall) -> AsyncIterator[bytes]:
-        url, body, headers = self._native_request(call)
+        out = self.platform.native(call)
 
         def reader(response: UpstreamResponse) -> AsyncIterator[bytes]:
             return passed_through(response, call, self._secrets)
 
-        account, body = self._native_account(call, body)
-        return self._streamed(url, body, headers, call, record_native_headers, reader, account)
+        account, out = self._native_account(call, out)
+        return self._streamed(out, call, record_native_headers, reader, account)
 
     # --- one upstream exchange, whole or streamed, for every call above ----------------
 
-    async def _whole(
-        self, url: str, body: bytes, extra: Mapping[str, str], call: ProviderCall, record: Recorder, account: str = ""
-    ) -> bytes:
+    async def _whole(self, out: Outgoing, call: ProviderCall, record: Recorder, account: str = "") -> bytes:
         """Sends with a key from the pool and reads the whole answer; the key learns how it went.
 
         Returns the body of a 200; raises the mapped ``GatewayError`` for anything else."""
-        response, key = await self._post(url, body, extra, call, account)
+        response, key = await self._post(out, call, account)
         started = time.monotonic()
         try:
             record(call.upstream, response.headers)
@@ -316,9 +327,7 @@ class AnthropicProvider:
 
     async def _streamed(
         self,
-        url: str,
-        body: bytes,
-        extra: Mapping[str, str],
+        out: Outgoing,
         call: ProviderCall,
         record: Recorder,
         reader: Callable[[UpstreamResponse], AsyncIterator[T]],
@@ -333,7 +342,7 @@ class AnthropicProvider:
         try:
             watched = self._watchdog.watch(self._settings.first_byte_timeout)
             try:
-                response, key = await self._post(url, body, extra, call, account)
+                response, key = await self._post(out, call, account)
                 record(call.upstream, response.headers)
                 if response.status != 200:
                     raise self._rejected(key, call, response.status, await response.read(), response.headers)
@@ -375,9 +384,7 @@ class AnthropicProvider:
     async def complete(self, call: ProviderCall) -> chat_pb2.ChatCompletion:
         mapped = to_anthropic(call, stream=False, version=self._settings.api_version)
         account = self._translated_account(call, mapped)
-        body = await self._whole(
-            self._url, orjson.dumps(mapped.body), beta_header(mapped), call, record_headers, account
-        )
+        body = await self._whole(self.platform.translated(mapped, call, stream=False), call, record_headers, account)
         try:
             return completion_from_message(json_object(body), json_tool=mapped.json_tool)
         except Malformed as exc:  # anything else raised while mapping is our own bug
@@ -390,8 +397,8 @@ class AnthropicProvider:
             return translate(response, mapped.json_tool, call.upstream, self._secrets)
 
         account = self._translated_account(call, mapped)
-        body = orjson.dumps(mapped.body)
-        return self._streamed(self._url, body, beta_header(mapped), call, record_headers, reader, account)
+        out = self.platform.translated(mapped, call, stream=True)
+        return self._streamed(out, call, record_headers, reader, account)
 
     # --- thinking affinity (only for a key pool that spans accounts) ----------------
 
@@ -405,17 +412,17 @@ class AnthropicProvider:
             self._dropped_thinking(call)
         return account
 
-    def _native_account(self, call: ProviderCall, body: bytes) -> tuple[str, bytes]:
+    def _native_account(self, call: ProviderCall, out: Outgoing) -> tuple[str, Outgoing]:
         """The same for a native body, which loses its thinking blocks only when it must."""
         if self._affinity is None:
-            return "", body
-        account, drop = self._thinking_account(call, self._affinity.account_in(body))
+            return "", out
+        account, drop = self._thinking_account(call, self._affinity.account_in(out.body))
         if drop:
-            parsed = orjson.loads(body)
+            parsed = orjson.loads(out.body)
             if isinstance(parsed, dict) and strip_thinking(parsed.get("messages")):
                 self._dropped_thinking(call)
-                body = orjson.dumps(parsed)
-        return account, body
+                out = replace(out, body=orjson.dumps(parsed))
+        return account, out
 
     def _thinking_account(self, call: ProviderCall, signer: str) -> tuple[str, bool]:
         """(the account to prefer, whether the thinking must be dropped). A signer with no usable
@@ -530,11 +537,6 @@ def error_start(raw: bytes) -> int:
     """Where the error event begins in a read (0 when it began in an earlier one)."""
     found = [i for i in (raw.find(b"event: error"), raw.find(b"event:error")) if i >= 0]
     return min(found) if found else 0
-
-
-def beta_header(mapped: AnthropicRequest) -> dict[str, str]:
-    """The betas a translated request needs, as Anthropic's header (none: no header)."""
-    return {"anthropic-beta": ",".join(dict.fromkeys(mapped.betas))} if mapped.betas else {}
 
 
 def transport_error(exc: TransportError, call: ProviderCall, *, started_stream: bool) -> GatewayError:

@@ -1,0 +1,147 @@
+"""Building the Claude provider of each upstream kind: Anthropic's API, Amazon Bedrock, Google Vertex AI.
+
+All three are one ``AnthropicProvider`` (keys, breaker, retries, translation) around a platform
+(URL, body, credentials, framing). The cloud kinds import their libraries only when configured:
+they are the `bedrock` and `vertex` extras, so a gateway that calls Anthropic alone stays small.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from .. import observability
+from ..core import ChatProvider
+from ..providers import anthropic
+from ..providers.bedrock import models as bedrock_models
+from ..providers.vertex import models as vertex_models
+from ..providers.vertex.models import base_url as vertex_base_url
+from ..transport import Timeouts
+from ..transport.keys import BreakerSettings
+from .config import ConfigError, UpstreamConfig
+
+if TYPE_CHECKING:
+    from ..providers.anthropic.platform import Platform
+
+# Stands in the key pool for a credential that is not a key (SigV4, OAuth): one pool entry, so one
+# breaker; the platform signs with the real credential.
+SIGNED = "signed"
+OAUTH = "oauth"
+REGIONAL_FACTOR = 1.1  # a regional cloud endpoint costs a tenth more than the global one
+
+
+def create_anthropic(config: UpstreamConfig, platform: Platform | None = None) -> ChatProvider:
+    return anthropic.AnthropicProvider(
+        anthropic.AnthropicSettings(
+            name=config.name,
+            base_url=config.base_url,
+            api_keys=config.api_keys,
+            timeouts=Timeouts(connect=config.connect_timeout, read=config.read_timeout, pool=config.pool_timeout),
+            first_byte_timeout=config.first_byte_timeout,
+            breaker=BreakerSettings(
+                failures=config.breaker_failures,
+                cooldown=config.breaker_cooldown,
+                window=config.breaker_window,
+                ratio=config.breaker_ratio,
+            ),
+            max_connections=config.max_connections,
+            client="httpx" if config.client == "httpx" else "aiohttp",
+            trust_env=config.trust_env,
+            api_version=config.anthropic_version,
+        ),
+        on_key_event=observability.key_event,
+        platform=platform,
+    )
+
+
+def missing_extra(config: UpstreamConfig, extra: str) -> ConfigError:
+    return ConfigError(
+        f"upstreams.{config.name}: kind {config.kind} needs the `{extra}` extra: pip install 'chatgate[{extra}]'"
+    )
+
+
+# --- Amazon Bedrock ---------------------------------------------------------------------------
+
+
+def create_bedrock(config: UpstreamConfig) -> ChatProvider:
+    try:
+        from ..providers.bedrock import platform as bedrock
+        from ..providers.bedrock import signing
+    except ImportError:
+        raise missing_extra(config, "bedrock") from None
+    messages = config.endpoint == "messages"
+    region = config.region or signing.default_region()
+    if not region:
+        raise ConfigError(f"upstreams.{config.name}.region is required (or AWS_REGION)")
+    keys = config.api_keys or tuple(k for k in [os.environ.get("AWS_BEARER_TOKEN_BEDROCK", "").strip()] if k)
+    signer = None
+    if config.aws_keys is not None:  # the embedded simulator's credentials
+        signer = signing.SigV4Signer(signing.static_credentials(*config.aws_keys), service(messages), region)
+    elif not keys:
+        try:
+            signer = signing.SigV4Signer(signing.default_credentials(), service(messages), region)
+        except signing.CredentialsMissing as exc:
+            raise ConfigError(f"upstreams.{config.name}: {exc}; or set its api_key (a Bedrock API key)") from None
+    base = config.base_url or (
+        f"https://bedrock-mantle.{region}.api.aws/anthropic"
+        if messages
+        else f"https://bedrock-runtime.{region}.amazonaws.com"
+    )
+    betas = config.betas
+    platform = bedrock.BedrockMessages(base, signer, betas) if messages else bedrock.BedrockInvoke(base, signer, betas)
+    pooled = keys if signer is None else (SIGNED,)
+    return create_anthropic(replace_keys(config, pooled, base), platform)
+
+
+def service(messages: bool) -> str:
+    """SigV4's service name: each endpoint signs for its own."""
+    return "bedrock-mantle" if messages else "bedrock"
+
+
+def bedrock_model_id(model: str, config: UpstreamConfig) -> str:
+    return bedrock_models.model_id(model, config.inference_profile)
+
+
+def bedrock_factor(config: UpstreamConfig) -> float:
+    return 1.0 if config.inference_profile == "global" else REGIONAL_FACTOR
+
+
+# --- Google Vertex AI -------------------------------------------------------------------------
+
+
+def create_vertex(config: UpstreamConfig) -> ChatProvider:
+    try:
+        from ..providers.vertex import platform as vertex
+        from ..providers.vertex import tokens
+    except ImportError:
+        raise missing_extra(config, "vertex") from None
+    info = dict(config.service_account) if config.service_account is not None else None
+    try:
+        credentials, named = tokens.load_credentials(config.credentials_file, info)
+    except tokens.CredentialsMissing as exc:
+        raise ConfigError(f"upstreams.{config.name}: no Google credentials ({exc})") from None
+    project = config.project or os.environ.get("ANTHROPIC_VERTEX_PROJECT_ID", "") or named
+    if not project:
+        raise ConfigError(f"upstreams.{config.name}.project is required (or ANTHROPIC_VERTEX_PROJECT_ID)")
+    region = vertex_region(config)
+    base = config.base_url or vertex_base_url(region)
+    source = tokens.TokenSource(credentials, config.token_margin)
+    platform = vertex.Vertex(base, project, region, source, config.betas)
+    return create_anthropic(replace_keys(config, (OAUTH,), base), platform)
+
+
+def vertex_region(config: UpstreamConfig) -> str:
+    return config.region or os.environ.get("CLOUD_ML_REGION", "") or "global"
+
+
+def vertex_model_id(model: str, config: UpstreamConfig) -> str:
+    return vertex_models.model_id(model)
+
+
+def vertex_factor(config: UpstreamConfig) -> float:
+    return 1.0 if vertex_region(config) == "global" else REGIONAL_FACTOR
+
+
+def replace_keys(config: UpstreamConfig, keys: tuple[str, ...], base_url: str) -> UpstreamConfig:
+    return replace(config, api_keys=keys, base_url=base_url)

@@ -1,0 +1,235 @@
+"""The platform seam's pure parts, as tables: model ids, request shapes, error shapes, and AWS's
+event-stream framing read back as Anthropic's SSE (frames written by the simulator's encoder,
+read by botocore's decoder, split at every byte boundary)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import AsyncIterator
+
+import orjson
+import pytest
+
+from chatgate.v1 import chat_service_pb2
+from service.core import ModelInfo, ProviderCall
+from service.core.compat import CompatReport
+from service.core.errors import (
+    InvalidRequest,
+    ModelNotFound,
+    RateLimited,
+    UpstreamAuthFailed,
+    UpstreamError,
+    UpstreamOverloaded,
+)
+from service.providers.anthropic.errors import error_from_response
+from service.providers.anthropic.request import AnthropicRequest
+from service.providers.bedrock import errors as bedrock_errors
+from service.providers.bedrock import models as bedrock_models
+from service.providers.bedrock.eventstream import sse_from_event_stream
+from service.providers.bedrock.platform import BedrockInvoke, BedrockMessages
+from service.providers.vertex import models as vertex_models
+from service.providers.vertex import platform as vertex
+from service.simulator.platforms import bedrock_to_anthropic, encode_frame
+from service.transport import SSEDecoder
+
+
+@pytest.mark.parametrize(
+    ("anthropic_id", "profile", "bedrock_id"),
+    [
+        ("claude-haiku-4-5-20251001", "", "anthropic.claude-haiku-4-5-20251001-v1:0"),
+        ("claude-haiku-4-5-20251001", "us", "us.anthropic.claude-haiku-4-5-20251001-v1:0"),
+        ("claude-opus-5-5", "global", "global.anthropic.claude-opus-5-5-v1"),
+        ("anthropic.claude-x-v2:0", "us", "anthropic.claude-x-v2:0"),  # already Bedrock's: kept
+        ("eu.anthropic.claude-x-v1:0", "", "eu.anthropic.claude-x-v1:0"),
+    ],
+)
+def test_bedrock_model_ids(anthropic_id: str, profile: str, bedrock_id: str) -> None:
+    assert bedrock_models.model_id(anthropic_id, profile) == bedrock_id
+    assert bedrock_to_anthropic(bedrock_id) == bedrock_models.anthropic_id(bedrock_id)
+
+
+@pytest.mark.parametrize(
+    ("anthropic_id", "vertex_id"),
+    [
+        ("claude-haiku-4-5-20251001", "claude-haiku-4-5@20251001"),
+        ("claude-opus-5-5", "claude-opus-5-5"),
+        ("claude-sonnet-4@20250514", "claude-sonnet-4@20250514"),
+    ],
+)
+def test_vertex_model_ids(anthropic_id: str, vertex_id: str) -> None:
+    assert vertex_models.model_id(anthropic_id) == vertex_id
+
+
+# --- request shapes -----------------------------------------------------------------------------
+
+
+def call(upstream_id: str, *, strict: bool = False) -> ProviderCall:
+    model = ModelInfo("m", upstream_id, "M", 1000, provider="cloud")
+    return ProviderCall(chat_service_pb2.ChatCompletionRequest(model="m"), model, CompatReport(strict=strict))
+
+
+BODY = {"model": "claude-haiku-4-5-20251001", "max_tokens": 10, "messages": [], "stream": True}
+BETAS = ["interleaved-thinking-2025-05-14", "made-up-2026-01-01"]
+
+
+def test_invoke_moves_the_model_into_the_url_and_the_version_and_betas_into_the_body() -> None:
+    platform = BedrockInvoke("https://rt.example", None)
+    target = call("us.anthropic.claude-haiku-4-5-20251001-v1:0")
+    out = platform.translated(AnthropicRequest(dict(BODY), betas=list(BETAS)), target, stream=True)
+    assert (
+        out.url == "https://rt.example/model/us.anthropic.claude-haiku-4-5-20251001-v1%3A0/invoke-with-response-stream"
+    )
+    body = orjson.loads(out.body)
+    assert "model" not in body and "stream" not in body
+    assert body["anthropic_version"] == "bedrock-2023-05-31"
+    assert body["anthropic_beta"] == ["interleaved-thinking-2025-05-14"]
+    assert out.headers == {"accept": "application/vnd.amazon.eventstream"}
+    assert [f"{a.param}={a.action}" for a in target.report.items] == ["anthropic-beta=dropped"]
+
+
+def test_invoke_counts_through_bedrocks_count_tokens_envelope() -> None:
+    out = BedrockInvoke("https://rt.example", None).counted(AnthropicRequest(dict(BODY)), call("anthropic.x-v1:0"))
+    assert out.url.endswith("/model/anthropic.x-v1%3A0/count-tokens")
+    inner = orjson.loads(base64.b64decode(orjson.loads(out.body)["input"]["invokeModel"]["body"]))
+    assert inner["anthropic_version"] == "bedrock-2023-05-31" and "model" not in inner
+
+
+def test_the_messages_endpoint_keeps_anthropics_body_and_header() -> None:
+    platform = BedrockMessages("https://mantle.example/anthropic", None)
+    out = platform.translated(
+        AnthropicRequest(dict(BODY), betas=["interleaved-thinking-2025-05-14"]), call("x"), stream=True
+    )
+    assert out.url == "https://mantle.example/anthropic/v1/messages"
+    assert orjson.loads(out.body) == BODY
+    assert out.headers == {"anthropic-beta": "interleaved-thinking-2025-05-14"}
+    assert platform.headers["anthropic-version"] == "2023-06-01"
+
+
+def test_vertex_names_the_model_in_the_url_and_the_version_in_the_body() -> None:
+    class Tokens:
+        token = "ya29.t"
+
+        async def refresh(self) -> None:
+            return None
+
+        def drop(self) -> bool:
+            return True
+
+    platform = vertex.Vertex("https://v.example", "proj", "us-east5", Tokens(), None)  # type: ignore[arg-type]
+    out = platform.translated(AnthropicRequest(dict(BODY)), call("claude-haiku-4-5@20251001"), stream=True)
+    assert out.url == (
+        "https://v.example/v1/projects/proj/locations/us-east5/publishers/anthropic/models/"
+        "claude-haiku-4-5@20251001:streamRawPredict"
+    )
+    body = orjson.loads(out.body)
+    assert "model" not in body and body["anthropic_version"] == "vertex-2023-10-16" and body["stream"] is True
+    counted = orjson.loads(platform.counted(AnthropicRequest(dict(BODY)), call("claude-haiku-4-5@20251001")).body)
+    assert counted["model"] == "claude-haiku-4-5@20251001" and "max_tokens" not in counted
+
+
+def test_strict_refuses_a_beta_the_platform_lacks_naming_it() -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        BedrockMessages("https://m", None).translated(
+            AnthropicRequest(dict(BODY), betas=["made-up-2026-01-01"]), call("x", strict=True), stream=False
+        )
+    assert refused.value.param == "anthropic-beta" and "made-up-2026-01-01" in refused.value.message
+
+
+# --- error shapes ---------------------------------------------------------------------------------
+
+
+def aws(name: str, status: int, message: str = "m") -> tuple[int, dict[str, str], bytes]:
+    return status, {"x-amzn-errortype": f"{name}:http://internal.amazon.com/coral/"}, orjson.dumps({"message": message})
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        (aws("ThrottlingException", 429), RateLimited),
+        (aws("ServiceUnavailableException", 503), UpstreamOverloaded),
+        (aws("InvalidSignatureException", 403), UpstreamAuthFailed),
+        (aws("UnrecognizedClientException", 403), UpstreamAuthFailed),
+        (aws("ValidationException", 400), InvalidRequest),
+        (aws("ResourceNotFoundException", 404), ModelNotFound),
+        ((500, {}, b"<html>oops</html>"), UpstreamError),
+    ],
+)
+def test_bedrock_errors_read_as_anthropics(reply: tuple[int, dict[str, str], bytes], expected: type) -> None:
+    status, headers, body = reply
+    error = error_from_response(status, headers, bedrock_errors.error_body(status, headers, body))
+    assert isinstance(error, expected)
+    assert error.upstream_status == status
+
+
+def google(status: int, name: str) -> bytes:
+    return orjson.dumps({"error": {"code": status, "message": "m", "status": name}})
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (401, google(401, "UNAUTHENTICATED"), UpstreamAuthFailed),
+        (429, google(429, "RESOURCE_EXHAUSTED"), RateLimited),
+        (404, google(404, "NOT_FOUND"), ModelNotFound),
+        (529, b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}', UpstreamOverloaded),
+    ],
+)
+def test_vertex_errors_read_as_anthropics(status: int, body: bytes, expected: type) -> None:
+    error = error_from_response(status, {}, vertex.error_body(status, {}, body))
+    assert isinstance(error, expected)
+
+
+# --- event-stream framing ------------------------------------------------------------------------
+
+
+EVENTS = [
+    {"type": "message_start", "message": {"id": "msg_1", "usage": {"input_tokens": 3}}},
+    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}},
+    {"type": "message_stop"},
+]
+
+
+def chunk_frame(event: dict[str, object]) -> bytes:
+    payload = orjson.dumps({"bytes": base64.b64encode(orjson.dumps(event)).decode(), "p": "ab"})
+    return encode_frame(
+        {":event-type": "chunk", ":content-type": "application/json", ":message-type": "event"}, payload
+    )
+
+
+async def reads_of(data: bytes, size: int) -> AsyncIterator[bytes]:
+    for at in range(0, len(data), size):
+        yield data[at : at + size]
+
+
+def decoded(data: bytes, size: int) -> list[tuple[str, dict[str, object]]]:
+    async def run() -> list[bytes]:
+        return [raw async for raw in sse_from_event_stream(reads_of(data, size))]
+
+    decoder = SSEDecoder()
+    return [(e.event, orjson.loads(e.data)) for raw in asyncio.run(run()) for e in decoder.feed(raw)]
+
+
+@pytest.mark.parametrize("size", [1, 7, 64, 100_000])
+def test_event_stream_frames_read_as_anthropic_sse_however_they_are_split(size: int) -> None:
+    data = b"".join(chunk_frame(e) for e in EVENTS)
+    assert decoded(data, size) == [(str(e["type"]), e) for e in EVENTS]
+
+
+def test_an_exception_frame_reads_as_an_error_event() -> None:
+    frame = encode_frame(
+        {":exception-type": "throttlingException", ":content-type": "application/json", ":message-type": "exception"},
+        orjson.dumps({"message": "Too many requests"}),
+    )
+    ((name, event),) = decoded(chunk_frame(EVENTS[0])[0:0] + frame, 1000)
+    assert name == "error"
+    assert event == {"type": "error", "error": {"type": "rate_limit_error", "message": "Too many requests"}}
+
+
+@pytest.mark.parametrize("spoil", [-1, 5, 20], ids=["message-crc", "prelude-crc", "header"])
+def test_a_corrupted_frame_is_a_malformed_upstream_reply(spoil: int) -> None:
+    good, bad = chunk_frame(EVENTS[0]), bytearray(chunk_frame(EVENTS[1]))
+    bad[spoil] ^= 0xFF
+    with pytest.raises(UpstreamError) as failed:
+        decoded(good + bytes(bad), 1000)
+    assert "malformed" in failed.value.message
