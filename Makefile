@@ -3,7 +3,8 @@
 #
 # Both install the exact versions in requirements/*.lock (hash-checked): `make run` only
 # what serving needs (run.lock), `make test` the development tools too (dev.lock, a
-# superset with the same versions). `make lock` regenerates both from pyproject.toml.
+# superset with the same versions). clouds.lock is run.lock plus the Bedrock and Vertex
+# extras, for the container image. `make lock` regenerates all three from pyproject.toml.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -35,6 +36,8 @@ lock: $(STAMP)
 	  --no-header -o requirements/dev.lock
 	$(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 --universal \
 	  --no-header -c requirements/dev.lock -o requirements/run.lock
+	$(BIN)/uv pip compile pyproject.toml --extra bedrock --extra vertex --generate-hashes --python-version 3.11 \
+	  --universal --no-header -c requirements/dev.lock -o requirements/clouds.lock
 
 # The Node clients the test suite drives (openai npm SDK, @grpc/grpc-js), pinned by package-lock.json.
 $(NODE_STAMP): tests/node/package.json tests/node/package-lock.json

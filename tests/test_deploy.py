@@ -8,6 +8,7 @@ import copy
 import hashlib
 import json
 import shutil
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -299,7 +300,7 @@ def test_hadolint_catches_a_mistake(tmp_path: Path) -> None:
 def test_the_image_runs_as_non_root_with_a_shell_free_healthcheck() -> None:
     text = (DEPLOY / "Dockerfile").read_text()
     assert text.count("FROM ") == 2  # two stages: only the virtual environment reaches the image
-    assert "USER 10001:10001" in text and "requirements/run.lock" in text and "--require-hashes" in text
+    assert "USER 10001:10001" in text and "requirements/clouds.lock" in text and "--require-hashes" in text
     assert 'HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \\\n  CMD ["python"' in text
     for port in ("8080", "50051", "9090"):
         assert port in text.split("EXPOSE", 1)[1].splitlines()[0]
@@ -485,3 +486,15 @@ def test_each_envoy_mutation_is_caught(mutation: str) -> None:
     change, problem = ENVOY_MUTATIONS[mutation]
     change(config)
     assert problem in envoy_problems(config, 15)
+
+
+def pins(lock: str) -> dict[str, str]:
+    text = (ROOT / "requirements" / lock).read_text()
+    return dict(re.findall(r"^([A-Za-z0-9_.-]+)==([^ \\]+)", text, re.MULTILINE))
+
+
+def test_the_images_lock_is_the_run_lock_plus_the_cloud_extras_at_the_same_versions() -> None:
+    run, clouds, dev = pins("run.lock"), pins("clouds.lock"), pins("dev.lock")
+    assert run.items() <= clouds.items()  # the same runtime, version for version
+    assert {"botocore", "google-auth", "urllib3"} <= clouds.keys() - run.keys()
+    assert all(dev.get(name) == version for name, version in clouds.items())  # tested as shipped
