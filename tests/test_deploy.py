@@ -7,8 +7,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import shutil
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path

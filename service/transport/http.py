@@ -8,6 +8,7 @@ rest of the provider never sees either library's errors.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -82,9 +83,12 @@ class UpstreamClient(Protocol):
 # --- aiohttp ------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1024)
 def as_sent(url: str) -> yarl.URL:
     """The URL exactly as the gateway wrote it: yarl would otherwise decode escapes such as the `%3A`
-    of a Bedrock model id in the path, and a SigV4 signature covers the path as written."""
+    of a Bedrock model id in the path, and a SigV4 signature covers the path as written. An upstream's
+    URLs are few (one per model and operation), so each is parsed once: aiohttp parses a string URL
+    on every request."""
     return yarl.URL(url, encoded=True)
 
 

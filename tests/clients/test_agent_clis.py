@@ -82,6 +82,21 @@ def test_claude_code_runs_a_tool_round_trip(served: Gateway, tmp_path: Path) -> 
     assert "chatgate tool round trip" in result["result"]
 
 
+def test_claude_code_runs_a_tool_round_trip_through_a_cloud_route(served_by_cloud: Gateway, tmp_path: Path) -> None:
+    """Claude Code through the gateway to Claude in Bedrock (InvokeModel) or on Vertex AI: its native
+    requests rewritten only as the platform needs (model in the URL, version in the body, the betas
+    the platform lacks dropped), its streams read back as Anthropic's SSE."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (workdir / "sample").write_text("chatgate over a cloud route\n")
+    result = claude(served_by_cloud, workdir, "sim:call=Read read the file")
+    assert result["is_error"] is False and result["num_turns"] == 2
+    assert result["result"].startswith("Tool results received:")
+    assert "chatgate over a cloud route" in result["result"]
+    routes = {json.loads(line).get("upstream") for line in served_by_cloud.log().splitlines() if '"upstream"' in line}
+    assert routes in ({"invoke"}, {"vertex"})  # every turn went over the one cloud route
+
+
 # --- Codex --------------------------------------------------------------------------------------
 
 CODEX_CONFIG = """\

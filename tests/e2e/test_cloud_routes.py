@@ -28,6 +28,7 @@ from tests.support import (
     UPSTREAM_KEY,
     Gateway,
     Simulator,
+    eventually,
     free_port,
     grpc_request,
     marker,
@@ -256,15 +257,32 @@ def test_the_simulator_saw_each_platforms_own_wire(gateway: Gateway, simulator: 
         assert seen["body"]["model"] == HAIKU  # each front read its platform's id back to Anthropic's
 
 
-def test_access_log_names_the_route_and_the_ledger_prices_it(gateway: Gateway) -> None:
-    text = f"priced {marker()}"
-    ask_chat(gateway, ROUTED["vertex"], text, stream=False)
-    line = next(
-        json.loads(raw)
-        for raw in reversed(gateway.log().splitlines())
-        if raw.startswith("{") and '"served_model":"haiku-vertex"' in raw.replace(" ", "")
+def access_line(gateway: Gateway, request_id: str) -> dict[str, Any]:
+    """The request's access-log line, which the gateway writes once the exchange closes: that may be
+    a moment after the client has its answer, so it is waited for."""
+    found: list[dict[str, Any]] = []
+
+    def logged() -> bool:
+        found[:] = [
+            json.loads(raw)
+            for raw in gateway.log().splitlines()
+            if request_id in raw and '"chatgate.access"' in raw.replace(" ", "")
+        ]
+        return bool(found)
+
+    assert eventually(logged), f"no access line for {request_id}"
+    return found[-1]
+
+
+def test_the_access_log_names_the_route_that_answered(gateway: Gateway) -> None:
+    response = httpx.post(
+        gateway.http_url + "/v1/chat/completions",
+        json={"model": ROUTED["vertex"], "messages": [{"role": "user", "content": f"logged {marker()}"}]},
+        timeout=10,
     )
-    assert line["upstream"] == "vertex"
+    assert response.status_code == 200
+    line = access_line(gateway, response.headers["x-request-id"])
+    assert (line["served_model"], line["upstream"]) == (ROUTED["vertex"], "vertex")
 
 
 # --- counting tokens ------------------------------------------------------------------------------
@@ -385,8 +403,7 @@ def test_failover_across_routes_when_earlier_ones_are_overloaded(gateway: Gatewa
     adjusted = response.headers["x-chatgate-adjusted"]
     assert "route=busy->bedrock_busy" in adjusted and "route=bedrock_busy->vertex" in adjusted
     request_id = response.headers["x-request-id"]
-    line = next(json.loads(raw) for raw in gateway.log().splitlines() if request_id in raw and '"upstream"' in raw)
-    assert line["upstream"] == "vertex"
+    assert access_line(gateway, request_id)["upstream"] == "vertex"
     ledger = sqlite3.connect(gateway.log_path.parent / "ledger.sqlite3")
     deadline = time.monotonic() + 10
     row = None

@@ -233,3 +233,18 @@ def test_a_corrupted_frame_is_a_malformed_upstream_reply(spoil: int) -> None:
     with pytest.raises(UpstreamError) as failed:
         decoded(good + bytes(bad), 1000)
     assert "malformed" in failed.value.message
+
+
+def test_a_beta_the_clouds_name_otherwise_is_sent_under_their_name() -> None:
+    target = call("x")
+    out = BedrockMessages("https://m", None).translated(
+        AnthropicRequest(dict(BODY), betas=["advanced-tool-use-2025-11-20", "made-up-2026-01-01", "other-2026-02-02"]),
+        target,
+        stream=False,
+    )
+    assert out.headers == {"anthropic-beta": "tool-search-tool-2025-10-19"}
+    assert [f"{a.param}={a.action}" for a in target.report.items] == [
+        "anthropic-beta=adjusted",
+        "anthropic-beta=dropped",
+    ]
+    assert "`made-up-2026-01-01`, `other-2026-02-02`" in target.report.items[1].detail

@@ -24,11 +24,13 @@ from service.transport.keys import UpstreamKey
 from .native import upstream_headers, with_model
 from .request import AnthropicRequest
 
+# Betas the cloud platforms offer under their own names (Claude Code's constants say the same).
+RENAMED_ON_CLOUDS = {"advanced-tool-use-2025-11-20": "tool-search-tool-2025-10-19"}
 # What `count_tokens` accepts of a Messages request: the prompt, not the output settings.
 COUNTED = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking"})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outgoing:
     """One request as the platform wants it: where, what, and its protocol headers (no credentials)."""
 
@@ -131,8 +133,10 @@ def native_of(call: ProviderCall) -> NativeRequest:
     return native
 
 
-def beta_header(betas: Iterable[str]) -> dict[str, str]:
+def beta_header(betas: Collection[str]) -> dict[str, str]:
     """Betas as Anthropic's header (none: no header)."""
+    if not betas:
+        return {}
     names = ",".join(dict.fromkeys(b for b in betas if b))
     return {"anthropic-beta": names} if names else {}
 
@@ -142,16 +146,31 @@ def client_betas(native: NativeRequest) -> list[str]:
     return [b.strip() for name, value in native.headers if name == "anthropic-beta" for b in value.split(",")]
 
 
-def offered_betas(betas: Iterable[str], offered: Collection[str], platform: str, call: ProviderCall) -> list[str]:
-    """The betas the platform offers; each other one is left out and reported (refused under strict):
-    forwarding it would only earn the request a 400 there."""
-    kept = []
+def offered_betas(
+    betas: Iterable[str],
+    offered: Collection[str],
+    platform: str,
+    call: ProviderCall,
+    renamed: Mapping[str, str] | None = None,
+) -> list[str]:
+    """The betas the platform offers. A beta it offers under another name (``renamed``: the tool-search
+    beta is `advanced-tool-use-...` on Anthropic's API and `tool-search-tool-...` on the clouds) is sent
+    under that name, reported as adjusted; the others are left out and reported (refused under strict):
+    forwarding them would only earn the request a 400 there."""
+    kept: list[str] = []
+    lacking: list[str] = []
     for beta in dict.fromkeys(b for b in betas if b):
-        if beta in offered:
-            kept.append(beta)
+        own = (renamed or {}).get(beta, beta)
+        if own in offered:
+            if own != beta:
+                call.report.adjust("anthropic-beta", f"{platform} names the beta `{beta}` `{own}`; sent as `{own}`")
+            kept.append(own)
         else:
-            call.report.drop("anthropic-beta", f"{platform} does not offer the beta `{beta}`; it was left out")
-    return kept
+            lacking.append(beta)
+    if lacking:
+        names = ", ".join(f"`{b}`" for b in lacking)
+        call.report.drop("anthropic-beta", f"{platform} does not offer the beta(s) {names}; left out")
+    return list(dict.fromkeys(kept))
 
 
 def not_counted(platform: str) -> NotSupported:

@@ -20,6 +20,7 @@ import orjson
 
 from service.core import ProviderCall
 from service.providers.anthropic.native import with_model
+from service.providers.anthropic.platform import RENAMED_ON_CLOUDS as RENAMED
 from service.providers.anthropic.platform import (
     Outgoing,
     Rewritten,
@@ -120,7 +121,7 @@ class BedrockMessages(Bedrock):
         self.headers["anthropic-version"] = HEADER_VERSION
 
     def translated(self, mapped: AnthropicRequest, call: ProviderCall, *, stream: bool) -> Outgoing:
-        betas = offered_betas(mapped.betas, self.offered, self.name, call)
+        betas = offered_betas(mapped.betas, self.offered, self.name, call, RENAMED)
         return Outgoing(self.url, orjson.dumps(mapped.body), beta_header(betas))
 
     def counted(self, mapped: AnthropicRequest, call: ProviderCall) -> Outgoing:
@@ -130,7 +131,7 @@ class BedrockMessages(Bedrock):
         native = native_of(call)
         if native.operation == "count_tokens":
             raise not_counted('Amazon Bedrock\'s Messages endpoint (use `endpoint = "invoke"` to count)')
-        betas = offered_betas(client_betas(native), self.offered, self.name, call)
+        betas = offered_betas(client_betas(native), self.offered, self.name, call, RENAMED)
         url = f"{self.url}?{native.query}" if native.query else self.url
         return Outgoing(url, with_model(native.body, native.model, call.model.upstream_id), beta_header(betas))
 
@@ -158,17 +159,17 @@ class BedrockInvoke(Bedrock):
         return shaped
 
     def translated(self, mapped: AnthropicRequest, call: ProviderCall, *, stream: bool) -> Outgoing:
-        betas = offered_betas(mapped.betas, self.offered, self.name, call)
+        betas = offered_betas(mapped.betas, self.offered, self.name, call, RENAMED)
         action = "invoke-with-response-stream" if stream else "invoke"
         return self._out(self._url(call.model.upstream_id, action), self._body(mapped.body, betas), stream)
 
     def counted(self, mapped: AnthropicRequest, call: ProviderCall) -> Outgoing:
-        betas = offered_betas(mapped.betas, self.offered, self.name, call)
+        betas = offered_betas(mapped.betas, self.offered, self.name, call, RENAMED)
         return self._counting(call.model.upstream_id, self._body(mapped.body, betas))
 
     def native(self, call: ProviderCall) -> Outgoing:
         native = native_of(call)
-        betas = offered_betas(client_betas(native), self.offered, self.name, call)
+        betas = offered_betas(client_betas(native), self.offered, self.name, call, RENAMED)
         body = self._body(json_object(native.body), betas)
         model = call.model.upstream_id
         if native.operation == "count_tokens":

@@ -27,6 +27,7 @@ from service.providers.anthropic.platform import (
     native_of,
     offered_betas,
 )
+from service.providers.anthropic.platform import RENAMED_ON_CLOUDS as RENAMED
 from service.providers.anthropic.request import AnthropicRequest
 from service.transport import UpstreamClient, UpstreamResponse, json_object
 from service.transport.keys import UpstreamKey
@@ -86,18 +87,18 @@ class Vertex:
         return shaped
 
     def translated(self, mapped: AnthropicRequest, call: ProviderCall, *, stream: bool) -> Outgoing:
-        betas = offered_betas(mapped.betas, self.offered, self.name, call)
+        betas = offered_betas(mapped.betas, self.offered, self.name, call, RENAMED)
         url = self._url(call.model.upstream_id, stream)
         return Outgoing(url, orjson.dumps(self._body(mapped.body)), beta_header(betas))
 
     def counted(self, mapped: AnthropicRequest, call: ProviderCall) -> Outgoing:
-        betas = offered_betas(mapped.betas, self.offered, self.name, call)
+        betas = offered_betas(mapped.betas, self.offered, self.name, call, RENAMED)
         body = {k: v for k, v in mapped.body.items() if k in COUNTED}
         return self._counting(call.model.upstream_id, body, betas)
 
     def native(self, call: ProviderCall) -> Outgoing:
         native = native_of(call)
-        betas = offered_betas(client_betas(native), self.offered, self.name, call)
+        betas = offered_betas(client_betas(native), self.offered, self.name, call, RENAMED)
         body = json_object(native.body)
         if native.operation == "count_tokens":
             return self._counting(call.model.upstream_id, body, betas)
