@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -30,6 +31,7 @@ from service.providers.bedrock.eventstream import sse_from_event_stream
 from service.providers.bedrock.platform import BedrockInvoke, BedrockMessages
 from service.providers.vertex import models as vertex_models
 from service.providers.vertex import platform as vertex
+from service.providers.vertex.tokens import TokenSource
 from service.simulator.platforms import bedrock_to_anthropic, encode_frame
 from service.transport import SSEDecoder
 
@@ -248,3 +250,40 @@ def test_a_beta_the_clouds_name_otherwise_is_sent_under_their_name() -> None:
         "anthropic-beta=dropped",
     ]
     assert "`made-up-2026-01-01`, `other-2026-02-02`" in target.report.items[1].detail
+
+
+# --- Vertex tokens ----------------------------------------------------------------------------
+
+
+class Issuing:
+    """Stands in for google-auth credentials: each refresh issues the next token, valid for an hour."""
+
+    def __init__(self) -> None:
+        self.issued = 0
+        self.token: str | None = None
+        self.expiry: datetime | None = None
+
+    def refresh(self, request: object) -> None:
+        self.issued += 1
+        self.token = f"t{self.issued}"
+        self.expiry = datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=1)
+
+
+def test_a_refused_token_is_replaced_once_then_the_credential_is_refused() -> None:
+    credentials = Issuing()
+    source = TokenSource(credentials, margin=60)  # type: ignore[arg-type]
+
+    async def scenario() -> list[object]:
+        await source.refresh()
+        seen: list[object] = [source.token]
+        await source.refresh()  # fresh: nothing renewed
+        seen.append(credentials.issued)
+        seen.append(source.drop())  # a stale token refused: worth a retry with a new one
+        await source.refresh()
+        seen.append(source.token)
+        seen.append(source.drop())  # its replacement refused at once: the credential is refused
+        await source.refresh()
+        seen.append(source.token)
+        return seen
+
+    assert asyncio.run(scenario()) == ["t1", 1, True, "t2", False, "t3"]

@@ -43,6 +43,9 @@ class Platform(Protocol):
     """What differs between the places Claude's Messages API is served."""
 
     name: str  # for logs and errors: "Anthropic", "Amazon Bedrock", "Google Vertex AI"
+    # Whether the key pool holds real keys (sent as they are, so redacted when quoted back) rather
+    # than one stand-in for a credential the platform signs or exchanges (SigV4, OAuth).
+    keyed: bool
     # Headers every request carries (the API version, content type); credentials come from ``authorize``.
     headers: dict[str, str]
     # Awaited before each request when set: renews a credential that is about to expire.
@@ -82,6 +85,7 @@ class AnthropicPlatform:
     """Anthropic's own API: `POST /v1/messages` with `x-api-key` (bytes through for native calls)."""
 
     name: str = "Anthropic"
+    keyed: bool = True
     refresh: Callable[[], Awaitable[None]] | None = None
 
     def __init__(self, base_url: str, api_version: str) -> None:

@@ -108,7 +108,8 @@ class AnthropicProvider:
             settings.name, settings.api_keys, settings.breaker, on_event=on_key_event, verify=self.verify_key
         )
         # Key values (without any `account=` prefix) and the platform's credentials, never echoed back.
-        self._secrets = tuple(key.value for key in self.keys.keys) + self.platform.secrets()
+        keys = tuple(key.value for key in self.keys.keys) if self.platform.keyed else ()
+        self._secrets = keys + self.platform.secrets()
         # Only a pool that spans accounts needs to know who signed a conversation's thinking.
         self._affinity = ThinkingAffinity() if self.keys.accounts else None
         self._watchdog = Watchdog()

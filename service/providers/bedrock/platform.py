@@ -72,6 +72,7 @@ class Bedrock:
     def __init__(self, base_url: str, signer: SigV4Signer | None, betas: Collection[str] | None) -> None:
         self.base = base_url.rstrip("/")
         self.signer = signer  # None: Bedrock API keys, sent as bearer tokens
+        self.keyed = signer is None
         self.offered = frozenset(BETAS if betas is None else betas)
         self.refresh: Callable[[], Awaitable[None]] | None = signer.refresh if signer is not None else None
         self.headers: dict[str, str] = {"content-type": "application/json", "accept": "application/json"}

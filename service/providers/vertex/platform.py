@@ -68,6 +68,7 @@ STATUSES = {
 
 class Vertex:
     name = "Google Vertex AI"
+    keyed = False  # the pool holds one stand-in: the credential is the token source
 
     def __init__(
         self, base: str, project: str, region: str, tokens: TokenSource, betas: Collection[str] | None = None
@@ -120,7 +121,7 @@ class Vertex:
 
     async def verify(self, key: UpstreamKey, client: UpstreamClient) -> int | None:
         """A quarantined credential is good again once it issues a token."""
-        self.tokens.drop()
+        self.tokens.forget()
         try:
             await self.tokens.refresh()
         except GatewayError:

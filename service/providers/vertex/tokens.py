@@ -27,6 +27,8 @@ from service.core.errors import UpstreamAuthFailed
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 # Renewed when at most this much of a token's life is left (google-auth renews at 3 min 45 s).
 DEFAULT_MARGIN = 300.0
+# A token refused within this many seconds of replacing a refused one: the credential is refused.
+REFUSAL_WINDOW = 30.0
 
 
 class CredentialsMissing(Exception):
@@ -60,6 +62,9 @@ class TokenSource:
         self._request = Request(pool)  # type: ignore[no-untyped-call]
         self.token = ""
         self._expires = 0.0  # time.monotonic() of the token's expiry (0: none)
+        self._issued = 0.0  # time.monotonic() the token was issued
+        self._replacing = False  # the token replaces one the upstream refused
+        self._replace_next = False
         self.renewals = 0
 
     def fresh(self) -> bool:
@@ -81,13 +86,22 @@ class TokenSource:
                 raise UpstreamAuthFailed("Google credentials issued no access token.")
             self.token = token
             self._expires = monotonic_of(self._credentials.expiry)
+            self._issued = time.monotonic()
+            self._replacing, self._replace_next = self._replace_next, False
             self.renewals += 1
 
     def drop(self) -> bool:
-        """Forgets the token the upstream refused; True when there was one to forget."""
-        had = bool(self.token)
+        """Forgets the token the upstream refused. True when a retry with a new token is worth it: not
+        when the refused token was itself issued moments ago to replace a refused one (then the
+        credential is what the upstream refuses, not a stale token)."""
+        just_replaced = self._replacing and time.monotonic() - self._issued < REFUSAL_WINDOW
+        worth = bool(self.token) and not just_replaced
+        self.forget()
+        self._replace_next = worth
+        return worth
+
+    def forget(self) -> None:
         self.token, self._expires = "", 0.0
-        return had
 
 
 def monotonic_of(expiry: datetime | None) -> float:
