@@ -13,10 +13,11 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import suites
+from . import suites, targets
 from .processes import ROOT, cores, free_port, start_floor, start_gateway, start_simulator
 from .report import table
 from .sink import TraceSink
@@ -76,28 +77,8 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
         results["idle_rss_mib"] = gateway.rss_mib()
         results["floor_idle_rss_mib"] = {"http": http_floor.rss_mib(), "grpc": grpc_floor.rss_mib()}
         step = (lambda name: name in options.only) if options.only else (lambda name: True)
-        if step("latency"):
-            results["latency"] = suites.latency(rig, rounds=2 if smoke else 10, per_round=20 if smoke else 200)
-        if step("throughput"):
-            results["throughput"] = suites.throughput(rig, concurrency=8 if smoke else 64, rounds=1 if smoke else 3)
-        if step("stream_cost"):
-            results["stream_cost"] = suites.stream_cost(
-                rig, (5, 10) if smoke else (10, 50, 100), concurrency=8 if smoke else 64
-            )
-        if step("first_chunk"):
-            results["first_chunk"] = suites.first_chunk(
-                rig, rounds=1 if smoke else 8, deltas=4 if smoke else 64, pace_ms=20
-            )
-        if step("first_chunk"):
-            results["first_chunk_c64"] = suites.first_chunk_concurrent(
-                rig, streams=8 if smoke else 64, rounds=1 if smoke else 6, deltas=4 if smoke else 8, pace_ms=20
-            )
-        if step("realistic"):
-            results["realistic"] = suites.realistic(rig, concurrency=8 if smoke else 64)
-        if step("memory"):
-            results["memory"] = suites.memory(
-                rig, streams=20 if smoke else 1000, deltas=5 if smoke else 100, pace_ms=100
-            )
+        results.update(run_suites(rig, step, smoke))
+        if "memory" in results:
             results["memory"]["idle_rss_mib"] = results["idle_rss_mib"]
         if options.soak:
             results["soak"] = suites.soak(rig, options.soak)
@@ -112,6 +93,37 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
         http_floor.stop()
         grpc_floor.stop()
         simulator.stop()
+    if not smoke and step("targets"):  # callgrind: minutes, so not in the smoke run
+        results["instructions"] = targets.instructions()
+    results["targets"] = targets.evaluate(results)
+    return results
+
+
+def run_suites(rig: suites.Rig, step: Callable[[str], bool], smoke: bool) -> dict[str, Any]:
+    """Every suite on the one gateway with its features off, each when ``step`` names it."""
+    results: dict[str, Any] = {}
+    if step("latency"):
+        results["latency"] = suites.latency(rig, rounds=2 if smoke else 10, per_round=20 if smoke else 200)
+    if step("throughput"):
+        results["throughput"] = suites.throughput(rig, concurrency=8 if smoke else 64, rounds=1 if smoke else 3)
+    if step("stream_cost"):
+        results["stream_cost"] = suites.stream_cost(
+            rig, (5, 10) if smoke else (10, 50, 100), concurrency=8 if smoke else 64
+        )
+    if step("first_chunk"):
+        results["first_chunk"] = suites.first_chunk(
+            rig, rounds=1 if smoke else 8, deltas=4 if smoke else 64, pace_ms=20
+        )
+    if step("first_chunk"):
+        results["first_chunk_c64"] = suites.first_chunk_concurrent(
+            rig, streams=8 if smoke else 64, rounds=1 if smoke else 6, deltas=4 if smoke else 8, pace_ms=20
+        )
+    if step("realistic"):
+        results["realistic"] = suites.realistic(rig, concurrency=8 if smoke else 64)
+    if step("memory"):
+        results["memory"] = suites.memory(rig, streams=20 if smoke else 1000, deltas=5 if smoke else 100, pace_ms=100)
+    if step("stream_overhead"):
+        results["stream_overhead"] = suites.stream_overhead(rig, rounds=2 if smoke else 20)
     return results
 
 
@@ -270,7 +282,8 @@ def main() -> None:
     parser.add_argument(
         "--only",
         nargs="*",
-        help="suites to run: latency throughput stream_cost first_chunk realistic memory workers features",
+        help="suites to run: latency throughput stream_cost first_chunk realistic memory stream_overhead workers "
+        "features targets",
     )
     parser.add_argument(
         "--soak",
@@ -285,6 +298,16 @@ def main() -> None:
     options.out.parent.mkdir(parents=True, exist_ok=True)
     options.out.write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))
+    print("\nTargets (docs/performance.md): instructions per request by callgrind, memory and latency from this run")
+    print(targets.table(results["targets"]))
+    overhead = results.get("stream_overhead")
+    if overhead:
+        print(
+            f"\nPublished method: added p99 at concurrency 1 (HTTP JSON) "
+            f"{results['latency']['http_json']['added_p99_ms'] * 1000:,.0f} us; streaming overhead, "
+            f"{overhead['deltas']} deltas {overhead['pace_ms']} ms apart: {overhead['added_p50_ms']:.2f} ms (p50), "
+            f"{overhead['added_p99_ms']:.2f} ms (p99) over {overhead['direct_ms']:,.0f} ms direct"
+        )
     print(
         f"\nmachine: {results['machine']['cpu']}, {results['machine']['cores']} cores, Python "
         f"{results['machine']['python']}; gateway pinned to core 0: {results['pinned']}; results: {options.out}"

@@ -43,6 +43,8 @@ FEATURES = {
     "limits": LIMITS,
     "ledger": {"ledger": "on"},
     "production": {"log": "info", "tracing": "on", "ledger": "on", **LIMITS},
+    # The production target's set: tracing is measured on its own (bench/targets.py).
+    "production-untraced": {"log": "info", "ledger": "on", **LIMITS},
 }
 
 
@@ -131,10 +133,33 @@ def main() -> None:
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise SystemExit("python -m bench.instructions needs valgrind (Debian: apt-get install valgrind)")
     with tempfile.TemporaryDirectory(prefix="chatgate-instructions-") as scratch:
-        print(measure(options, Path(scratch)))
+        count = measure(options, Path(scratch))
+    print(describe(options, count))
 
 
-def measure(options: argparse.Namespace, scratch: Path) -> str:
+def options_for(
+    kind: str = "json", *, deltas: int = 20, features: str = "off", history: int = 0, floor: bool = False
+) -> argparse.Namespace:
+    """The options of one measurement, as the command line would give them (for bench/targets.py)."""
+    return argparse.Namespace(
+        kind=kind, deltas=deltas, features=features, history=history, floor=floor, requests=800, warm=400
+    )
+
+
+def count_of(options: argparse.Namespace) -> float:
+    """Instructions per request for ``options``, in a scratch directory of its own."""
+    with tempfile.TemporaryDirectory(prefix="chatgate-instructions-") as scratch:
+        return measure(options, Path(scratch))
+
+
+def describe(options: argparse.Namespace, count: float) -> str:
+    what = "floor" if options.floor else f"gateway, features {options.features}"
+    deltas = f", {options.deltas} deltas" if options.kind.endswith(("sse", "stream")) else ""
+    deltas += f", {options.history * 2 + 1} messages" if options.history else ""
+    return f"{options.kind}{deltas} ({what}): {count / 1000:,.0f}k instructions per request"
+
+
+def measure(options: argparse.Namespace, scratch: Path) -> float:
     simulator, upstream = start_simulator(None, scratch / "simulator.log")
     sink = TraceSink()
     settings = FEATURES[options.features]
@@ -188,10 +213,7 @@ def measure(options: argparse.Namespace, scratch: Path) -> str:
         process.wait(60)
         simulator.stop()
         sink.close()
-    what = "floor" if options.floor else f"gateway, features {options.features}"
-    deltas = f", {options.deltas} deltas" if options.kind.endswith(("sse", "stream")) else ""
-    deltas += f", {options.history * 2 + 1} messages" if options.history else ""
-    return f"{options.kind}{deltas} ({what}): {count / options.requests / 1000:,.0f}k instructions per request"
+    return count / options.requests
 
 
 if __name__ == "__main__":

@@ -391,6 +391,29 @@ def first_chunk(rig: Rig, rounds: int, deltas: int, pace_ms: int) -> dict[str, A
     }
 
 
+def stream_overhead(rig: Rig, rounds: int, deltas: int = 64, pace_ms: int = 20) -> dict[str, Any]:
+    """The published gateway benchmarks' streaming workload: a stream of ``deltas`` text deltas
+    ``pace_ms`` apart at concurrency 1, its whole duration through the gateway (HTTP SSE) against
+    the same stream from the upstream directly, in interleaved rounds."""
+    workload = words(deltas, pace_ms=pace_ms)
+    direct_raw = post(DIRECT_PATH, workload.direct_body(), DIRECT_HEADERS)
+    gateway_raw = post(GATEWAY_PATH, workload.gateway_body(), GATEWAY_HEADERS)
+    direct: list[float] = []
+    gateway: list[float] = []
+    for _ in range(rounds):
+        direct.extend(asyncio.run(http_timings(rig.sim_port, direct_raw, 1)))
+        gateway.extend(asyncio.run(http_timings(rig.http_port, gateway_raw, 1)))
+    d50, g50 = statistics.median(direct), statistics.median(gateway)
+    return {
+        "deltas": deltas,
+        "pace_ms": pace_ms,
+        "direct_ms": d50 * 1e3,
+        "gateway_ms": g50 * 1e3,
+        "added_p50_ms": (g50 - d50) * 1e3,
+        "added_p99_ms": (percentile(gateway, 0.99) - percentile(direct, 0.99)) * 1e3,
+    }
+
+
 async def concurrent_first(port: int, raw: bytes, marker: bytes, count: int) -> list[float]:
     """Time to the first content of ``count`` paced streams started together, one connection each."""
 

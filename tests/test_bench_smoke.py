@@ -33,8 +33,14 @@ def test_benchmark_smoke_run_produces_every_section(tmp_path: Path) -> None:
     result = run_module("bench", "--smoke", "--out", str(out))
     assert result.returncode == 0, result.stdout + result.stderr
     results = json.loads(out.read_text())
-    for section in ("latency", "throughput", "stream_cost", "first_chunk", "realistic", "memory"):
+    for section in ("latency", "throughput", "stream_cost", "first_chunk", "realistic", "memory", "stream_overhead"):
         assert section in results, section
+    assert results["stream_overhead"]["deltas"] == 64 and results["stream_overhead"]["pace_ms"] == 20
+    # The smoke run skips callgrind: the targets table is printed with the rows it could measure.
+    rows = {row["target"]: row for row in results["targets"]}
+    assert rows["RSS per paced stream"]["met"] is not None
+    assert rows["HTTP JSON, one message"]["figure"] is None
+    assert "| HTTP JSON, one message | " in result.stdout and "Published method: added p99" in result.stdout
     assert all(math.isfinite(n) for n in numbers(results))
     assert results["memory"]["dropped"] == 0
     assert all(run["errors"] == 0 for run in results["throughput"].values())
@@ -82,3 +88,32 @@ def test_both_protocol_floor_answers_on_each_port(tmp_path: Path) -> None:
             floor.stop()
     finally:
         simulator.stop()
+
+
+def test_the_targets_table_reads_the_counts_against_their_floors() -> None:
+    from bench import targets
+
+    counted = {
+        "json": 1_200_000.0,
+        "floor_json": 600_000.0,
+        "sse20": 2_000_000.0,
+        "sse200": 6_500_000.0,
+        "floor_sse20": 1_000_000.0,
+        "floor_sse200": 5_000_000.0,
+        "json_production": 1_300_000.0,
+    }
+    results = {
+        "instructions": counted,
+        "latency": {"http_json": {"added_p99_ms": 0.12}},
+        "features": {"default config": {"idle_rss_mib": 66.0}, "both-protocol floor": {"idle_rss_mib": 58.5}},
+    }
+    rows = {row["target"]: row for row in targets.evaluate(results)}
+    assert rows["HTTP JSON, one message"]["figure"] == 2.0 and rows["HTTP JSON, one message"]["met"] is False
+    assert rows["SSE, per chunk"]["figure"] == 25_000 / (4_000_000 / 180) and rows["SSE, per chunk"]["met"] is False
+    production = rows["production features over off (access log, limits, ledger)"]
+    assert production["figure"] == 1_300_000 / 1_200_000 and production["met"] is True
+    assert rows["added p99 at concurrency 1 over direct (HTTP JSON)"]["met"] is True  # 120 us
+    assert rows["idle RSS, default config, over the both-protocol floor"]["met"] is False  # 7.5 MiB over
+    assert rows["gRPC unary"]["met"] is None  # not measured: never counted as met
+    table = targets.table(targets.evaluate(results))
+    assert "| HTTP JSON, one message | 1,200k / 600k | 2.00 x floor | <= 1.6 x floor | no |" in table

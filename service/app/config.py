@@ -200,6 +200,7 @@ class UpstreamConfig:
     inference_profile: str = ""  # Bedrock: the prefix of cross-region profile ids (`us`, `eu`, `global`)
     credentials_file: str = ""  # Vertex AI: a service-account key file instead of ADC
     betas: tuple[str, ...] | None = None  # the betas the platform accepts (None: the built-in list)
+    lacking: tuple[str, ...] | None = None  # Messages fields the platform does not serve (None: built-in)
     price_factor: float = 0.0  # token prices on this upstream against the list prices (0: the kind's default)
     token_margin: float = 300.0  # Vertex AI: seconds before expiry that an access token is renewed
     # Set by the composition root for the embedded simulator: a Vertex service account's key info,
@@ -231,6 +232,7 @@ UPSTREAM_KEYS: dict[str, Parse] = {
     "inference_profile": text,
     "credentials_file": text,
     "betas": key_list,
+    "lacking": key_list,
     "price_factor": number(0, inclusive=False),
     "token_margin": number(0),
 }

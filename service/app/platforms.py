@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from .. import observability
 from ..core import ChatProvider
 from ..providers import anthropic
+from ..providers.anthropic.platform import CLOUD_LACKS
 from ..providers.bedrock import models as bedrock_models
 from ..providers.vertex import models as vertex_models
 from ..providers.vertex.models import base_url as vertex_base_url
@@ -88,8 +89,12 @@ def create_bedrock(config: UpstreamConfig) -> ChatProvider:
         if messages
         else f"https://bedrock-runtime.{region}.amazonaws.com"
     )
-    betas = config.betas
-    platform = bedrock.BedrockMessages(base, signer, betas) if messages else bedrock.BedrockInvoke(base, signer, betas)
+    betas, lacking = config.betas, lacking_of(config)
+    platform = (
+        bedrock.BedrockMessages(base, signer, betas, lacking)
+        if messages
+        else bedrock.BedrockInvoke(base, signer, betas, lacking)
+    )
     pooled = keys if signer is None else (SIGNED,)
     return create_anthropic(replace_keys(config, pooled, base), platform)
 
@@ -127,7 +132,7 @@ def create_vertex(config: UpstreamConfig) -> ChatProvider:
     region = vertex_region(config)
     base = config.base_url or vertex_base_url(region)
     source = tokens.TokenSource(credentials, config.token_margin)
-    platform = vertex.Vertex(base, project, region, source, config.betas)
+    platform = vertex.Vertex(base, project, region, source, config.betas, lacking_of(config))
     return create_anthropic(replace_keys(config, (OAUTH,), base), platform)
 
 
@@ -141,6 +146,10 @@ def vertex_model_id(model: str, config: UpstreamConfig) -> str:
 
 def vertex_factor(config: UpstreamConfig) -> float:
     return 1.0 if vertex_region(config) == "global" else REGIONAL_FACTOR
+
+
+def lacking_of(config: UpstreamConfig) -> tuple[str, ...]:
+    return CLOUD_LACKS if config.lacking is None else config.lacking
 
 
 def replace_keys(config: UpstreamConfig, keys: tuple[str, ...], base_url: str) -> UpstreamConfig:

@@ -513,3 +513,17 @@ def test_without_keys_on_loopback_the_embedded_simulator_serves_every_route(
         assert "the simulator serves its route too" in gateway.log()
     finally:
         gateway.stop()
+
+
+def test_first_party_fields_are_left_out_on_a_cloud_route_and_reported(gateway: Gateway, simulator: Simulator) -> None:
+    text = f"fields {marker()}"
+    body = {
+        "model": ROUTED["vertex"],
+        "max_tokens": 50,
+        "messages": [{"role": "user", "content": text}],
+        "mcp_servers": [{"type": "url", "url": "https://mcp.example/sse", "name": "example"}],
+    }
+    answer = httpx.post(gateway.http_url + "/v1/messages", json=body, headers={"anthropic-version": "2023-06-01"})
+    assert answer.status_code == 200, answer.text
+    assert "mcp_servers=dropped" in answer.headers["x-chatgate-adjusted"]
+    assert "mcp_servers" not in simulator.find(text)["body"]

@@ -287,3 +287,40 @@ def test_a_refused_token_is_replaced_once_then_the_credential_is_refused() -> No
         return seen
 
     assert asyncio.run(scenario()) == ["t1", 1, True, "t2", False, "t3"]
+
+
+def native_call(body: dict[str, object], upstream_id: str, *, strict: bool = False) -> ProviderCall:
+    from service.core import NativeRequest
+
+    native = NativeRequest("messages", "m", orjson.dumps(body), stream=False)
+    model = ModelInfo("m", upstream_id, "M", 1000, provider="cloud")
+    return ProviderCall(native, model, CompatReport(strict=strict))
+
+
+FIRST_PARTY = {"model": "m", "max_tokens": 5, "messages": [], "mcp_servers": [{"type": "url", "url": "https://x"}]}
+
+
+@pytest.mark.parametrize(
+    "platform",
+    [BedrockMessages("https://m", None), BedrockInvoke("https://r", None)],
+    ids=["bedrock-messages", "bedrock-invoke"],
+)
+def test_first_party_fields_are_left_out_on_the_clouds_and_reported(platform: BedrockMessages) -> None:
+    target = native_call(FIRST_PARTY, "anthropic.x-v1:0")
+    body = orjson.loads(platform.native(target).body)
+    assert "mcp_servers" not in body and body["max_tokens"] == 5
+    assert [f"{a.param}={a.action}" for a in target.report.items] == ["mcp_servers=dropped"]
+    with pytest.raises(InvalidRequest) as refused:
+        platform.native(native_call(FIRST_PARTY, "anthropic.x-v1:0", strict=True))
+    assert refused.value.param == "mcp_servers"
+
+
+def test_a_native_body_without_such_fields_goes_through_the_messages_endpoint_as_written() -> None:
+    raw = b'{"model":"m",  "max_tokens":5,"messages":[]}'
+    from service.core import NativeRequest
+
+    native = NativeRequest("messages", "m", raw)
+    out = BedrockMessages("https://m", None).native(
+        ProviderCall(native, ModelInfo("m", "anthropic.x-v1:0", "M", 1, provider="c"), CompatReport(strict=False))
+    )
+    assert out.body == b'{"model":"anthropic.x-v1:0",  "max_tokens":5,"messages":[]}'  # spacing kept: bytes through

@@ -26,6 +26,9 @@ from .request import AnthropicRequest
 
 # Betas the cloud platforms offer under their own names (Claude Code's constants say the same).
 RENAMED_ON_CLOUDS = {"advanced-tool-use-2025-11-20": "tool-search-tool-2025-10-19"}
+# Top-level Messages fields that are features of Anthropic's own API (the MCP connector, the code
+# execution container), not served on the cloud platforms: left out and reported rather than sent into a 400.
+CLOUD_LACKS = ("mcp_servers", "container")
 # What `count_tokens` accepts of a Messages request: the prompt, not the output settings.
 COUNTED = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking"})
 
@@ -175,6 +178,20 @@ def offered_betas(
         names = ", ".join(f"`{b}`" for b in lacking)
         call.report.drop("anthropic-beta", f"{platform} does not offer the beta(s) {names}; left out")
     return list(dict.fromkeys(kept))
+
+
+def without_fields(body: dict[str, Any], lacking: Collection[str], platform: str, call: ProviderCall) -> dict[str, Any]:
+    """The body without the top-level fields the platform does not serve, each reported (refused under strict)."""
+    for name in lacking:
+        if name in body:
+            call.report.drop(name, f"{platform} does not serve `{name}`; it was left out")
+            del body[name]
+    return body
+
+
+def mentions(body: bytes, lacking: Collection[str]) -> bool:
+    """Whether a native body may hold one of ``lacking`` (a cheap look before any parse)."""
+    return any(b'"' + name.encode() + b'"' in body for name in lacking)
 
 
 def not_counted(platform: str) -> NotSupported:

@@ -20,16 +20,19 @@ import orjson
 
 from service.core import ProviderCall
 from service.providers.anthropic.native import with_model
-from service.providers.anthropic.platform import RENAMED_ON_CLOUDS as RENAMED
 from service.providers.anthropic.platform import (
+    CLOUD_LACKS,
     Outgoing,
     Rewritten,
     beta_header,
     client_betas,
+    mentions,
     native_of,
     not_counted,
     offered_betas,
+    without_fields,
 )
+from service.providers.anthropic.platform import RENAMED_ON_CLOUDS as RENAMED
 from service.providers.anthropic.request import AnthropicRequest
 from service.transport import Timeouts, TransportError, UpstreamClient, UpstreamResponse, json_object
 from service.transport.keys import UpstreamKey
@@ -69,8 +72,15 @@ class Bedrock:
 
     name = "Amazon Bedrock"
 
-    def __init__(self, base_url: str, signer: SigV4Signer | None, betas: Collection[str] | None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        signer: SigV4Signer | None,
+        betas: Collection[str] | None = None,
+        lacking: Collection[str] = CLOUD_LACKS,
+    ) -> None:
         self.base = base_url.rstrip("/")
+        self.lacking = tuple(lacking)
         self.signer = signer  # None: Bedrock API keys, sent as bearer tokens
         self.keyed = signer is None
         self.offered = frozenset(BETAS if betas is None else betas)
@@ -116,8 +126,14 @@ class Bedrock:
 class BedrockMessages(Bedrock):
     """The `bedrock-mantle` Messages endpoint: Anthropic's API, Bedrock's credentials."""
 
-    def __init__(self, base_url: str, signer: SigV4Signer | None, betas: Collection[str] | None = None) -> None:
-        super().__init__(base_url, signer, betas)
+    def __init__(
+        self,
+        base_url: str,
+        signer: SigV4Signer | None,
+        betas: Collection[str] | None = None,
+        lacking: Collection[str] = CLOUD_LACKS,
+    ) -> None:
+        super().__init__(base_url, signer, betas, lacking)
         self.url = self.base + "/v1/messages"
         self.headers["anthropic-version"] = HEADER_VERSION
 
@@ -134,7 +150,10 @@ class BedrockMessages(Bedrock):
             raise not_counted('Amazon Bedrock\'s Messages endpoint (use `endpoint = "invoke"` to count)')
         betas = offered_betas(client_betas(native), self.offered, self.name, call, RENAMED)
         url = f"{self.url}?{native.query}" if native.query else self.url
-        return Outgoing(url, with_model(native.body, native.model, call.model.upstream_id), beta_header(betas))
+        body = with_model(native.body, native.model, call.model.upstream_id)
+        if mentions(body, self.lacking):  # bytes through unless a field must go
+            body = orjson.dumps(without_fields(json_object(body), self.lacking, self.name, call))
+        return Outgoing(url, body, beta_header(betas))
 
     def answer(self, response: UpstreamResponse, out: Outgoing) -> UpstreamResponse:
         return self._rewritten(response)
@@ -145,9 +164,6 @@ class BedrockMessages(Bedrock):
 
 class BedrockInvoke(Bedrock):
     """The `bedrock-runtime` InvokeModel endpoint: the model in the URL, event-stream framing."""
-
-    def __init__(self, base_url: str, signer: SigV4Signer | None, betas: Collection[str] | None = None) -> None:
-        super().__init__(base_url, signer, betas)
 
     def _url(self, model: str, action: str) -> str:
         return f"{self.base}/model/{quote(model, safe='')}/{action}"
@@ -171,7 +187,7 @@ class BedrockInvoke(Bedrock):
     def native(self, call: ProviderCall) -> Outgoing:
         native = native_of(call)
         betas = offered_betas(client_betas(native), self.offered, self.name, call, RENAMED)
-        body = self._body(json_object(native.body), betas)
+        body = self._body(without_fields(json_object(native.body), self.lacking, self.name, call), betas)
         model = call.model.upstream_id
         if native.operation == "count_tokens":
             body.setdefault("max_tokens", 1)  # InvokeModel's body needs it; counting ignores it

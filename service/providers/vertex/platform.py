@@ -17,6 +17,7 @@ import orjson
 from service.core import ProviderCall
 from service.core.errors import GatewayError
 from service.providers.anthropic.platform import (
+    CLOUD_LACKS,
     COUNTED,
     ERROR_KINDS,
     Outgoing,
@@ -26,6 +27,7 @@ from service.providers.anthropic.platform import (
     client_betas,
     native_of,
     offered_betas,
+    without_fields,
 )
 from service.providers.anthropic.platform import RENAMED_ON_CLOUDS as RENAMED
 from service.providers.anthropic.request import AnthropicRequest
@@ -71,8 +73,15 @@ class Vertex:
     keyed = False  # the pool holds one stand-in: the credential is the token source
 
     def __init__(
-        self, base: str, project: str, region: str, tokens: TokenSource, betas: Collection[str] | None = None
+        self,
+        base: str,
+        project: str,
+        region: str,
+        tokens: TokenSource,
+        betas: Collection[str] | None = None,
+        lacking: Collection[str] = CLOUD_LACKS,
     ) -> None:
+        self.lacking = tuple(lacking)
         self.models = f"{base.rstrip('/')}/v1/projects/{project}/locations/{region}/publishers/anthropic/models"
         self.tokens = tokens
         self.offered = frozenset(BETAS if betas is None else betas)
@@ -100,7 +109,7 @@ class Vertex:
     def native(self, call: ProviderCall) -> Outgoing:
         native = native_of(call)
         betas = offered_betas(client_betas(native), self.offered, self.name, call, RENAMED)
-        body = json_object(native.body)
+        body = without_fields(json_object(native.body), self.lacking, self.name, call)
         if native.operation == "count_tokens":
             return self._counting(call.model.upstream_id, body, betas)
         url = self._url(call.model.upstream_id, native.stream)
