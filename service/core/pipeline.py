@@ -298,7 +298,8 @@ class Pipeline:
                     error = failure
                     self._attempted(attempt, error.code)
                     # Another route of the same model is there: it takes the request now, without a wait.
-                    rerouted = index + 1 < len(chain) and chain[index + 1].id == model.id and hands_off(error)
+                    last_route = index + 1 == len(chain) or chain[index + 1].id != model.id
+                    rerouted = not last_route and hands_off(error)
                     wait = None if rerouted else self.limits.retry.delay(attempt.attempt, error, attempt.deadline)
                     if wait is not None:
                         log.warning(
@@ -311,8 +312,8 @@ class Pipeline:
                         await asyncio.sleep(wait)
                         attempt = replace(attempt, attempt=attempt.attempt + 1)
                         continue
-                    if index == 0 and call.stand_in is not None and gone(error):
-                        # Listed, but the upstream answers 404: retired after all; its successor serves.
+                    if model.id == chain[0].id and last_route and call.stand_in is not None and gone(error):
+                        # Listed, but every route answers 404: retired after all; its successor serves.
                         return await self._stood_in(call, run, model, call.stand_in, error)
                     if index + 1 < len(chain) and self._moves_on(model, chain[index + 1], error, call):
                         break
@@ -323,7 +324,7 @@ class Pipeline:
                     raise
                 if end_span is not None:
                     end_span("ok")
-                if index == 0 and call.replaces is not None:
+                if call.replaces is not None and model.id == chain[0].id:  # on whichever of its routes
                     retired_answered(call.replaces, model, call.report)
                 call.exchange.model_served = model.id
                 call.exchange.upstream = model.provider

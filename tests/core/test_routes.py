@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import date
 
 import pytest
 
@@ -169,3 +170,58 @@ def test_a_stream_fails_over_between_routes_before_its_first_byte() -> None:
         return [c.choices[0].delta.content for batch in batches for c in batch if c.choices]  # type: ignore[union-attr]
 
     assert asyncio.run(run()) == ["bedrock"]
+
+
+# --- routes and retirement --------------------------------------------------------------------------
+
+
+def two_route(model: ModelInfo, upstream_id: str) -> ModelInfo:
+    return replace(model, routes=(Route("bedrock", upstream_id, 1.0),))
+
+
+def test_a_successor_answering_on_its_second_route_is_reported_as_standing_in() -> None:
+    old = ModelInfo("old", "old-v1", "Old", 1000, provider="anthropic", retired=date(2025, 1, 1), successor="haiku")
+    anthropic, bedrock = Upstream("anthropic", UpstreamOverloaded("busy")), Upstream("bedrock")
+    chat = ChatService(
+        ModelCatalog([old, ROUTED]),
+        {"anthropic": anthropic, "bedrock": bedrock, "vertex": Upstream("vertex")},  # type: ignore[dict-item]
+        strict_by_default=False,
+        limits=Limits(max_choices=4, request_timeout=60, retry=RetryPolicy(1, 0.0, 0.0, 0.0)),
+    )
+    result = asyncio.run(chat.complete(grpc_request("Hi", model="old")))
+    assert [a.shown or a.action for a in result.adjustments] == ["anthropic->bedrock", "old->haiku"]
+
+
+@dataclass
+class Gone(Upstream):
+    """Lists the model but answers 404 for it."""
+
+    async def complete(self, call: ProviderCall) -> chat_pb2.ChatCompletion:
+        self.served.append(call.model.upstream_id)
+        if call.model.id == "old":
+            raise ModelNotFound("model: gone", param="model", upstream_status=404)
+        return await super().complete(call)
+
+
+def test_a_model_gone_on_one_route_is_tried_on_the_others_before_its_successor() -> None:
+    listed_old = ModelInfo(
+        "old", "old-v1", "Old", 1000, provider="anthropic", listed=True, table_retired=date(2025, 1, 1), successor="new"
+    )
+    new = ModelInfo("new", "new-v1", "New", 1000, provider="anthropic", listed=True, created=2)
+    anthropic, bedrock = Gone("anthropic"), Upstream("bedrock")
+    chat = ChatService(
+        ModelCatalog([two_route(listed_old, "anthropic.old-v1"), new]),
+        {"anthropic": anthropic, "bedrock": bedrock},  # type: ignore[dict-item]
+        strict_by_default=False,
+        limits=Limits(max_choices=4, request_timeout=60, retry=RetryPolicy(1, 0.0, 0.0, 0.0)),
+    )
+    result = asyncio.run(chat.complete(grpc_request("Hi", model="old")))
+    assert result.completion.choices[0].message.content[0].text == "bedrock"  # the cloud still serves it
+    assert anthropic.served == ["old-v1"] and bedrock.served == ["anthropic.old-v1"]
+    # Gone on every route: then its successor answers.
+    bedrock_gone = Gone("bedrock")
+    chat.providers["bedrock"] = bedrock_gone  # type: ignore[assignment]
+    chat.pipeline.providers["bedrock"] = bedrock_gone  # type: ignore[assignment]
+    result = asyncio.run(chat.complete(grpc_request("Hi", model="old")))
+    assert result.completion.choices[0].message.content[0].text == "anthropic"
+    assert [a.shown for a in result.adjustments][-1] == "old->new"
