@@ -527,3 +527,21 @@ def test_first_party_fields_are_left_out_on_a_cloud_route_and_reported(gateway: 
     assert answer.status_code == 200, answer.text
     assert "mcp_servers=dropped" in answer.headers["x-chatgate-adjusted"]
     assert "mcp_servers" not in simulator.find(text)["body"]
+
+
+@pytest.mark.parametrize("route", list(ROUTED))
+def test_the_platforms_request_id_reaches_the_client(gateway: Gateway, route: str) -> None:
+    """As Anthropic's `request-id` does: `x-upstream-request-id` on a translated answer, `request-id` natively."""
+    messages = [{"role": "user", "content": f"ids {marker()}"}]
+    translated = httpx.post(
+        gateway.http_url + "/v1/chat/completions", json={"model": ROUTED[route], "messages": messages}, timeout=10
+    )
+    native = httpx.post(
+        gateway.http_url + "/v1/messages",
+        json={"model": ROUTED[route], "max_tokens": 20, "messages": messages},
+        headers={"anthropic-version": "2023-06-01"},
+        timeout=10,
+    )
+    assert translated.status_code == native.status_code == 200
+    assert translated.headers["x-upstream-request-id"] and native.headers["request-id"]
+    assert translated.headers["x-upstream-request-id"] != translated.headers["x-request-id"]

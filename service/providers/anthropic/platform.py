@@ -265,11 +265,16 @@ class WithRequestId(Mapping[str, str]):
         except KeyError:
             return default
 
+    def _adds(self) -> bool:
+        return bool(self._name) and self._name in self._headers and "request-id" not in self._headers
+
     def __iter__(self) -> Iterator[str]:
-        return iter(self._headers)
+        yield from self._headers
+        if self._adds():  # so a client gets the platform's request id as it gets Anthropic's
+            yield "request-id"
 
     def __len__(self) -> int:
-        return len(self._headers)
+        return len(self._headers) + self._adds()
 
 
 def anthropic_error(kind: str, message: str) -> bytes:
