@@ -13,7 +13,6 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from urllib.parse import parse_qs
 
 import orjson
 
+from .asgi import Receive, Scope, Send, read_body
 from .models import ModelTable
 from .models import from_json as model_from_json
 from .platforms import Platforms
@@ -29,9 +29,6 @@ from .validation import ApiError, check_betas, validate, validate_count
 
 log = logging.getLogger("chatgate.simulator")
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 MAX_BODY = 32 * 1024 * 1024
 ERROR_TYPES = {
@@ -494,15 +491,6 @@ def received_entry(headers: dict[bytes, bytes], raw: bytes, query: str = "") -> 
         "headers": {n.decode(): headers[n].decode() for n in names if n in headers},
         "has_api_key": bool(headers.get(b"x-api-key")),
     }
-
-
-async def read_body(receive: Receive) -> bytes:
-    parts = []
-    while True:
-        message = await receive()
-        parts.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(parts)
 
 
 async def send_body(send: Send, status: int, headers: list[tuple[bytes, bytes]], chunks: list[bytes]) -> None:

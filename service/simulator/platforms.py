@@ -36,11 +36,8 @@ from urllib.parse import parse_qs, unquote
 
 import orjson
 
+from .asgi import Receive, Scope, Send, read_body
 from .scenario import directives
-
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class Simulator(Protocol):
@@ -136,7 +133,7 @@ class Platforms:
     async def bedrock_messages(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Anthropic's Messages API as Bedrock serves it: same body, same events, Bedrock's credentials."""
         self.stats["bedrock"] += 1
-        raw = await read_all(receive)
+        raw = await read_body(receive)
         headers = dict(scope["headers"])
         try:
             self.check_aws(scope, headers, raw, "bedrock-mantle")
@@ -158,7 +155,7 @@ class Platforms:
     async def bedrock_invoke(self, scope: Scope, receive: Receive, send: Send) -> None:
         """InvokeModel: model in the URL, `anthropic_version` in the body, event-stream framing."""
         self.stats["bedrock"] += 1
-        raw = await read_all(receive)
+        raw = await read_body(receive)
         headers = dict(scope["headers"])
         found = INVOKE.match(scope["path"])
         assert found is not None
@@ -250,7 +247,7 @@ class Platforms:
 
     async def vertex(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.stats["vertex"] += 1
-        raw = await read_all(receive)
+        raw = await read_body(receive)
         headers = dict(scope["headers"])
         try:
             self.check_token(headers)
@@ -312,7 +309,7 @@ class Platforms:
 
     async def token(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Google's OAuth token endpoint for a service account: a signed JWT in, an access token out."""
-        form = parse_qs((await read_all(receive)).decode("latin-1"))
+        form = parse_qs((await read_body(receive)).decode("latin-1"))
         assertion = (form.get("assertion") or [""])[0]
         if (form.get("grant_type") or [""])[0] != "urn:ietf:params:oauth:grant-type:jwt-bearer" or not assertion:
             await send_json(send, 400, {"error": "unsupported_grant_type"})
@@ -370,7 +367,7 @@ class Platforms:
         await send_json(send, 200, self.service_account(f"http://{host}"))
 
     async def change_tokens(self, scope: Scope, receive: Receive, send: Send) -> None:
-        change = orjson.loads(await read_all(receive) or b"{}")
+        change = orjson.loads(await read_body(receive) or b"{}")
         if "seconds" in change:
             self.token_seconds = int(change["seconds"])
         if change.get("revoke"):
@@ -582,15 +579,6 @@ def sigv4_signature(
 
 def sim_header(headers: dict[bytes, bytes]) -> list[tuple[bytes, bytes]]:
     return [(b"x-sim", headers[b"x-sim"])] if b"x-sim" in headers else []
-
-
-async def read_all(receive: Receive) -> bytes:
-    parts = []
-    while True:
-        message = await receive()
-        parts.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(parts)
 
 
 async def send_json(

@@ -26,6 +26,23 @@ from .request import AnthropicRequest
 
 # Betas the cloud platforms offer under their own names (Claude Code's constants say the same).
 RENAMED_ON_CLOUDS = {"advanced-tool-use-2025-11-20": "tool-search-tool-2025-10-19"}
+# The betas both clouds accept, as the gateway read Anthropic's, AWS's and Google's pages (late 2026);
+# each platform adds its own, and `[upstreams.NAME] betas = [...]` replaces the list for one upstream.
+CLOUD_BETAS = frozenset(
+    {
+        "computer-use-2024-10-22",
+        "computer-use-2025-01-24",
+        "computer-use-2025-11-24",
+        "token-efficient-tools-2025-02-19",
+        "interleaved-thinking-2025-05-14",
+        "output-128k-2025-02-19",
+        "context-1m-2025-08-07",
+        "context-management-2025-06-27",
+        "effort-2025-11-24",
+        "tool-search-tool-2025-10-19",
+        "fine-grained-tool-streaming-2025-05-14",
+    }
+)
 # Top-level Messages fields that are features of Anthropic's own API (the MCP connector, the code
 # execution container), not served on the cloud platforms: left out and reported rather than sent into a 400.
 CLOUD_LACKS = ("mcp_servers", "container")
@@ -275,6 +292,17 @@ class WithRequestId(Mapping[str, str]):
 
     def __len__(self) -> int:
         return len(self._headers) + self._adds()
+
+
+def parsed_error(body: bytes) -> tuple[bool, Any]:
+    """(whether ``body`` is already an Anthropic error answer, the parsed JSON or None): the clouds pass
+    Claude's own errors on as Anthropic wrote them and write only their own in other shapes."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False, None
+    anthropic = isinstance(parsed, dict) and parsed.get("type") == "error" and isinstance(parsed.get("error"), dict)
+    return anthropic, parsed
 
 
 def anthropic_error(kind: str, message: str) -> bytes:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import orjson
-
-from service.providers.anthropic.platform import ERROR_KINDS, anthropic_error
+from service.providers.anthropic.platform import ERROR_KINDS, anthropic_error, parsed_error
 
 # Bedrock's exception names -> Anthropic's error types.
 EXCEPTIONS = {
@@ -39,11 +37,8 @@ STREAM_EXCEPTIONS = {name[0].lower() + name[1:]: kind for name, kind in EXCEPTIO
 
 def error_body(status: int, headers: Mapping[str, str], body: bytes) -> bytes:
     """Anthropic's error body for a Bedrock error reply (an Anthropic-shaped one is kept as sent)."""
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        parsed = None
-    if isinstance(parsed, dict) and parsed.get("type") == "error" and isinstance(parsed.get("error"), dict):
+    anthropic, parsed = parsed_error(body)
+    if anthropic:
         return body
     name = (headers.get("x-amzn-errortype") or "").split(":", 1)[0]
     message = ""

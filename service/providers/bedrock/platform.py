@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Awaitable, Callable, Collection, Mapping
+from typing import ClassVar
 from urllib.parse import quote
 
 import orjson
@@ -21,6 +22,7 @@ import orjson
 from service.core import ProviderCall
 from service.providers.anthropic.native import with_model
 from service.providers.anthropic.platform import (
+    CLOUD_BETAS,
     CLOUD_LACKS,
     Outgoing,
     Rewritten,
@@ -46,31 +48,16 @@ HEADER_VERSION = "2023-06-01"  # the Messages endpoint's `anthropic-version` hea
 REQUEST_ID = "x-amzn-requestid"
 EVENT_STREAM = "application/vnd.amazon.eventstream"
 VERIFY_TIMEOUTS = Timeouts(connect=5.0, read=15.0, pool=5.0)
-# The betas Claude in Bedrock accepts, as the gateway read Anthropic's and AWS's pages (late 2026);
-# `[upstreams.NAME] betas = [...]` replaces the list for one upstream.
-BETAS = frozenset(
-    {
-        "computer-use-2024-10-22",
-        "computer-use-2025-01-24",
-        "computer-use-2025-11-24",
-        "token-efficient-tools-2025-02-19",
-        "interleaved-thinking-2025-05-14",
-        "output-128k-2025-02-19",
-        "dev-full-thinking-2025-05-14",
-        "context-1m-2025-08-07",
-        "context-management-2025-06-27",
-        "effort-2025-11-24",
-        "tool-search-tool-2025-10-19",
-        "tool-examples-2025-10-29",
-        "fine-grained-tool-streaming-2025-05-14",
-    }
-)
+# The betas Claude in Bedrock accepts: the clouds' common list and Bedrock's own
+# (`[upstreams.NAME] betas = [...]` replaces it for one upstream).
+BETAS = CLOUD_BETAS | {"dev-full-thinking-2025-05-14", "tool-examples-2025-10-29"}
 
 
 class Bedrock:
     """What both endpoints share: credentials, error shapes, the credential check."""
 
     name = "Amazon Bedrock"
+    protocol_headers: ClassVar[dict[str, str]] = {}  # read only: copied into each instance's headers
 
     def __init__(
         self,
@@ -85,7 +72,11 @@ class Bedrock:
         self.keyed = signer is None
         self.offered = frozenset(BETAS if betas is None else betas)
         self.refresh: Callable[[], Awaitable[None]] | None = signer.refresh if signer is not None else None
-        self.headers: dict[str, str] = {"content-type": "application/json", "accept": "application/json"}
+        self.headers: dict[str, str] = {
+            "content-type": "application/json",
+            "accept": "application/json",
+            **self.protocol_headers,
+        }
 
     def authorize(self, key: UpstreamKey, out: Outgoing, headers: dict[str, str]) -> None:
         if self.signer is None:
@@ -126,16 +117,11 @@ class Bedrock:
 class BedrockMessages(Bedrock):
     """The `bedrock-mantle` Messages endpoint: Anthropic's API, Bedrock's credentials."""
 
-    def __init__(
-        self,
-        base_url: str,
-        signer: SigV4Signer | None,
-        betas: Collection[str] | None = None,
-        lacking: Collection[str] = CLOUD_LACKS,
-    ) -> None:
-        super().__init__(base_url, signer, betas, lacking)
-        self.url = self.base + "/v1/messages"
-        self.headers["anthropic-version"] = HEADER_VERSION
+    protocol_headers: ClassVar[dict[str, str]] = {"anthropic-version": HEADER_VERSION}
+
+    @property
+    def url(self) -> str:
+        return self.base + "/v1/messages"
 
     def translated(self, mapped: AnthropicRequest, call: ProviderCall, *, stream: bool) -> Outgoing:
         betas = offered_betas(mapped.betas, self.offered, self.name, call, RENAMED)

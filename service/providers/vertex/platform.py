@@ -17,6 +17,7 @@ import orjson
 from service.core import ProviderCall
 from service.core.errors import GatewayError
 from service.providers.anthropic.platform import (
+    CLOUD_BETAS,
     CLOUD_LACKS,
     COUNTED,
     ERROR_KINDS,
@@ -27,6 +28,7 @@ from service.providers.anthropic.platform import (
     client_betas,
     native_of,
     offered_betas,
+    parsed_error,
     without_fields,
 )
 from service.providers.anthropic.platform import RENAMED_ON_CLOUDS as RENAMED
@@ -37,23 +39,8 @@ from service.transport.keys import UpstreamKey
 from .tokens import TokenSource
 
 BODY_VERSION = "vertex-2023-10-16"
-# The betas Claude on Vertex AI accepts, as the gateway read Anthropic's and Google's pages (late 2026);
-# `[upstreams.NAME] betas = [...]` replaces the list for one upstream.
-BETAS = frozenset(
-    {
-        "computer-use-2024-10-22",
-        "computer-use-2025-01-24",
-        "computer-use-2025-11-24",
-        "token-efficient-tools-2025-02-19",
-        "interleaved-thinking-2025-05-14",
-        "output-128k-2025-02-19",
-        "context-1m-2025-08-07",
-        "context-management-2025-06-27",
-        "effort-2025-11-24",
-        "tool-search-tool-2025-10-19",
-        "fine-grained-tool-streaming-2025-05-14",
-    }
-)
+# The betas Claude on Vertex AI accepts: the clouds' common list (`betas = [...]` per upstream replaces it).
+BETAS = CLOUD_BETAS
 # Google's status names -> Anthropic's error types.
 STATUSES = {
     "UNAUTHENTICATED": "authentication_error",
@@ -143,11 +130,8 @@ class Vertex:
 
 def error_body(status: int, headers: Mapping[str, str], body: bytes) -> bytes:
     """Anthropic's error body for a Vertex error reply (Claude's own errors pass through Vertex as sent)."""
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        parsed = None
-    if isinstance(parsed, dict) and parsed.get("type") == "error" and isinstance(parsed.get("error"), dict):
+    anthropic, parsed = parsed_error(body)
+    if anthropic:
         return body
     if isinstance(parsed, list) and parsed and isinstance(parsed[0], dict):
         parsed = parsed[0]  # some Google front ends wrap the error in a list
