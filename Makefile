@@ -44,7 +44,13 @@ $(NODE_STAMP): tests/node/package.json tests/node/package-lock.json
 	npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
 	touch $@
 
-run: $(RUN_STAMP)
+# `make run CLOUDS=1` adds the Bedrock and Vertex AI extras (clouds.lock, hash-checked).
+CLOUDS_STAMP := $(VENV)/.clouds-stamp
+$(CLOUDS_STAMP): requirements/clouds.lock $(RUN_STAMP)
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements/clouds.lock
+	touch $@
+
+run: $(RUN_STAMP) $(if $(CLOUDS),$(CLOUDS_STAMP))
 	$(BIN)/chatgate serve
 
 simulate: $(RUN_STAMP)

@@ -58,7 +58,8 @@ def create_anthropic(config: UpstreamConfig, platform: Platform | None = None) -
 
 def missing_extra(config: UpstreamConfig, extra: str) -> ConfigError:
     return ConfigError(
-        f"upstreams.{config.name}: kind {config.kind} needs the `{extra}` extra: pip install 'chatgate[{extra}]'"
+        f"upstreams.{config.name}: kind {config.kind} needs the `{extra}` extra: pip install 'chatgate[{extra}]' "
+        "(or `make run CLOUDS=1`)"
     )
 
 
