@@ -133,3 +133,22 @@ def test_clouds_without_a_key_never_fall_back_to_the_simulator_off_loopback(tmp_
     result = run_cli(args, env)
     assert result.returncode == 2, result.stderr
     assert "no AWS credentials" in result.stderr and "SIMULATOR" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("kind", "module", "extra"), [("bedrock", "botocore", "bedrock"), ("vertex", "google.auth", "vertex")]
+)
+def test_a_cloud_upstream_without_its_extra_is_named_before_anything_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, module: str, extra: str
+) -> None:
+    import importlib.util
+
+    from service.app import platforms
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == module else real(name, *a))
+    loaded = settings(tmp_path, f'[upstreams.cloud]\nkind = "{kind}"\n')
+    with pytest.raises(ConfigError) as failed:
+        platforms.check_extras(loaded.upstream_configs())
+    assert f"chatgate[{extra}]" in str(failed.value) and "make run CLOUDS=1" in str(failed.value)
+    platforms.check_extras(settings(tmp_path, "").upstream_configs())  # nothing to check without clouds

@@ -224,11 +224,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     flags = {k: v for k, v in vars(parsed).items() if k != "command"}
     from .callers import load_keys
     from .catalog import build_catalog
+    from .platforms import check_extras
     from .usage import make_archive, store_of
 
     try:
         settings = load_settings(flags, os.environ)
         catalog = build_catalog(settings)  # a bad [[models]] entry fails here, before anything starts
+        check_extras(settings.upstream_configs())  # and a cloud upstream whose library is not installed
         load_keys(settings)  # so does a bad gateway key entry or an unreadable keys file
         store_of(settings)  # and a ledger URL of no known kind
         make_archive(settings)  # or a responses URL (nothing is opened yet)

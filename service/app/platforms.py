@@ -7,7 +7,9 @@ they are the `bedrock` and `vertex` extras, so a gateway that calls Anthropic al
 
 from __future__ import annotations
 
+import importlib.util
 import os
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -54,6 +56,23 @@ def create_anthropic(config: UpstreamConfig, platform: Platform | None = None) -
         on_key_event=observability.key_event,
         platform=platform,
     )
+
+
+# The extra each cloud kind needs, and a module it installs.
+EXTRAS = {"bedrock": ("bedrock", "botocore"), "vertex": ("vertex", "google.auth")}
+
+
+def check_extras(configs: Sequence[UpstreamConfig]) -> None:
+    """Fails before anything starts when a configured cloud upstream's extra is not installed."""
+    for config in configs:
+        if config.kind in EXTRAS:
+            extra, module = EXTRAS[config.kind]
+            try:
+                found = importlib.util.find_spec(module) is not None
+            except ModuleNotFoundError:  # a parent package (google) is missing
+                found = False
+            if not found:
+                raise missing_extra(config, extra)
 
 
 def missing_extra(config: UpstreamConfig, extra: str) -> ConfigError:
