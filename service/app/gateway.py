@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -36,6 +36,9 @@ from .listeners import QuietServer, StartupError, bind, grpc_address, uvicorn_se
 from .logs import structured_lane
 from .usage import make_archive, make_ledger, start_ledger, usage_reader
 from .version import version
+
+if TYPE_CHECKING:
+    from ..simulator import Simulator
 
 log = logging.getLogger("chatgate")
 SIMULATOR_KEY = "sk-ant-simulator"
@@ -85,7 +88,7 @@ async def start_upstream(settings: Settings) -> Upstream:
     return Upstream(default, server, task, configs)
 
 
-def simulated(config: UpstreamConfig, simulator: Any, base: str) -> UpstreamConfig:
+def simulated(config: UpstreamConfig, simulator: Simulator, base: str) -> UpstreamConfig:
     """A cloud upstream pointed at the embedded simulator's route for it, with the simulator's credentials."""
     from ..simulator import platforms
 

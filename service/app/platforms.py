@@ -95,7 +95,8 @@ def create_bedrock(config: UpstreamConfig) -> ChatProvider:
     region = config.region or signing.default_region()
     if not region:
         raise ConfigError(f"upstreams.{config.name}.region is required (or AWS_REGION)")
-    keys = config.api_keys or tuple(k for k in [os.environ.get("AWS_BEARER_TOKEN_BEDROCK", "").strip()] if k)
+    bearer = os.environ.get("AWS_BEARER_TOKEN_BEDROCK", "").strip()  # the AWS SDKs' own variable
+    keys = config.api_keys or ((bearer,) if bearer else ())
     signer = None
     if config.aws_keys is not None:  # the embedded simulator's credentials
         signer = signing.SigV4Signer(signing.static_credentials(*config.aws_keys), service(messages), region)
@@ -116,7 +117,7 @@ def create_bedrock(config: UpstreamConfig) -> ChatProvider:
         else bedrock.BedrockInvoke(base, signer, betas, lacking)
     )
     pooled = keys if signer is None else (SIGNED,)
-    return create_anthropic(replace_keys(config, pooled, base), platform)
+    return create_anthropic(replace(config, api_keys=pooled, base_url=base), platform)
 
 
 def service(messages: bool) -> str:
@@ -153,7 +154,7 @@ def create_vertex(config: UpstreamConfig) -> ChatProvider:
     base = config.base_url or vertex_base_url(region)
     source = tokens.TokenSource(credentials, config.token_margin)
     platform = vertex.Vertex(base, project, region, source, config.betas, lacking_of(config))
-    return create_anthropic(replace_keys(config, (OAUTH,), base), platform)
+    return create_anthropic(replace(config, api_keys=(OAUTH,), base_url=base), platform)
 
 
 def vertex_region(config: UpstreamConfig) -> str:
@@ -170,7 +171,3 @@ def vertex_factor(config: UpstreamConfig) -> float:
 
 def lacking_of(config: UpstreamConfig) -> tuple[str, ...]:
     return CLOUD_LACKS if config.lacking is None else config.lacking
-
-
-def replace_keys(config: UpstreamConfig, keys: tuple[str, ...], base_url: str) -> UpstreamConfig:
-    return replace(config, api_keys=keys, base_url=base_url)

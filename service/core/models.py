@@ -179,6 +179,8 @@ class ModelCatalog:
                 names.add(name)
         self._models = tuple(with_successor(m, models) for m in models)
         self._by_name = {name: m for m in self._models for name in (m.id, *m.aliases)}
+        # Each routed model on its routes, made once per catalog rather than once per request.
+        self._on_routes = {m.id: m.on_routes() for m in self._models if m.routes}
         for model in self._models:
             for name in model.fallback:
                 if name not in self._by_name:
@@ -202,6 +204,11 @@ class ModelCatalog:
                 param="model",
             )
         return model
+
+    def on_routes(self, model: ModelInfo) -> tuple[ModelInfo, ...]:
+        """``model.on_routes()``, from this catalog's cache when the model is this catalog's own."""
+        cached = self._on_routes.get(model.id)
+        return cached if cached is not None and cached[0] is model else model.on_routes()
 
     def find(self, name: str) -> ModelInfo | None:
         """The entry for an id or alias, or None (no error: for bookkeeping, not for requests)."""

@@ -395,12 +395,12 @@ def authorized(catalog: ModelCatalog, model: ModelInfo, caller: Caller) -> tuple
             f"This gateway key may not use the model `{model.id}`.", param="model", code="model_access_denied"
         )
     if not model.fallback:
-        return model.on_routes()
-    chain = [*model.on_routes()]
+        return catalog.on_routes(model)
+    chain = [*catalog.on_routes(model)]
     for name in model.fallback:
         fallback = catalog.find(name)
         if fallback is not None and caller.may_use(fallback.id) and fallback not in chain:
-            chain.extend(fallback.on_routes())
+            chain.extend(catalog.on_routes(fallback))
     return tuple(chain)
 
 

@@ -18,7 +18,7 @@ import orjson
 
 from service.core import NativeRequest, ProviderCall
 from service.core.errors import NotSupported
-from service.transport import UpstreamClient, UpstreamResponse
+from service.transport import Timeouts, TransportError, UpstreamClient, UpstreamResponse
 from service.transport.keys import UpstreamKey
 
 from .native import upstream_headers, with_model
@@ -46,6 +46,8 @@ CLOUD_BETAS = frozenset(
 # Top-level Messages fields that are features of Anthropic's own API (the MCP connector, the code
 # execution container), not served on the cloud platforms: left out and reported rather than sent into a 400.
 CLOUD_LACKS = ("mcp_servers", "container")
+# The Models API and the credential checks: small reads, never a stream.
+CHECK_TIMEOUTS = Timeouts(connect=5.0, read=15.0, pool=5.0)
 # What `count_tokens` accepts of a Messages request: the prompt, not the output settings.
 COUNTED = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking"})
 
@@ -145,7 +147,17 @@ class AnthropicPlatform:
         return False
 
     async def verify(self, key: UpstreamKey, client: UpstreamClient) -> int | None:
-        raise NotImplementedError  # the provider verifies Anthropic keys through its Models API
+        """The Models API's first page with that key alone: cheap, and it needs the key to be good."""
+        headers = {**self.headers, "x-api-key": key.value}
+        try:
+            response = await client.get(self.models_url + "?limit=1", headers, CHECK_TIMEOUTS)
+        except TransportError:
+            return None
+        try:
+            await response.read()
+            return response.status
+        finally:
+            await response.aclose()
 
     def secrets(self) -> tuple[str, ...]:
         return ()

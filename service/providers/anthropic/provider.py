@@ -53,7 +53,7 @@ from .catalog import traits_of
 from .errors import error_from_response
 from .headers import record_headers, record_native_headers
 from .native import StreamWatcher, record_answer
-from .platform import AnthropicPlatform, Outgoing, Platform
+from .platform import CHECK_TIMEOUTS, AnthropicPlatform, Outgoing, Platform, parsed_error
 from .request import DEFAULT_API_VERSION, AnthropicRequest, to_anthropic
 from .response import completion_from_message
 from .stream import StreamTranslator
@@ -63,7 +63,6 @@ T = TypeVar("T")
 # Keeps the headers of an answer that the client should get (rate limits, request id).
 Recorder = Callable[[UpstreamInfo, Mapping[str, str]], None]
 
-MODELS_TIMEOUTS = Timeouts(connect=5.0, read=15.0, pool=5.0)
 MAX_MODEL_PAGES = 20  # a bound, in case an upstream pages forever
 DEADLINE_SLACK = 0.05  # seconds
 
@@ -124,20 +123,9 @@ class AnthropicProvider:
         await self._client.aclose()
 
     async def verify_key(self, key: UpstreamKey) -> int | None:
-        """A quarantined key's out-of-band check: the Models API's first page with that key alone
-        (the platform's own check elsewhere). The upstream's status, or None when it could not be reached."""
-        if not isinstance(self.platform, AnthropicPlatform):
-            return await self.platform.verify(key, self._client)
-        headers = {**self._headers, "x-api-key": key.value}
-        try:
-            response = await self._client.get(self._models_url + "?limit=1", headers, MODELS_TIMEOUTS)
-        except TransportError:
-            return None
-        try:
-            await response.read()
-            return response.status
-        finally:
-            await response.aclose()
+        """A quarantined key's out-of-band check, by the platform (for Anthropic's API: the Models
+        API's first page with that key alone). The status, or None when it could not be reached."""
+        return await self.platform.verify(key, self._client)
 
     async def _post(self, out: Outgoing, call: ProviderCall, account: str = "") -> tuple[UpstreamResponse, UpstreamKey]:
         """Sends with a key from the pool (one of ``account``'s when given and usable)."""
@@ -260,7 +248,7 @@ class AnthropicProvider:
         key = self.keys.acquire()
         headers = {**self._headers, "x-api-key": key.value}
         try:
-            response = await self._client.get(url, headers, MODELS_TIMEOUTS)
+            response = await self._client.get(url, headers, CHECK_TIMEOUTS)
             try:
                 return response.status, response.headers, await response.read()
             finally:
@@ -527,11 +515,7 @@ async def passed_through(
 
 def is_error_answer(body: bytes) -> bool:
     """Whether a body is an Anthropic error answer (`{"type": "error", "error": {...}}`), not a proxy's page."""
-    try:
-        parsed = json_object(body)
-    except Malformed:
-        return False
-    return parsed.get("type") == "error" and isinstance(parsed.get("error"), dict)
+    return parsed_error(body)[0]
 
 
 def error_start(raw: bytes) -> int:

@@ -22,6 +22,7 @@ import orjson
 from service.core import ProviderCall
 from service.providers.anthropic.native import with_model
 from service.providers.anthropic.platform import (
+    CHECK_TIMEOUTS,
     CLOUD_BETAS,
     CLOUD_LACKS,
     Outgoing,
@@ -36,7 +37,7 @@ from service.providers.anthropic.platform import (
 )
 from service.providers.anthropic.platform import RENAMED_ON_CLOUDS as RENAMED
 from service.providers.anthropic.request import AnthropicRequest
-from service.transport import Timeouts, TransportError, UpstreamClient, UpstreamResponse, json_object
+from service.transport import TransportError, UpstreamClient, UpstreamResponse, json_object
 from service.transport.keys import UpstreamKey
 
 from .errors import EXCEPTIONS, error_body
@@ -47,7 +48,6 @@ BODY_VERSION = "bedrock-2023-05-31"  # InvokeModel's `anthropic_version`, in the
 HEADER_VERSION = "2023-06-01"  # the Messages endpoint's `anthropic-version` header
 REQUEST_ID = "x-amzn-requestid"
 EVENT_STREAM = "application/vnd.amazon.eventstream"
-VERIFY_TIMEOUTS = Timeouts(connect=5.0, read=15.0, pool=5.0)
 # The betas Claude in Bedrock accepts: the clouds' common list and Bedrock's own
 # (`[upstreams.NAME] betas = [...]` replaces it for one upstream).
 BETAS = CLOUD_BETAS | {"dev-full-thinking-2025-05-14", "tool-examples-2025-10-29"}
@@ -100,7 +100,7 @@ class Bedrock:
         headers = {**self.headers, "x-request-id": "chatgate-credential-check"}
         self.authorize(key, out, headers)
         try:
-            response = await client.post(url, out.body, headers, VERIFY_TIMEOUTS)
+            response = await client.post(url, out.body, headers, CHECK_TIMEOUTS)
         except TransportError:
             return None
         try:
