@@ -169,7 +169,8 @@ def test_a_bug_in_our_translator_is_not_blamed_on_the_upstream(monkeypatch: pyte
     def broken(self: StreamTranslator, payload: dict[str, Any]) -> None:
         raise KeyError("a bug of ours")
 
-    monkeypatch.setattr(StreamTranslator, "_on_delta", broken)
+    # Text deltas are read inline (StreamTranslator.read); every stream starts with `message_start`.
+    monkeypatch.setattr(StreamTranslator, "_on_message_start", broken)
     client = FakeUpstreamClient()
     client.reply_fixture("text.sse")
     with pytest.raises(KeyError):

@@ -459,30 +459,23 @@ async def translate(
     """One batch per upstream read; the time spent waiting for reads counts as upstream time."""
     translator = StreamTranslator(json_tool=json_tool, request_id=response.headers.get("request-id"), secrets=secrets)
     decoder = SSEDecoder()
-    feed = translator.feed
-    event = ""
+    read = translator.read
     try:
         async with contextlib.aclosing(timed_reads(response, upstream)) as reads:
             async for raw in reads:
                 batch: Batch = []
-                for sse in decoder.feed(raw):
-                    if translator.finished:
-                        break  # nothing after `message_stop` can change a complete answer
-                    event = sse.event
-                    try:
-                        chunk = feed(event, sse.data)
-                    except Exception:
-                        if batch:  # what arrived before the failure is delivered first
-                            yield batch
-                        raise
-                    if chunk is not None:
-                        batch.append(chunk)
+                try:
+                    read(decoder.feed(raw), batch)
+                except Exception:
+                    if batch:  # what arrived before the failure is delivered first
+                        yield batch
+                    raise
                 if batch:
                     yield batch
                 if translator.finished:
                     return  # the answer is complete: do not wait for the upstream to close the connection
     except Malformed as exc:  # anything else raised while translating is our own bug
-        raise malformed_event(event) from exc
+        raise malformed_event(translator.event) from exc
     translator.check_complete()
 
 
