@@ -27,10 +27,14 @@ class StoreUnavailable(Exception):
     """The store cannot be reached or refused the write; the caller keeps the data and tries again."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class UsageRecord:
     """One finished request, as the ledger keeps it. ``record_id`` makes a write idempotent (a batch
-    written twice after a retry or a spill replay is stored once)."""
+    written twice after a retry or a spill replay is stored once).
+
+    Not frozen, though nothing changes a record once made: a frozen dataclass sets each of its
+    twenty fields through ``object.__setattr__``, which made building one (on every request) cost
+    more than storing it."""
 
     record_id: str
     ts: datetime  # UTC, when the request ended
