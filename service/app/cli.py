@@ -7,8 +7,9 @@ import argparse
 import dataclasses
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
+from typing import Any
 
 from .config import ConfigError, load_settings, options
 from .logs import configure_logging
@@ -64,16 +65,30 @@ def simulate_epilog() -> str:
     )
 
 
+class EpilogOnDemand(argparse.ArgumentParser):
+    """A command whose epilog is written only when its help is shown: the simulator's directives
+    would otherwise import the simulator into every serving process (0.8 MiB of idle RSS)."""
+
+    def __init__(self, *args: Any, epilog_of: Callable[[], str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._epilog_of = epilog_of
+
+    def format_help(self) -> str:
+        if self._epilog_of is not None:
+            self.epilog, self._epilog_of = self._epilog_of(), None
+        return super().format_help()
+
+
 def parser() -> argparse.ArgumentParser:
     raw = argparse.RawDescriptionHelpFormatter
     root = argparse.ArgumentParser(prog="chatgate", description=DESCRIPTION, formatter_class=raw)
     root.add_argument("--version", action="version", version=f"chatgate {version()}")
-    commands = root.add_subparsers(dest="command", required=True)
+    commands = root.add_subparsers(dest="command", required=True, parser_class=EpilogOnDemand)
     serve = commands.add_parser(
         "serve",
         help="serve HTTP and gRPC from one process",
         description="Serve the HTTP and gRPC APIs from one process.",
-        epilog=serve_epilog(),
+        epilog_of=serve_epilog,
         formatter_class=raw,
     )
     serve.add_argument("--config", help="TOML config file (CHATGATE_CONFIG)")
@@ -91,7 +106,7 @@ def parser() -> argparse.ArgumentParser:
         "simulate",
         help="run the Anthropic Messages API simulator alone",
         description="An honest, deterministic emulator of Anthropic's Messages API (not Claude).",
-        epilog=simulate_epilog(),
+        epilog_of=simulate_epilog,
         formatter_class=raw,
     )
     simulate.add_argument("--host", default="127.0.0.1")
