@@ -303,8 +303,8 @@ def main() -> None:
     overhead = results.get("stream_overhead")
     if overhead:
         print(
-            f"\nPublished method: added p99 at concurrency 1 (HTTP JSON) "
-            f"{results['latency']['http_json']['added_p99_ms'] * 1000:,.0f} us; streaming overhead, "
+            f"\nPublished method: added p99 at concurrency 1 (HTTP JSON) {targets.added_shown(results)}; "
+            f"streaming overhead, "
             f"{overhead['deltas']} deltas {overhead['pace_ms']} ms apart: {overhead['added_p50_ms']:.2f} ms (p50), "
             f"{overhead['added_p99_ms']:.2f} ms (p99) over {overhead['direct_ms']:,.0f} ms direct"
         )

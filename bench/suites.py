@@ -165,13 +165,20 @@ def latency(rig: Rig, rounds: int, per_round: int) -> dict[str, Any]:
         "grpc_unary": (JSON, lambda n: grpc_timings(rig.grpc_port, CREATE, JSON.grpc_message(), n)),
         "grpc_stream": (SSE20, lambda n: grpc_timings(rig.grpc_port, STREAM, SSE20.grpc_message(), n)),
     }
+    # HTTP JSON also through the HTTP floor, in the same rounds: what any Python process in the
+    # gateway's place adds on this machine, beside the published method's added p99.
+    floor_port = rig.floors.http_port if rig.floors is not None else None
     for name, (workload, gateway_run) in cases.items():
         direct_raw = post(DIRECT_PATH, workload.direct_body(), DIRECT_HEADERS)
+        floor_raw = post(GATEWAY_PATH, workload.gateway_body(), GATEWAY_HEADERS)
+        floor = floor_port if name == "http_json" else None
         gateway_run(max(5, per_round // 4))  # warm-up
-        direct_rounds, gateway_rounds = [], []
+        direct_rounds, gateway_rounds, floor_rounds = [], [], []
         for _ in range(rounds):
             direct_rounds.append(asyncio.run(http_timings(rig.sim_port, direct_raw, per_round)))
             gateway_rounds.append(gateway_run(per_round))
+            if floor is not None:
+                floor_rounds.append(asyncio.run(http_timings(floor, floor_raw, per_round)))
         d50 = statistics.median(statistics.median(r) for r in direct_rounds)
         g50 = statistics.median(statistics.median(r) for r in gateway_rounds)
         d99 = percentile([x for r in direct_rounds for x in r], 0.99)
@@ -184,6 +191,11 @@ def latency(rig: Rig, rounds: int, per_round: int) -> dict[str, Any]:
             "gateway_p99_ms": g99 * 1e3,
             "added_p99_ms": (g99 - d99) * 1e3,
         }
+        if floor_rounds:
+            f50 = statistics.median(statistics.median(r) for r in floor_rounds)
+            f99 = percentile([x for r in floor_rounds for x in r], 0.99)
+            results[name]["floor_added_p50_ms"] = (f50 - d50) * 1e3
+            results[name]["floor_added_p99_ms"] = (f99 - d99) * 1e3
     return results
 
 

@@ -104,7 +104,7 @@ def test_the_targets_table_reads_the_counts_against_their_floors() -> None:
     }
     results = {
         "instructions": counted,
-        "latency": {"http_json": {"added_p99_ms": 0.12}},
+        "latency": {"http_json": {"added_p99_ms": 0.12, "floor_added_p99_ms": 0.09}},
         "features": {"default config": {"idle_rss_mib": 66.0}, "both-protocol floor": {"idle_rss_mib": 58.5}},
     }
     rows = {row["target"]: row for row in targets.evaluate(results)}
@@ -117,3 +117,5 @@ def test_the_targets_table_reads_the_counts_against_their_floors() -> None:
     assert rows["gRPC unary"]["met"] is None  # not measured: never counted as met
     table = targets.table(targets.evaluate(results))
     assert "| HTTP JSON, one message | 1,200k / 600k | 2.00 x floor | <= 1.6 x floor | no |" in table
+    # the floor's added latency from the same rounds stands beside the gateway's, never in its place
+    assert "| 120 us, HTTP floor 90 us | 120.00 us | <= 150 us | yes |" in table
