@@ -214,26 +214,36 @@ def new_record_id() -> str:
 def record_of(exchange: Exchange, duration: float, prices: Prices | None) -> UsageRecord:
     """The ledger's record of a finished request: a refused one has zero tokens and zero cost."""
     usage = exchange.usage
-    details = usage.prompt_tokens_details if usage is not None else None
+    if usage is not None:
+        details = usage.prompt_tokens_details
+        input_tokens, output_tokens = usage.prompt_tokens, usage.completion_tokens
+        cache_read, cache_write = details.cached_tokens, details.cache_creation_tokens
+        reasoning = usage.completion_tokens_details.reasoning_tokens
+        cost = prices.cost(usage) if prices is not None else 0.0
+    else:
+        input_tokens = output_tokens = cache_read = cache_write = reasoning = 0
+        cost = 0.0
+    # Positional, in the order of UsageRecord's fields (tests/store read each one back): passed by
+    # keyword, the twenty names are matched to parameters one by one on every request.
     return UsageRecord(
-        record_id=new_record_id(),
-        ts=datetime.now(UTC),
-        request_id=exchange.request_id,
-        caller=exchange.caller.name,
-        route=exchange.route,
-        protocol=exchange.protocol,
-        model_asked=exchange.model_asked,
-        model_served=exchange.model_served,
-        input_tokens=usage.prompt_tokens if usage is not None else 0,
-        output_tokens=usage.completion_tokens if usage is not None else 0,
-        cache_read_tokens=details.cached_tokens if details is not None else 0,
-        cache_write_tokens=details.cache_creation_tokens if details is not None else 0,
-        reasoning_tokens=usage.completion_tokens_details.reasoning_tokens if usage is not None else 0,
-        cost_usd=prices.cost(usage) if prices is not None and usage is not None else 0.0,
-        outcome=exchange.outcome,
-        attempts=exchange.attempts,
-        duration_ms=round(duration * 1000, 3),
-        session=exchange.session,
-        agent=exchange.agent,
-        parent_agent=exchange.parent_agent,
+        new_record_id(),
+        datetime.now(UTC),
+        exchange.request_id,
+        exchange.caller.name,
+        exchange.route,
+        exchange.protocol,
+        exchange.model_asked,
+        exchange.model_served,
+        input_tokens,
+        output_tokens,
+        cache_read,
+        cache_write,
+        reasoning,
+        cost,
+        exchange.outcome,
+        exchange.attempts,
+        round(duration * 1000, 3),
+        exchange.session,
+        exchange.agent,
+        exchange.parent_agent,
     )

@@ -198,3 +198,50 @@ def test_a_replay_cut_short_is_done_again_at_the_next_start(tmp_path: Path) -> N
         return await stored(tmp_path / "l.db")
 
     assert asyncio.run(scenario()) == 10
+
+
+def test_a_record_reads_each_field_from_its_own_place() -> None:
+    """`record_of` builds the record positionally (cheaper on every request): every field is checked
+    here by name, with values that differ from each other, so a field out of order cannot pass."""
+    from chatgate.v1 import chat_pb2
+    from service.core.exchange import Caller, Exchange
+    from service.core.models import Prices
+    from service.store.ledger import record_of
+
+    usage = chat_pb2.Usage(prompt_tokens=1000, completion_tokens=200, total_tokens=1200)
+    usage.prompt_tokens_details.cached_tokens = 30
+    usage.prompt_tokens_details.cache_creation_tokens = 4
+    usage.completion_tokens_details.reasoning_tokens = 5
+    exchange = Exchange("req_1", "http", "/v1/chat/completions", caller=Caller("team-a"))
+    exchange.model_asked, exchange.model_served = "asked", "served"
+    exchange.outcome, exchange.attempts, exchange.usage = "ok", 2, usage
+    exchange.session, exchange.agent, exchange.parent_agent = "s-1", "agent-1", "parent-1"
+    prices = Prices(input=1.0, output=2.0, cache_read=0.5, cache_write_5m=1.25, cache_write_1h=2.0)
+    record = record_of(exchange, 0.0123456, prices)
+    assert len(record.record_id) == 32 and record.ts.tzinfo is not None
+    assert {c: getattr(record, c) for c in COLUMNS if c not in ("record_id", "ts")} == {
+        "request_id": "req_1",
+        "caller": "team-a",
+        "route": "/v1/chat/completions",
+        "protocol": "http",
+        "model_asked": "asked",
+        "model_served": "served",
+        "input_tokens": 1000,
+        "output_tokens": 200,
+        "cache_read_tokens": 30,
+        "cache_write_tokens": 4,
+        "reasoning_tokens": 5,
+        "cost_usd": prices.cost(usage),
+        "outcome": "ok",
+        "attempts": 2,
+        "duration_ms": 12.346,
+        "session": "s-1",
+        "agent": "agent-1",
+        "parent_agent": "parent-1",
+    }
+    refused = Exchange("req_2", "grpc", "CreateChatCompletion", caller=Caller("team-b"))
+    refused.outcome = "rate_limit_exceeded"
+    zero = record_of(refused, 0.001, prices)
+    assert (zero.input_tokens, zero.output_tokens, zero.cache_read_tokens, zero.cache_write_tokens) == (0, 0, 0, 0)
+    assert (zero.reasoning_tokens, zero.cost_usd) == (0, 0.0)
+    assert (zero.outcome, zero.caller) == ("rate_limit_exceeded", "team-b")
