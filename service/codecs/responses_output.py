@@ -153,7 +153,7 @@ class OutputBuilder:
             return
         if chunk.HasField("usage"):
             self.usage = usage_json(chunk.usage)
-        for choice in chunk.choices:  # one choice: Responses has no `n`
+        for choice in chunk.choices[:]:  # one choice: Responses has no `n` (a slice: see `whole`)
             if choice.finish_reason:
                 self.finish = choice.finish_reason
             for fld, value in choice.delta.ListFields():
@@ -178,16 +178,18 @@ class OutputBuilder:
         """A whole answer through the same steps as a stream (events off)."""
         choice = completion.choices[0]
         message = choice.message
-        for block in message.thinking_blocks:
+        # Slices: a loop over a protobuf repeated field (upb has no __iter__) ends in an IndexError,
+        # about 0.3 us a loop, even over an empty one.
+        for block in message.thinking_blocks[:]:
             self.reasoning_text(block.thinking)
             self.reasoning_block(block)
         if message.content:
-            self.text("".join(p.text for p in message.content))
-        for annotation in message.annotations:
+            self.text("".join([p.text for p in message.content[:]]))
+        for annotation in message.annotations[:]:
             self.annotation(annotation)
         if message.refusal:
             self.refusal(message.refusal)
-        for index, call in enumerate(message.tool_calls):
+        for index, call in enumerate(message.tool_calls[:]):
             self.tool_call(chat_pb2.ToolCall(index=index, id=call.id, function=call.function))
         self.finish = choice.finish_reason
         self.usage = usage_json(completion.usage)

@@ -178,7 +178,7 @@ class ChatService:
         estimate = lambda: request.ByteSize() // 4 * len(calls)  # noqa: E731 (sized only for limited callers)
         upstream = calls[0].upstream
         completion = await pipeline.whole(plan, run, estimate, upstream)
-        exchange.finish_reasons = tuple(FINISH_NAMES.get(c.finish_reason, "") for c in completion.choices)
+        exchange.finish_reasons = tuple([FINISH_NAMES.get(c.finish_reason, "") for c in completion.choices[:]])
         exchange.upstream_request_id = upstream.request_id
         return ChatResult(completion, plan.report.items, upstream, plan.started)
 

@@ -28,7 +28,8 @@ def validate(request: Request, max_choices: int) -> None:
         raise InvalidRequest(
             "`messages` must contain at least one message.", param="messages", code="missing_required_parameter"
         )
-    for i, message in enumerate(request.messages):
+    # A slice: a loop over a protobuf repeated field (upb has no __iter__) ends in an IndexError.
+    for i, message in enumerate(request.messages[:]):
         if message.role == chat_pb2.ROLE_UNSPECIFIED:
             raise InvalidRequest(f"messages[{i}] has no role.", param=f"messages[{i}].role")
     if request.HasField("n") and not 1 <= request.n <= max_choices:
@@ -115,7 +116,7 @@ def _first_unknown(message: Any, plan: _Plan) -> list[str | int] | None:
     for name, known, repeated in plan.enums:
         value = getattr(message, name)
         if repeated:
-            for i, item in enumerate(value):
+            for i, item in enumerate(value[:]):  # slices: a loop over upb's repeated field ends in IndexError
                 if item not in known:
                     return [i, name]
         elif value not in known:
@@ -124,7 +125,7 @@ def _first_unknown(message: Any, plan: _Plan) -> list[str | int] | None:
         if repeated:
             items = getattr(message, name)
             if len(items):
-                for i, item in enumerate(items):
+                for i, item in enumerate(items[:]):
                     found = _first_unknown(item, child)
                     if found is not None:
                         return [*found, i, name]
