@@ -487,17 +487,19 @@ def response_format_from_json(fmt: Json) -> chat_pb2.ResponseFormat:
 
 
 def usage_json(usage: chat_pb2.Usage) -> Json:
+    details = usage.prompt_tokens_details  # read once: each read of a protobuf field is a lookup by name
+    written = details.cache_creation_tokens
     return {
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.total_tokens,
         "prompt_tokens_details": {
-            "cached_tokens": usage.prompt_tokens_details.cached_tokens,
-            "cache_write_tokens": usage.prompt_tokens_details.cache_creation_tokens,
-            "cache_write_5m_tokens": usage.prompt_tokens_details.cache_write_5m_tokens,
-            "cache_write_1h_tokens": usage.prompt_tokens_details.cache_write_1h_tokens,
+            "cached_tokens": details.cached_tokens,
+            "cache_write_tokens": written,
+            "cache_write_5m_tokens": details.cache_write_5m_tokens,
+            "cache_write_1h_tokens": details.cache_write_1h_tokens,
             # The name chatgate used before OpenAI named the field; kept for existing clients.
-            "cache_creation_tokens": usage.prompt_tokens_details.cache_creation_tokens,
+            "cache_creation_tokens": written,
         },
         "completion_tokens_details": {"reasoning_tokens": usage.completion_tokens_details.reasoning_tokens},
     }
@@ -520,9 +522,10 @@ def thinking_blocks_json(blocks: Any, *, indexed: bool = False) -> list[Json]:
 
 
 def message_json(message: chat_pb2.ChatMessage) -> Json:
+    parts = message.content[:]
     out: Json = {
         "role": ROLE_NAMES.get(message.role, "assistant"),
-        "content": "".join([p.text for p in message.content[:]]) if message.content else None,
+        "content": "".join([p.text for p in parts]) if parts else None,
         "refusal": message.refusal or None,
     }
     if message.tool_calls:

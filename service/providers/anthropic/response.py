@@ -175,7 +175,9 @@ def completion_from_message(message: dict[str, Any], *, json_tool: str | None = 
             # Server-side tool calls and their results are the upstream's business: the
             # text around them is the answer. Anything newer is skipped, logged once.
             log_once(f"block:{kind}", "skipping Anthropic content block of type %r")
-    reply.refusal = refusal_text(message.get("stop_details"))
+    refusal = refusal_text(message.get("stop_details"))
+    if refusal:  # a plain proto3 string: leaving it unset is the same answer, one field write less
+        reply.refusal = refusal
     if texts or not reply.tool_calls:
         reply.content.add(text="".join(texts))  # every text block, never only the first or last
     if reasoning:
