@@ -75,3 +75,85 @@ def test_json_mode_tool_reply_is_plain_content_with_stop() -> None:
     assert reply.choices[0].message.content[0].text == '{"a":1}'
     assert not reply.choices[0].message.tool_calls
     assert reply.choices[0].finish_reason == chat_pb2.FINISH_REASON_STOP
+
+
+USAGE_CASES = {
+    "plain": ({"input_tokens": 19, "output_tokens": 6}, (19, 6, 25, 0, 0, 0, 0, 0)),
+    "cache read and write": (
+        {"input_tokens": 5, "output_tokens": 2, "cache_read_input_tokens": 100, "cache_creation_input_tokens": 40},
+        (145, 2, 147, 100, 40, 0, 0, 0),
+    ),
+    "write split and thinking": (
+        {
+            "input_tokens": 1,
+            "output_tokens": 9,
+            "cache_creation_input_tokens": 30,
+            "cache_creation": {"ephemeral_5m_input_tokens": 10, "ephemeral_1h_input_tokens": 20},
+            "output_tokens_details": {"thinking_tokens": 7},
+        },
+        (31, 9, 40, 0, 30, 10, 20, 7),
+    ),
+    "nulls and empty objects read as zero": (
+        {
+            "input_tokens": 3,
+            "output_tokens": None,
+            "cache_read_input_tokens": None,
+            "cache_creation": None,
+            "output_tokens_details": {},
+        },
+        (3, 0, 3, 0, 0, 0, 0, 0),
+    ),
+    "nothing at all": ({}, (0, 0, 0, 0, 0, 0, 0, 0)),
+}
+
+
+@pytest.mark.parametrize("usage, expected", USAGE_CASES.values(), ids=USAGE_CASES.keys())
+def test_usage_fields_table(usage: dict[str, object], expected: tuple[int, ...]) -> None:
+    from service.providers.anthropic.response import usage_from
+
+    out = usage_from(usage)
+    details = out.prompt_tokens_details
+    assert (
+        out.prompt_tokens,
+        out.completion_tokens,
+        out.total_tokens,
+        details.cached_tokens,
+        details.cache_creation_tokens,
+        details.cache_write_5m_tokens,
+        details.cache_write_1h_tokens,
+        out.completion_tokens_details.reasoning_tokens,
+    ) == expected
+    # both detail messages are always present, as clients of the gRPC API read them
+    assert out.HasField("prompt_tokens_details") and out.HasField("completion_tokens_details")
+
+
+MALFORMED_USAGE = {
+    "a count that is text": ({"input_tokens": "19", "output_tokens": 6}, "usage `input_tokens` is not an integer"),
+    "the first bad count is named": (
+        {"cache_read_input_tokens": 1.5, "output_tokens": "x"},
+        "usage `cache_read_input_tokens` is not an integer",
+    ),
+    "a split that is not an object": ({"cache_creation": [1]}, "usage `cache_creation` is not an object"),
+    "objects are checked before their counts": (
+        {"cache_creation": {"ephemeral_5m_input_tokens": "x"}, "output_tokens_details": 3},
+        "usage `output_tokens_details` is not an object",
+    ),
+    "a count inside the split": (
+        {"cache_creation": {"ephemeral_1h_input_tokens": "x"}},
+        "usage `ephemeral_1h_input_tokens` is not an integer",
+    ),
+    "thinking tokens that are text": (
+        {"output_tokens_details": {"thinking_tokens": "7"}},
+        "usage `thinking_tokens` is not an integer",
+    ),
+}
+
+
+@pytest.mark.parametrize("usage, message", MALFORMED_USAGE.values(), ids=MALFORMED_USAGE.keys())
+def test_malformed_usage_is_named(usage: dict[str, object], message: str) -> None:
+    from service.providers.anthropic.response import usage_from
+    from service.transport import Malformed
+
+    with pytest.raises(Malformed) as raised:
+        usage_from(usage)
+    assert str(raised.value) == message
