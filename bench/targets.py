@@ -74,16 +74,21 @@ def nested(results: dict[str, Any], *path: str) -> Any:
     return results
 
 
-def idle_over_floor(results: dict[str, Any]) -> float | None:
+def idle_rss(results: dict[str, Any]) -> tuple[float, float] | None:
+    """(the default config's idle RSS, the both-protocol floor's), when both were measured."""
     default = nested(results, "features", "default config", "idle_rss_mib")
     floor = nested(results, "features", "both-protocol floor", "idle_rss_mib")
-    return None if default is None or floor is None else default - floor
+    return None if default is None or floor is None else (default, floor)
+
+
+def idle_over_floor(results: dict[str, Any]) -> float | None:
+    rss = idle_rss(results)
+    return None if rss is None else rss[0] - rss[1]
 
 
 def idle_shown(results: dict[str, Any]) -> str:
-    default = nested(results, "features", "default config", "idle_rss_mib")
-    floor = nested(results, "features", "both-protocol floor", "idle_rss_mib")
-    return "" if default is None or floor is None else f"{default:.1f} MiB, floor {floor:.1f}"
+    rss = idle_rss(results)
+    return "" if rss is None else f"{rss[0]:.1f} MiB, floor {rss[1]:.1f}"
 
 
 def added_p99_us(results: dict[str, Any]) -> float | None:
@@ -100,59 +105,31 @@ def added_shown(results: dict[str, Any]) -> str:
     return f"{added:,.0f} us" + ("" if floor is None else f", HTTP floor {floor * 1000:,.0f} us")
 
 
+def kib_per_stream(results: dict[str, Any]) -> float | None:
+    value: float | None = nested(results, "memory", "kib_per_stream")
+    return value
+
+
+def counted(name: str, limit: float, gateway: str, floor: str, unit: str = "x floor") -> Target:
+    """An instruction row: the count of ``gateway`` over the count of ``floor``, from one run."""
+    return Target(name, limit, unit, lambda r: ratio(counts_of(r), gateway, floor), lambda r: kilo(r, gateway, floor))
+
+
 TARGETS = (
-    Target(
-        "HTTP JSON, one message",
-        1.6,
-        "x floor",
-        lambda r: ratio(counts_of(r), "json", "floor_json"),
-        lambda r: kilo(r, "json", "floor_json"),
-    ),
+    counted("HTTP JSON, one message", 1.6, "json", "floor_json"),
     Target("SSE, per chunk", 1.1, "x floor", chunk_ratio, chunk_shown),
-    Target(
-        "gRPC unary",
-        1.35,
-        "x floor",
-        lambda r: ratio(counts_of(r), "grpc", "floor_grpc"),
-        lambda r: kilo(r, "grpc", "floor_grpc"),
-    ),
-    Target(
-        "native JSON",
-        1.35,
-        "x floor",
-        lambda r: ratio(counts_of(r), "native", "floor_json"),
-        lambda r: kilo(r, "native", "floor_json"),
-    ),
-    Target(
-        "HTTP JSON, 41 messages",
-        2.2,
-        "x floor",
-        lambda r: ratio(counts_of(r), "json41", "floor_json41"),
-        lambda r: kilo(r, "json41", "floor_json41"),
-    ),
-    Target(
-        "production features over off (access log, limits, ledger)",
-        1.2,
-        "x off",
-        lambda r: ratio(counts_of(r), "json_production", "json"),
-        lambda r: kilo(r, "json_production", "json"),
-    ),
-    Target(
-        "added p99 at concurrency 1 over direct (HTTP JSON)",
-        150,
-        "us",
-        added_p99_us,
-        added_shown,
-    ),
+    counted("gRPC unary", 1.35, "grpc", "floor_grpc"),
+    counted("native JSON", 1.35, "native", "floor_json"),
+    counted("HTTP JSON, 41 messages", 2.2, "json41", "floor_json41"),
+    counted("production features over off (access log, limits, ledger)", 1.2, "json_production", "json", "x off"),
+    Target("added p99 at concurrency 1 over direct (HTTP JSON)", 150, "us", added_p99_us, added_shown),
     Target("idle RSS, default config, over the both-protocol floor", 5, "MiB", idle_over_floor, idle_shown),
     Target(
         "RSS per paced stream",
         48,
         "KiB",
-        lambda r: nested(r, "memory", "kib_per_stream"),
-        lambda r: (
-            "" if nested(r, "memory", "kib_per_stream") is None else f"{nested(r, 'memory', 'kib_per_stream'):.1f} KiB"
-        ),
+        kib_per_stream,
+        lambda r: "" if kib_per_stream(r) is None else f"{kib_per_stream(r):.1f} KiB",
     ),
 )
 

@@ -28,7 +28,7 @@ def validate(request: Request, max_choices: int) -> None:
         raise InvalidRequest(
             "`messages` must contain at least one message.", param="messages", code="missing_required_parameter"
         )
-    # A slice: a loop over a protobuf repeated field (upb has no __iter__) ends in an IndexError.
+    # slices: a loop over a protobuf repeated field costs an IndexError (docs/performance.md)
     for i, message in enumerate(request.messages[:]):
         if message.role == chat_pb2.ROLE_UNSPECIFIED:
             raise InvalidRequest(f"messages[{i}] has no role.", param=f"messages[{i}].role")
@@ -116,7 +116,7 @@ def _first_unknown(message: Any, plan: _Plan) -> list[str | int] | None:
     for name, known, repeated in plan.enums:
         value = getattr(message, name)
         if repeated:
-            for i, item in enumerate(value[:]):  # slices: a loop over upb's repeated field ends in IndexError
+            for i, item in enumerate(value[:]):  # slices: see `validate`
                 if item not in known:
                     return [i, name]
         elif value not in known:

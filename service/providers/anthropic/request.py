@@ -142,9 +142,7 @@ def map_messages(
     role (for example several tool results) are merged into one turn."""
     system: list[JsonObject] = []
     turns: list[JsonObject] = []
-    # Iterated as a slice (a list) here and below: protobuf's repeated fields (upb) have no __iter__,
-    # so a loop over one runs Python's old sequence protocol and ends in an IndexError, about 0.3 us
-    # a loop: per content list of every message, more than the rest of its mapping.
+    # slices: a loop over a protobuf repeated field costs an IndexError (docs/performance.md)
     for i, message in enumerate(messages[:]):
         role = message.role
         if message.name:
@@ -195,7 +193,7 @@ def content_blocks(parts: Sequence[chat_pb2.ContentPart], i: int) -> list[JsonOb
     """Maps the content parts of ``messages[i]`` to Anthropic blocks, dropping empty text (which
     Claude rejects). Param names are spelled out only when needed: most parts are plain text."""
     blocks: list[JsonObject] = []
-    for j, part in enumerate(parts[:]):  # a slice: see map_messages
+    for j, part in enumerate(parts[:]):  # slices: see map_messages
         if part.WhichOneof("part") == "text":
             text = part.text
             if not text:
@@ -389,7 +387,7 @@ def drop_sampling(request: Request, report: CompatReport, refuser: str) -> None:
 
 def stop_sequences(stop: Sequence[str], report: CompatReport) -> list[str]:
     kept: list[str] = []
-    if not stop:  # most requests: not even a loop (see map_messages)
+    if not stop:  # most requests: not even a slice
         return kept
     for k, sequence in enumerate(stop[:]):
         if sequence.strip():

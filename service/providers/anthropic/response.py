@@ -73,11 +73,10 @@ def fill_usage(out: chat_pb2.Usage, usage: dict[str, Any]) -> chat_pb2.Usage:
     prompt_details = out.prompt_tokens_details
     prompt_details.cached_tokens = cache_read
     prompt_details.cache_creation_tokens = cache_write
-    if split is not _EMPTY:
+    if split is not _EMPTY:  # plain proto3 ints: zero is what an unwritten one reads
         prompt_details.cache_write_5m_tokens = _count(split, "ephemeral_5m_input_tokens")
         prompt_details.cache_write_1h_tokens = _count(split, "ephemeral_1h_input_tokens")
-    else:
-        prompt_details.cache_write_5m_tokens = prompt_details.cache_write_1h_tokens = 0
+    # Written even when zero: it makes `completion_tokens_details` present, as gRPC clients read it.
     out.completion_tokens_details.reasoning_tokens = _count(details, "thinking_tokens") if details is not _EMPTY else 0
     return out
 
